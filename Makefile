@@ -1,0 +1,64 @@
+# sixstack — `make run` and `make test` do all set-up on a fresh machine (Python 3.11, make, git).
+SHELL := /bin/bash
+.ONESHELL:
+.SHELLFLAGS := -eu -o pipefail -c
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export MLFLOW_DISABLE_TELEMETRY ?= true
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: install run test sync-check nbtest pytest lab ui sample export clean bench help
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+$(STAMP): settings.ini setup.py requirements.lock
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/pip install -q -c requirements.lock -e '.[dev]'
+	touch $@
+
+install: $(STAMP)  ## create .venv and install the package with its pinned dependencies
+
+run: install  ## the main job: the whole pipeline on the embedded sample, logged to ./mlflow.db
+	$(BIN)/sixstack run
+
+test: install sync-check nbtest pytest  ## everything CI checks
+
+sync-check: install  ## fail if nbdev_export or nbdev_clean would change a file
+	before=$$(git status --porcelain; git diff)
+	$(BIN)/nbdev_export
+	$(BIN)/nbdev_clean
+	after=$$(git status --porcelain; git diff)
+	if [ "$$before" != "$$after" ]; then
+	  echo "nbdev_export / nbdev_clean changed files — run them and commit:"; git status --porcelain; exit 1
+	fi
+	echo "notebooks and package in sync"
+
+nbtest: install  ## every notebook's inline tests (each notebook logs to a throw-away store)
+	tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT
+	MLFLOW_TRACKING_URI=sqlite:///$$tmp/mlflow.db SIXSTACK_REPORTS_DIR=$$tmp/reports SIXSTACK_DATA_DIR=$$tmp/data \
+	  SIXSTACK_SPOOL=$$tmp/spool.jsonl $(BIN)/nbdev_test --n_workers 2
+
+pytest: install  ## the cross-process tests under tests/
+	$(BIN)/python -m pytest tests -q -p no:cacheprovider --timeout 900
+
+lab: install  ## JupyterLab on the notebooks
+	$(BIN)/jupyter lab nbs
+
+ui: install  ## the MLflow UI on the local store, http://127.0.0.1:5000
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port 5000
+
+sample: install  ## write the embedded sample to data/
+	$(BIN)/sixstack sample --out data
+
+export: install  ## notebooks -> package, and clean the notebooks
+	$(BIN)/nbdev_export
+	$(BIN)/nbdev_clean
+
+bench: install  ## the benchmarks (tables on stdout)
+	$(BIN)/python benchmarks/overhead.py
+
+clean:  ## remove generated files (keeps .venv and mlflow.db)
+	rm -rf reports/runs reports/*.html reports/*.md.tmp data .pytest_cache catboost_info

@@ -1,0 +1,114 @@
+"Real papermill runs of the real notebooks into a real (temporary SQLite) MLflow store."
+import json
+from pathlib import Path
+
+import nbformat
+import pandas as pd
+
+from conftest import NBS, cli
+from sixstack.runner import run_notebook, run_pipeline, sweep
+from sixstack.tracking import MLOpsIntegration, Spool, replay
+
+
+def _info(settings, run_id): return MLOpsIntegration(settings=settings).get_run(run_id)
+
+
+def _artifacts(settings, run_id, path=""):
+    c = MLOpsIntegration(settings=settings).client
+    out = []
+    for f in c.list_artifacts(run_id, path):
+        out += _artifacts(settings, run_id, f.path) if f.is_dir else [f.path]
+    return out
+
+
+def test_notebook_00_as_a_run(settings, sample):
+    r = run_notebook(NBS / "00_data_validation.ipynb", {"train_path": str(sample["train"]), "test_path": str(sample["test"])},
+                     settings=settings, progress=False)
+    assert r.ok, r.error
+    info = _info(settings, r.run_id)
+    assert info["status"] == "FINISHED"
+    assert info["params"]["train_path"] == str(sample["train"]) and info["params"]["alpha"] == "0.01"
+    assert info["metrics"]["rows_train"] == 600 and info["metrics"]["rows_test"] == 200
+    assert 0 < info["metrics"]["quality_score"] <= 100 and info["metrics"]["wall_time_s"] > 0
+    arts = _artifacts(settings, r.run_id)
+    assert {"notebook/00_data_validation.ipynb", "reports/data_report.html", "data/profile.json", "data/inputs.json"} <= set(arts)
+    executed = nbformat.read(r.output, as_version=4)
+    assert any("injected-parameters" in c.metadata.get("tags", []) for c in executed.cells)
+    assert (r.output.parent / "data_report.html").exists()
+
+
+def test_pipeline_parent_with_children(settings, sample):
+    res = run_pipeline({"train_path": str(sample["train"]), "test_path": str(sample["test"]), "external_path": str(sample["external"])},
+                       settings=settings, progress=False)
+    assert res.status == "FINISHED", [s.error for s in res.steps]
+    names = [s.name for s in res.steps]
+    assert names[:2] == ["00_data_validation", "01_experiment_tracking"]
+    for s in res.steps:
+        info = _info(settings, s.run_id)
+        assert info["tags"]["mlflow.parentRunId"] == res.run_id and info["status"] == "FINISHED"
+    tracking = _info(settings, res.steps[1].run_id)
+    assert tracking["params"]["upstream_run_id"] == res.steps[0].run_id  # explicit hand-over
+    ctx = json.loads(MLOpsIntegration(settings=settings).download_artifact("context/run_context.json", res.steps[1].run_id).read_text())
+    assert ctx["data_path"] == str(sample["train"]) and len(ctx["data_fingerprint"]) == 16 and ctx["packages"]["mlflow"]
+    parent = _info(settings, res.run_id)
+    assert parent["status"] == "FINISHED" and parent["metrics"]["n_failed"] == 0
+    board = (res.reports / "01_experiment_tracking" / "leaderboard.md").read_text()
+    assert "00_data_validation" in board and "success rate" in board
+
+
+def test_sweep_2x2(settings, sample):
+    summary = sweep(NBS / "00_data_validation.ipynb", {"alpha": [0.01, 0.05], "psi_threshold": [0.05, 0.2]}, jobs=2,
+                    fixed={"train_path": str(sample["train"]), "test_path": str(sample["test"])}, settings=settings)
+    assert len(summary) == 4 and (summary["status"] == "FINISHED").all()
+    assert set(map(tuple, summary[["alpha", "psi_threshold"]].values)) == {(0.01, 0.05), (0.01, 0.2), (0.05, 0.05), (0.05, 0.2)}
+    assert (summary["key_metric"] == "quality_score").all() and summary["value"].between(0, 100).all()
+    m = MLOpsIntegration(settings=settings)
+    sweeps = m.search_runs("tags.`sixstack.kind` = 'sweep'")
+    assert len(sweeps) == 1
+    children = m.search_runs(f"tags.mlflow.parentRunId = '{sweeps['run_id'][0]}'")
+    assert len(children) == 4 and set(children["params.alpha"]) == {"0.01", "0.05"}
+    assert "sweep_summary.csv" in _artifacts(settings, sweeps["run_id"][0])
+
+
+def test_failing_notebook_gives_failed_run_with_notebook(settings, tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("id,Personality\n1,Ambivert\n")
+    r = run_notebook(NBS / "00_data_validation.ipynb", {"train_path": str(bad)}, settings=settings, progress=False)
+    assert r.status == "FAILED" and "DataValidationError" in r.error and "missing column" in r.error
+    info = _info(settings, r.run_id)
+    assert info["status"] == "FAILED" and "DataValidationError" in info["tags"]["sixstack.error"]
+    assert "notebook/00_data_validation.ipynb" in _artifacts(settings, r.run_id)
+    executed = nbformat.read(r.output, as_version=4)
+    assert any(o.get("ename") == "DataValidationError" for c in executed.cells if c.cell_type == "code" for o in c.get("outputs", []))
+
+
+def test_pipeline_with_tracking_down_then_replay(settings, sample, monkeypatch, tmp_path):
+    from sixstack.config import get_settings
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")
+    down = get_settings()
+    res = run_pipeline({"train_path": str(sample["train"]), "test_path": str(sample["test"])}, settings=down, progress=False)
+    assert res.status == "FINISHED", [s.error for s in res.steps]
+    assert res.run_id.startswith("local-") and all(s.run_id.startswith("local-") for s in res.steps)
+    recs = Spool(down.spool_path).records()
+    spooled = {}
+    for r in recs:
+        d = spooled.setdefault(r["run"], {"params": {}, "metrics": {}})
+        if r["op"] == "params": d["params"].update(r["params"])
+        if r["op"] == "metrics": d["metrics"].update(r["metrics"])
+    assert spooled[res.steps[0].run_id]["metrics"]["rows_train"] == 600  # the job's own metrics were spooled too
+    ids = replay(settings)  # into the temporary SQLite store
+    assert set(ids) == set(spooled)
+    for key, d in spooled.items():
+        info = _info(settings, ids[key])
+        assert info["params"] == d["params"] and info["metrics"] == d["metrics"], key
+        assert info["status"] == "FINISHED"
+    assert _info(settings, ids[res.steps[0].run_id])["tags"]["mlflow.parentRunId"] == ids[res.run_id]
+    assert "notebook/00_data_validation.ipynb" in _artifacts(settings, ids[res.steps[0].run_id])
+
+
+def test_cli_run_notebook_and_unknown_parameter(settings, sample):
+    r = cli("run-notebook", NBS / "00_data_validation.ipynb", "-r", "train_path", sample["train"], "-p", "alpha", "0.05")
+    assert r.returncode == 0, r.stderr
+    assert "00_data_validation FINISHED" in r.stdout
+    r = cli("run-notebook", NBS / "00_data_validation.ipynb", "-p", "nope", "1")
+    assert r.returncode == 2 and "has no parameter(s) nope" in r.stderr and "Traceback" not in r.stderr
