@@ -31,7 +31,7 @@ def test_notebook_00_as_a_run(settings, sample):
     assert info["metrics"]["rows_train"] == 600 and info["metrics"]["rows_test"] == 200
     assert 0 < info["metrics"]["quality_score"] <= 100 and info["metrics"]["wall_time_s"] > 0
     arts = _artifacts(settings, r.run_id)
-    assert {"notebook/00_data_validation.ipynb", "reports/data_report.html", "data/profile.json", "data/inputs.json"} <= set(arts)
+    assert {"notebook/00_data_validation.ipynb", "reports/data_report.html", "data/profile.json", "handoff.json"} <= set(arts)
     executed = nbformat.read(r.output, as_version=4)
     assert any("injected-parameters" in c.metadata.get("tags", []) for c in executed.cells)
     assert (r.output.parent / "data_report.html").exists()
