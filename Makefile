@@ -39,7 +39,7 @@ sync-check: install  ## fail if nbdev_export or nbdev_clean would change a file
 nbtest: install  ## every notebook's inline tests (each notebook logs to a throw-away store)
 	tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT
 	MLFLOW_TRACKING_URI=sqlite:///$$tmp/mlflow.db SIXSTACK_REPORTS_DIR=$$tmp/reports SIXSTACK_DATA_DIR=$$tmp/data \
-	  SIXSTACK_SPOOL=$$tmp/spool.jsonl $(BIN)/nbdev_test --n_workers 2
+	  SIXSTACK_SPOOL=$$tmp/spool.jsonl SIXSTACK_OPTUNA_STORAGE=sqlite:///$$tmp/optuna.db $(BIN)/nbdev_test --n_workers 2
 
 pytest: install  ## the cross-process tests under tests/
 	$(BIN)/python -m pytest tests -q -p no:cacheprovider --timeout 900

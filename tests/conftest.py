@@ -15,7 +15,8 @@ def settings(tmp_path, monkeypatch):
     from sixstack.config import get_settings
     env = {"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db", "SIXSTACK_REPORTS_DIR": str(tmp_path / "reports"),
            "SIXSTACK_DATA_DIR": str(tmp_path / "data"), "SIXSTACK_SPOOL": str(tmp_path / "spool" / "spool.jsonl"),
-           "MLFLOW_EXPERIMENT_NAME": "tests", "SIXSTACK_HOME": str(ROOT)}
+           "MLFLOW_EXPERIMENT_NAME": "tests", "SIXSTACK_HOME": str(ROOT),
+           "SIXSTACK_OPTUNA_STORAGE": f"sqlite:///{tmp_path}/optuna.db"}
     for k, v in env.items(): monkeypatch.setenv(k, v)
     return get_settings()
 
