@@ -1,0 +1,107 @@
+"The training notebooks 02-05 as real papermill runs (fast profile) into a real temporary MLflow store."
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import NBS, ROOT, cli
+from sixstack.data import FEATURES, LABEL, load_table, write_sample
+from sixstack.runner import run_notebook, run_pipeline
+from sixstack.tracking import MLOpsIntegration, load_model
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    "One fast pipeline 00-05 on a small sample, shared by the tests of this module."
+    tmp = tmp_path_factory.mktemp("ml")
+    env = {"MLFLOW_TRACKING_URI": f"sqlite:///{tmp}/mlflow.db", "SIXSTACK_REPORTS_DIR": str(tmp / "reports"), "SIXSTACK_DATA_DIR": str(tmp / "data"),
+           "SIXSTACK_SPOOL": str(tmp / "spool.jsonl"), "SIXSTACK_OPTUNA_STORAGE": f"sqlite:///{tmp}/optuna.db", "MLFLOW_EXPERIMENT_NAME": "ml",
+           "SIXSTACK_HOME": str(ROOT)}
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    from sixstack.config import get_settings
+    settings = get_settings()
+    sample = write_sample(tmp / "sample", n_train=1200, n_test=300, n_external=300)
+    res = run_pipeline({"train_path": str(sample["train"]), "test_path": str(sample["test"]), "external_path": str(sample["external"]),
+                        "profile": "fast", "submission_path": str(tmp / "submission.csv")}, settings=settings, progress=False)
+    yield settings, sample, res, tmp
+    for k, v in old.items():
+        if v is None: os.environ.pop(k, None)
+        else: os.environ[k] = v
+
+
+def _step(res, name): return next(s for s in res.steps if s.name == name)
+
+
+def test_children_02_to_05_with_params_metrics_artifacts(trained):
+    settings, sample, res, tmp = trained
+    assert res.status == "FINISHED", [s.error for s in res.steps]
+    assert [s.name for s in res.steps][2:6] == ["02_preprocessing", "03_augmentation", "04_model_stacks", "05_ensemble"]
+    m = MLOpsIntegration(settings=settings)
+    expect = {"02_preprocessing": ("best_accuracy", "reports/feature_comparison.csv"),
+              "03_augmentation": ("best_accuracy", "reports/augmentation_comparison.csv"),
+              "04_model_stacks": ("best_accuracy_F", "best_params.json"),
+              "05_ensemble": ("ensemble_accuracy", "reports/evaluation_report.html")}
+    for name, (metric, artifact) in expect.items():
+        s = _step(res, name)
+        info = m.get_run(s.run_id)
+        assert info["status"] == "FINISHED" and info["tags"]["mlflow.parentRunId"] == res.run_id
+        assert info["params"]["profile"] == "fast" and info["params"]["upstream_run_id"] == res.steps[res.steps.index(s) - 1].run_id
+        assert 0.85 < info["metrics"][metric] <= 1.0, (name, info["metrics"])
+        assert m.download_artifact(artifact, s.run_id) is not None, (name, artifact)
+    tuned = m.get_run(_step(res, "04_model_stacks").run_id)["metrics"]
+    assert all(f"best_accuracy_{s}" in tuned for s in "ABCDEF") and tuned["failed_trials"] == 0
+    ens = m.get_run(_step(res, "05_ensemble").run_id)
+    assert {"ensemble_accuracy", "ensemble_log_loss", "ensemble_roc_auc", "A_accuracy", "threshold"} <= set(ens["metrics"])
+    assert m.download_artifact("model/MLmodel", _step(res, "05_ensemble").run_id) is not None
+
+
+def test_submission_and_report(trained):
+    settings, sample, res, tmp = trained
+    sub = pd.read_csv(tmp / "submission.csv")
+    test = pd.read_csv(sample["test"])
+    assert list(sub.columns) == ["id", "Personality"] and sub["id"].tolist() == test["id"].tolist()
+    assert set(sub["Personality"]) <= {"Extrovert", "Introvert"} and 0.1 < (sub["Personality"] == "Introvert").mean() < 0.45
+    html = (res.reports / "05_ensemble" / "evaluation_report.html").read_text()
+    assert html.count("data:image/png;base64,") == 2 and "Combiners" in html
+
+
+def test_pyfunc_round_trip_equals_in_process(trained):
+    settings, sample, res, tmp = trained
+    uri = f"runs:/{_step(res, '05_ensemble').run_id}/model"
+    model = load_model(uri, settings)
+    ens = model.unwrap_python_model().model
+    rows = load_table(sample["train"]).drop(columns=LABEL).head(200)
+    rows.loc[rows.index[:5], "Stage_fear"] = None  # optional values missing
+    served = model.predict(rows)
+    pd.testing.assert_frame_equal(served.reset_index(drop=True), ens.predict_frame(rows).reset_index(drop=True), check_exact=True)
+    sig = model.metadata.get_input_schema().to_dict()
+    assert {c["name"]: c["type"] for c in sig} == {f: ("string" if f in ("Stage_fear", "Drained_after_socializing") else "double") for f in FEATURES}
+
+
+def test_cli_predict_scores_a_file(trained):
+    settings, sample, res, tmp = trained
+    out = tmp / "scored.csv"
+    r = cli("predict", "--model-uri", f"runs:/{_step(res, '05_ensemble').run_id}/model", "--input", sample["test"], "--output", out, "--chunk-size", "100")
+    assert r.returncode == 0, r.stderr
+    scored = pd.read_csv(out)
+    assert len(scored) == 300 and list(scored.columns) == ["id", "Personality", "probability"] and scored["probability"].between(0, 1).all()
+    sub = pd.read_csv(tmp / "submission.csv")
+    assert (scored["Personality"] == sub["Personality"]).all()  # the file scorer agrees with the job's submission
+    bad = cli("predict", "--model-uri", str(tmp), "--input", sample["test"], "--output", out)
+    assert bad.returncode == 2 and "refusing to load" in bad.stderr
+
+
+def test_same_seed_same_oof(trained):
+    settings, sample, res, tmp = trained
+    first = _step(res, "05_ensemble")
+    again = run_notebook(NBS / "05_ensemble.ipynb", {"upstream_run_id": _step(res, "04_model_stacks").run_id, "profile": "fast"},
+                         settings=settings, progress=False)
+    assert again.ok, again.error
+    m = MLOpsIntegration(settings=settings)
+    a = pd.read_csv(m.download_artifact("reports/oof_predictions.csv", first.run_id))
+    b = pd.read_csv(m.download_artifact("reports/oof_predictions.csv", again.run_id))
+    pd.testing.assert_frame_equal(a, b, check_exact=True)
