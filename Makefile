@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 export MLFLOW_DISABLE_TELEMETRY ?= true
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install run test sync-check nbtest pytest lab ui sample export clean bench help
+.PHONY: install run test sync-check lint nbtest pytest lab ui sample export clean bench help
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
@@ -24,7 +24,7 @@ install: $(STAMP)  ## create .venv and install the package with its pinned depen
 run: install  ## the main job: the whole pipeline on the embedded sample, logged to ./mlflow.db
 	$(BIN)/sixstack run
 
-test: install sync-check nbtest pytest  ## everything CI checks
+test: install sync-check lint nbtest pytest  ## everything CI checks
 
 sync-check: install  ## fail if nbdev_export or nbdev_clean would change a file
 	before=$$(git status --porcelain; git diff)
@@ -35,6 +35,9 @@ sync-check: install  ## fail if nbdev_export or nbdev_clean would change a file
 	  echo "nbdev_export / nbdev_clean changed files — run them and commit:"; git status --porcelain; exit 1
 	fi
 	echo "notebooks and package in sync"
+
+lint: install  ## undefined names in the exported package (a notebook's hidden test imports can hide them)
+	$(BIN)/ruff check --select F --ignore F401,F403,F405 --output-format concise sixstack benchmarks tests
 
 nbtest: install  ## every notebook's inline tests (each notebook logs to a throw-away store)
 	tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT

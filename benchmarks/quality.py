@@ -1,0 +1,86 @@
+"""CV quality of each stack and the ensemble against simple baselines, on the same folds.
+
+Baselines: logistic regression (imputed, scaled), LightGBM with its defaults, CatBoost with its defaults.
+Stacks are tuned as the pipeline does (the profile's trials on its tuning folds), then scored out-of-fold on the
+benchmark's folds; the ensemble's score is the second-level (nested) CV of its combiner, as notebook 05 reports it.
+
+    .venv/bin/python benchmarks/quality.py [--data train.csv] [--external ext.csv] [--profile default] [--folds 5]
+"""
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def baselines(n_jobs):
+    "fit_predict functions of the three baselines."
+    from catboost import CatBoostClassifier
+    from lightgbm import LGBMClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sixstack.features import FeaturePipeline
+    plain = dict(engineered=(), indicators=False, match_p=False)
+    models = {
+        "baseline: logistic regression": lambda: make_pipeline(FeaturePipeline(**plain), StandardScaler(), LogisticRegression(max_iter=2000)),
+        "baseline: LightGBM (defaults)": lambda: make_pipeline(FeaturePipeline(**plain, encoding="category"), LGBMClassifier(n_jobs=n_jobs, verbose=-1)),
+        "baseline: CatBoost (defaults)": lambda: make_pipeline(FeaturePipeline(**plain, encoding="catboost"), CatBoostClassifier(
+            cat_features=["Stage_fear", "Drained_after_socializing"], thread_count=n_jobs, verbose=0, allow_writing_files=False)),
+    }
+    return {k: (lambda make: lambda Xtr, ytr, Xva: make().fit(Xtr, ytr).predict_proba(Xva)[:, 1])(v) for k, v in models.items()}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", type=Path, help="Kaggle-layout training CSV (default: the embedded 18,524-row sample)")
+    ap.add_argument("--external", type=Path, help="external reference table for match_p (default: the sample's, with the sample)")
+    ap.add_argument("--profile", default="default")
+    ap.add_argument("--folds", type=int, default=5)
+    ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--n-jobs", type=int, default=os.cpu_count())
+    a = ap.parse_args()
+    from threadpoolctl import threadpool_limits
+    from sixstack.config import profile
+    from sixstack.data import LABEL, add_match_p, load_table, write_sample
+    from sixstack.ensemble import nested_predictions
+    from sixstack.features import encode_labels, make_folds, oof_predict, scores
+    from sixstack.stacks import STACKS, best_params, make_stack, stack_fit_predict, tune_stack
+    prof = profile(a.profile)
+    if a.data is None:
+        paths = write_sample(Path(tempfile.mkdtemp()) / "sample")
+        a.data, a.external = paths["train"], a.external or paths["external"]
+    train = add_match_p(load_table(a.data), load_table(a.external) if a.external else None)
+    y = encode_labels(train[LABEL])
+    folds, tune_folds = make_folds(y, a.folds, a.seed), make_folds(y, prof["tune_folds"], a.seed)
+    rows, oof = [], {}
+    with threadpool_limits(a.n_jobs):
+        for name, fp in baselines(a.n_jobs).items():
+            t = time.perf_counter(); p = oof_predict(fp, train, y, folds)
+            rows.append({"model": name} | scores(y, p) | {"seconds": time.perf_counter() - t}); print(rows[-1], file=sys.stderr)
+        for s in STACKS:
+            t = time.perf_counter()
+            study = tune_stack(s, train, y, tune_folds, prof["n_trials"], prof["timeout"], None, None, None, None, 0.05, a.n_jobs, a.seed, prof, progress=False)
+            oof[s] = oof_predict(stack_fit_predict(make_stack(s, best_params(study, s, prof["n_estimators"]), 0.05, None, a.n_jobs, a.seed, prof)), train, y, folds)
+            rows.append({"model": f"stack {s} (tuned)"} | scores(y, oof[s]) | {"seconds": time.perf_counter() - t}); print(rows[-1], file=sys.stderr)
+    P = np.column_stack([oof[s] for s in STACKS])
+    for method in ("blend", "meta"):
+        rows.append({"model": f"ensemble ({method}, nested CV)"} | scores(y, nested_predictions(P, y, method, a.folds, a.seed + 1)) | {"seconds": float("nan")})
+    t = pd.DataFrame(rows).drop(columns="roc_auc")
+    best_base = t[t["model"].str.startswith("baseline")].sort_values("accuracy").iloc[-1]
+    print(f"\nCV quality on {len(train)} rows ({a.data.name}), {a.folds} stratified folds (the same for every row), profile {a.profile}\n")
+    print(t.to_markdown(index=False, floatfmt=".4f"))
+    ens = t[t["model"].str.startswith("ensemble")].sort_values(["accuracy", "log_loss"], ascending=[False, True]).iloc[0]
+    print(f"\nbest baseline: {best_base['model']} accuracy {best_base['accuracy']:.4f}, log-loss {best_base['log_loss']:.4f}")
+    print(f"chosen ensemble: {ens['model']} accuracy {ens['accuracy']:.4f} ({ens['accuracy'] - best_base['accuracy']:+.4f}), "
+          f"log-loss {ens['log_loss']:.4f} ({ens['log_loss'] - best_base['log_loss']:+.4f})")
+
+
+if __name__ == "__main__":
+    main()

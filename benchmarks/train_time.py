@@ -1,0 +1,75 @@
+"""Training time of the real pipeline (papermill + MLflow, as `sixstack run` runs it) per stage, at 1x and 10x rows.
+
+1x is 2,320 training rows — the size of the real training set on which the original six-stack pipeline took
+32 minutes on 2 cores at its defaults (15 Optuna trials per stack, 200 blending trials) and matched a default
+CatBoost's held-out accuracy. Both sizes come from the embedded generator, with a labelled held-out set of
+2,000 rows that the pipeline never sees: its submission is scored against it, next to a default CatBoost
+fitted on the same training rows.
+
+    .venv/bin/python benchmarks/train_time.py [--profile default] [--sizes 2320 23200]
+"""
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+ORIGINAL_SECONDS = 32 * 60
+
+
+def catboost_holdout(train, test, truth):
+    "Held-out accuracy and fit time of a default CatBoost on the same rows."
+    from catboost import CatBoostClassifier
+    from sixstack.data import FEATURES, LABEL
+    cat = ["Stage_fear", "Drained_after_socializing"]
+    prep = lambda d: d[FEATURES].assign(**{c: d[c].fillna("missing").astype(str) for c in cat})
+    t = time.perf_counter()
+    m = CatBoostClassifier(cat_features=cat, thread_count=os.cpu_count(), verbose=0, allow_writing_files=False).fit(prep(train), train[LABEL])
+    return float((m.predict(prep(test)).ravel() == truth).mean()), time.perf_counter() - t
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--profile", default="default")
+    ap.add_argument("--sizes", type=int, nargs="+", default=[2320, 23200])
+    a = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="sixstack-train-time-"))
+    os.environ.update(MLFLOW_TRACKING_URI=f"sqlite:///{tmp}/mlflow.db", SIXSTACK_REPORTS_DIR=str(tmp / "reports"), SIXSTACK_DATA_DIR=str(tmp / "data"),
+                      SIXSTACK_SPOOL=str(tmp / "spool.jsonl"), SIXSTACK_OPTUNA_STORAGE=f"sqlite:///{tmp}/optuna.db", SIXSTACK_HOME=str(ROOT))
+    from sixstack.config import get_settings
+    from sixstack.data import ID, LABEL, make_frame
+    from sixstack.runner import run_pipeline
+    settings, rows, totals = get_settings(), [], {}
+    for n in a.sizes:
+        d = tmp / f"n{n}"; d.mkdir()
+        full = make_frame(n + 2000, seed=7)
+        train, test = full.iloc[:n], full.iloc[n:]
+        train.to_csv(d / "train.csv", index=False); test.drop(columns=LABEL).to_csv(d / "test.csv", index=False)
+        make_frame(2900, seed=8, introvert_share=0.49, missing_rate=0.02, label_noise=0.01).drop(columns=ID).to_csv(d / "external.csv", index=False)
+        t = time.perf_counter()
+        res = run_pipeline({"train_path": str(d / "train.csv"), "test_path": str(d / "test.csv"), "external_path": str(d / "external.csv"),
+                            "profile": a.profile, "submission_path": str(d / "submission.csv")}, settings=settings, progress=False)
+        total = time.perf_counter() - t
+        if res.status != "FINISHED": sys.exit(f"pipeline failed at {n} rows: {[s.error for s in res.steps if s.error]}")
+        sub = pd.read_csv(d / "submission.csv")
+        acc = float((sub[LABEL].to_numpy() == test[LABEL].to_numpy()).mean())
+        cb_acc, cb_s = catboost_holdout(train, test, test[LABEL].to_numpy())
+        totals[n] = total
+        rows.append({"rows": n} | {s.name: round(s.wall_time, 1) for s in res.steps} | {"total_s": round(total, 1), "held_out_acc": round(acc, 4),
+                    "catboost_acc": round(cb_acc, 4), "catboost_fit_s": round(cb_s, 1)})
+        print(rows[-1], file=sys.stderr)
+    t = pd.DataFrame(rows).set_index("rows").T
+    print(f"\nwall time per stage, seconds (profile {a.profile}, {os.cpu_count()} cores; each stage includes its kernel start and inline examples)\n")
+    print(t.to_markdown())
+    n0 = a.sizes[0]
+    print(f"\nvs the original six-stack pipeline on 2,320 rows (32 min = {ORIGINAL_SECONDS} s, not re-run here): "
+          f"{ORIGINAL_SECONDS / totals[n0]:.1f}x faster at {n0} rows")
+    for n in a.sizes[1:]: print(f"{n / n0:.0f}x the rows cost {totals[n] / totals[n0]:.1f}x the time")
+
+
+if __name__ == "__main__":
+    main()
