@@ -49,7 +49,10 @@ def test_pipeline_parent_with_children(settings, sample):
     tracking = _info(settings, res.steps[1].run_id)
     assert tracking["params"]["upstream_run_id"] == res.steps[0].run_id  # explicit hand-over
     ctx = json.loads(MLOpsIntegration(settings=settings).download_artifact("context/run_context.json", res.steps[1].run_id).read_text())
-    assert ctx["data_path"] == str(sample["train"]) and len(ctx["data_fingerprint"]) == 16 and ctx["packages"]["mlflow"]
+    handoff = MLOpsIntegration(settings=settings).read_handoff(res.steps[0].run_id)
+    assert handoff["full_train_path"] == str(sample["train"]) and "/splits/" in handoff["train_path"] and handoff["holdout_path"]
+    assert len(pd.read_csv(handoff["train_path"])) == 540 and len(pd.read_csv(handoff["holdout_path"])) == 60
+    assert ctx["data_path"] == handoff["train_path"] and len(ctx["data_fingerprint"]) == 16 and ctx["packages"]["mlflow"]
     parent = _info(settings, res.run_id)
     assert parent["status"] == "FINISHED" and parent["metrics"]["n_failed"] == 0
     board = (res.reports / "01_experiment_tracking" / "leaderboard.md").read_text()
