@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 export MLFLOW_DISABLE_TELEMETRY ?= true
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install run test sync-check lint nbtest pytest lab ui sample export clean bench help
+.PHONY: install run test sync-check lint nbtest pytest lab ui serve sample export clean bench help
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
@@ -52,6 +52,9 @@ lab: install  ## JupyterLab on the notebooks
 
 ui: install  ## the MLflow UI on the local store, http://127.0.0.1:5000
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port 5000
+
+serve: install  ## serve the registry's production model on http://127.0.0.1:8080 (after make run)
+	$(BIN)/python -m sixstack.serving --model-name $${MODEL_REGISTRY_NAME:-six_stack_ensemble} --port $${PORT:-8080}
 
 sample: install  ## write the embedded sample to data/
 	$(BIN)/sixstack sample --out data

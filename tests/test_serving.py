@@ -176,3 +176,23 @@ def test_reload_under_traffic_and_gate_and_rollback(server, world):
     assert failures == [] and versions == {"1", "3"}
     assert httpx.get(f"{server}/model").json()["version"] == "3"
     assert rollback(settings) == {"production": "1", "previous": "3"}
+
+
+def test_registry_cli(world):
+    settings = world[0]
+    from conftest import cli
+    env = {"MLFLOW_TRACKING_URI": settings.tracking_uri, "MODEL_REGISTRY_NAME": "served_model"}
+    r = cli("registry", "list", env=env)
+    assert r.returncode == 0 and "production" in r.stdout and "staging" in r.stdout, r.stderr
+    r = cli("registry", "show", "1", env=env)
+    assert r.returncode == 0 and '"version": "1"' in r.stdout and '"gate": "passed: no production version yet"' in r.stdout
+    from sixstack.registry import register
+    worse = register(_train(settings, world[2], permute=True, seed=5)[0], settings)
+    r = cli("registry", "promote", worse, env=env)
+    assert r.returncode == 2 and "records no held-out data" in r.stderr
+    r = cli("registry", "promote", worse, "--holdout", world[1] / "holdout.csv", env=env)  # a model that learned nothing: refused
+    assert r.returncode == 3 and "not promoted" in r.stdout and "worse than" in r.stdout
+    r = cli("registry", "show", "99", env=env)
+    assert r.returncode == 2 and "has no version 99" in r.stderr and "Traceback" not in r.stderr
+    r = cli("registry", "list", env={"MLFLOW_TRACKING_URI": "http://127.0.0.1:9"})
+    assert r.returncode == 2 and "unavailable" in r.stderr
