@@ -1,0 +1,130 @@
+"""Our REST service vs `mlflow models serve` on the same registered model, same machine, same client.
+
+Measures single-record requests (sequential keep-alive client: throughput, p50, p99), one 10,000-row batch request,
+and 32 concurrent clients for 30 s against our service (errors, p99, throughput). Without --tracking-uri it first
+builds a registered model with the pipeline's fast profile (all six stacks) in a temporary store.
+
+    .venv/bin/python benchmarks/serving.py [--tracking-uri sqlite:////abs/mlflow.db] [--model-name six_stack_ensemble] [--n 300]
+"""
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port():
+    with socket.socket() as s: s.bind(("127.0.0.1", 0)); return s.getsockname()[1]
+
+
+def wait(url, proc, path="/ping", timeout=300):
+    t = time.time()
+    while time.time() - t < timeout:
+        if proc.poll() is not None: sys.exit(f"server exited early ({proc.args[:3]})")
+        try:
+            if httpx.get(url + path, timeout=2).status_code == 200: return
+        except httpx.HTTPError: pass
+        time.sleep(0.2)
+    sys.exit(f"server at {url} not ready after {timeout}s")
+
+
+def singles(url, path, bodies):
+    "Sequential single-record requests: (throughput, p50 ms, p99 ms)."
+    lat = []
+    with httpx.Client(timeout=30) as c:
+        for b in bodies[:5]: c.post(url + path, json=b)  # warm-up
+        t0 = time.perf_counter()
+        for b in bodies:
+            t = time.perf_counter(); r = c.post(url + path, json=b); lat.append(time.perf_counter() - t)
+            if r.status_code != 200: sys.exit(f"{url}{path}: {r.status_code} {r.text[:200]}")
+        total = time.perf_counter() - t0
+    return len(bodies) / total, 1000 * np.percentile(lat, 50), 1000 * np.percentile(lat, 99)
+
+
+def batch(url, path, body, repeats=3):
+    "Median seconds of one big request."
+    ts = []
+    with httpx.Client(timeout=300) as c:
+        for _ in range(repeats):
+            t = time.perf_counter(); r = c.post(url + path, json=body); ts.append(time.perf_counter() - t)
+            if r.status_code != 200: sys.exit(f"{url}{path} batch: {r.status_code} {r.text[:200]}")
+    return statistics.median(ts)
+
+
+def load(url, body, clients=32, seconds=30):
+    "Concurrent clients for a while: (requests, errors, p99 ms, throughput)."
+    lat, errors, stop = [], [], time.time() + seconds
+    def run():
+        with httpx.Client(timeout=30) as c:
+            while time.time() < stop:
+                t = time.perf_counter()
+                try: ok = c.post(url + "/predict", json=body).status_code == 200
+                except httpx.HTTPError: ok = False
+                lat.append(time.perf_counter() - t)
+                if not ok: errors.append(1)
+    ts = [threading.Thread(target=run) for _ in range(clients)]
+    t0 = time.perf_counter()
+    for t in ts: t.start()
+    for t in ts: t.join()
+    return len(lat), len(errors), 1000 * np.percentile(lat, 99), len(lat) / (time.perf_counter() - t0)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--tracking-uri"); ap.add_argument("--model-name", default="six_stack_ensemble")
+    ap.add_argument("--n", type=int, default=300, help="single-record requests per server")
+    ap.add_argument("--load-seconds", type=int, default=30)
+    a = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="sixstack-serving-bench-"))
+    env = os.environ | {"MLFLOW_DISABLE_TELEMETRY": "true", "SIXSTACK_HOME": str(ROOT), "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    if not a.tracking_uri:
+        a.tracking_uri = f"sqlite:///{tmp}/mlflow.db"
+        env |= {"MLFLOW_TRACKING_URI": a.tracking_uri, "SIXSTACK_REPORTS_DIR": str(tmp / "reports"), "SIXSTACK_DATA_DIR": str(tmp / "data"),
+                "SIXSTACK_SPOOL": str(tmp / "spool.jsonl"), "SIXSTACK_OPTUNA_STORAGE": f"sqlite:///{tmp}/optuna.db", "MODEL_REGISTRY_NAME": a.model_name}
+        print("building a registered model (fast profile, all six stacks) ...", file=sys.stderr)
+        nbs = [str(ROOT / "nbs" / n) for n in ("00_data_validation.ipynb", "02_preprocessing.ipynb", "03_augmentation.ipynb",
+                                               "04_model_stacks.ipynb", "05_ensemble.ipynb", "06_model_registry.ipynb")]
+        r = subprocess.run([str(Path(sys.executable).with_name("sixstack")), "run", "--profile", "fast", "--n-train", "3000", "--notebooks", *nbs],
+                           env=env, capture_output=True, text=True)
+        if r.returncode: sys.exit(r.stdout[-2000:] + r.stderr[-2000:])
+    env["MLFLOW_TRACKING_URI"] = a.tracking_uri
+    from sixstack.data import FEATURES, make_frame
+    rows = make_frame(max(a.n, 10_000), seed=99)[FEATURES]
+    recs = json.loads(rows.to_json(orient="records"))
+    ours, theirs = free_port(), free_port()
+    p1 = subprocess.Popen([sys.executable, "-m", "sixstack.serving", "--model-name", a.model_name, "--port", str(ours)], env=env)
+    p2 = subprocess.Popen([str(Path(sys.executable).with_name("mlflow")), "models", "serve", "-m", f"models:/{a.model_name}@production",
+                           "--env-manager", "local", "-p", str(theirs), "-h", "127.0.0.1", "-w", "1"], env=env,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        u1, u2 = f"http://127.0.0.1:{ours}", f"http://127.0.0.1:{theirs}"
+        wait(u1, p1, "/ready"); wait(u2, p2, "/ping")
+        s1 = singles(u1, "/predict", recs[:a.n])
+        s2 = singles(u2, "/invocations", [{"dataframe_records": [r]} for r in recs[:a.n]])
+        b1 = batch(u1, "/predict/batch", {"records": recs[:10_000]})
+        b2 = batch(u2, "/invocations", {"dataframe_records": recs[:10_000]})
+        n, errs, p99, thr = load(u1, recs[0], 32, a.load_seconds)
+    finally:
+        for p in (p1, p2): p.terminate(); p.wait(20)
+    print(f"\nserving benchmark, one run, {os.cpu_count()} cores, model {a.model_name}@production\n")
+    print("| measure | sixstack.serving | mlflow models serve | ratio |\n|---|---|---|---|")
+    print(f"| single-record throughput (req/s, sequential) | {s1[0]:.1f} | {s2[0]:.1f} | {s1[0] / s2[0]:.2f}x |")
+    print(f"| single-record p50 (ms) | {s1[1]:.1f} | {s2[1]:.1f} | |")
+    print(f"| single-record p99 (ms) | {s1[2]:.1f} | {s2[2]:.1f} | |")
+    print(f"| 10,000-row batch (ms, median of 3) | {1000 * b1:.0f} | {1000 * b2:.0f} | {b2 / b1:.2f}x |")
+    print(f"| 32 clients x {a.load_seconds}s: requests / errors / p99 ms / req/s | {n} / {errs} / {p99:.0f} / {thr:.1f} | | |")
+
+
+if __name__ == "__main__":
+    main()
