@@ -105,3 +105,13 @@ def test_same_seed_same_oof(trained):
     a = pd.read_csv(m.download_artifact("reports/oof_predictions.csv", first.run_id))
     b = pd.read_csv(m.download_artifact("reports/oof_predictions.csv", again.run_id))
     pd.testing.assert_frame_equal(a, b, check_exact=True)
+
+
+def test_cli_predict_bad_input_files(trained, tmp_path):
+    settings, sample, res, tmp = trained
+    uri = f"runs:/{_step(res, '05_ensemble').run_id}/model"
+    (tmp_path / "empty.csv").write_text("")
+    (tmp_path / "bin.csv").write_bytes(bytes(range(256)) * 8)
+    for name, text in [("empty.csv", "the file is empty"), ("missing.csv", "no such file"), ("bin.csv", "not a readable table")]:
+        r = cli("predict", "--model-uri", uri, "--input", tmp_path / name, "--output", tmp_path / "out.csv")
+        assert r.returncode == 1 and text in r.stderr and "Traceback" not in r.stderr, (name, r.stderr)
