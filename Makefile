@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 export MLFLOW_DISABLE_TELEMETRY ?= true
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install run test sync-check lint nbtest pytest lab ui serve sample export clean bench help
+.PHONY: install browser run test sync-check lint nbtest pytest lab ui serve sample export clean bench help
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
@@ -44,7 +44,12 @@ nbtest: install  ## every notebook's inline tests (each notebook logs to a throw
 	MLFLOW_TRACKING_URI=sqlite:///$$tmp/mlflow.db SIXSTACK_REPORTS_DIR=$$tmp/reports SIXSTACK_DATA_DIR=$$tmp/data \
 	  SIXSTACK_SPOOL=$$tmp/spool.jsonl SIXSTACK_OPTUNA_STORAGE=sqlite:///$$tmp/optuna.db $(BIN)/nbdev_test --n_workers 2
 
-pytest: install  ## the cross-process tests under tests/
+browser:  ## Debian's chromium for the dashboard test (installed with apt-get when missing; needs root)
+	command -v chromium >/dev/null && exit 0
+	if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+	else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; fi
+
+pytest: install browser  ## the cross-process tests under tests/
 	$(BIN)/python -m pytest tests -q -p no:cacheprovider --timeout 900
 
 lab: install  ## JupyterLab on the notebooks
@@ -67,4 +72,4 @@ bench: install  ## the benchmarks (tables on stdout)
 	$(BIN)/python benchmarks/overhead.py
 
 clean:  ## remove generated files (keeps .venv and mlflow.db)
-	rm -rf reports/runs reports/*.html reports/*.md.tmp data .pytest_cache catboost_info
+	rm -rf reports/runs reports/*.html reports/*.png reports/*.db* reports/*.md.tmp data .pytest_cache catboost_info

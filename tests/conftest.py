@@ -34,3 +34,55 @@ def cli(*args, env=None, timeout=300):
     exe = Path(sys.executable).with_name("sixstack")
     return subprocess.run([str(exe), *map(str, args)], capture_output=True, text=True, timeout=timeout,
                           env={**os.environ, **(env or {})}, cwd=ROOT)
+
+
+def train_model(settings, rows, permute=False, seed=0, handoff=None, holdout=None):
+    "A real small ensemble (stacks C and E, fast settings) logged as a pyfunc with its reference profile; returns (runs:/ URI, ensemble)."
+    import numpy as np
+    import sixstack
+    from sixstack.config import profile
+    from sixstack.data import LABEL
+    from sixstack.ensemble import build_ensemble, fit_oof, input_example, nested_predictions, pinned_requirements
+    from sixstack.features import encode_labels, make_folds
+    from sixstack.monitoring import REFERENCE_ARTIFACT, reference_profile
+    from sixstack.tracking import MLOpsIntegration
+    y = encode_labels(rows[LABEL])
+    if permute: y = np.random.default_rng(seed).permutation(y)  # a model that learned nothing
+    fast = profile("fast")
+    oof = fit_oof({"C": None, "E": None}, rows, y, make_folds(y, 3), prof=fast, progress=False)
+    ens, _ = build_ensemble(oof, rows, y, {"C": None, "E": None}, prof=fast, n_folds=3)
+    m = MLOpsIntegration(settings=settings); m.start_experiment(run_name="test-model")
+    uri = m.log_pyfunc_model(ens, input_example(rows), pinned_requirements(), [str(Path(sixstack.__file__).parent)])
+    ref = Path(settings.spool_path).parent / m.run_id / Path(REFERENCE_ARTIFACT).name
+    ref.parent.mkdir(parents=True, exist_ok=True)
+    hp = None if holdout is None else ens.predict_proba(holdout)
+    reference_profile(rows, nested_predictions(oof.to_numpy(), y, ens.method, 3), ens.threshold, holdout, hp).to_parquet(ref)
+    m.log_artifact(ref, str(Path(REFERENCE_ARTIFACT).parent))
+    if handoff: m.write_handoff(handoff)
+    m.end_experiment()
+    return uri, ens
+
+
+def free_port() -> int:
+    import socket
+    with socket.socket() as s: s.bind(("127.0.0.1", 0)); return s.getsockname()[1]
+
+
+def start_server(settings, name, monitor_db, env=None, *args):
+    "`python -m sixstack.serving` as a real process on a free local port, logging to `monitor_db`; returns (process, url) once ready."
+    import subprocess
+    import time
+    import httpx
+    port = free_port()
+    env = os.environ | {"MLFLOW_TRACKING_URI": settings.tracking_uri, "MLFLOW_DISABLE_TELEMETRY": "true"} | (env or {})
+    proc = subprocess.Popen([sys.executable, "-m", "sixstack.serving", "--model-name", name, "--port", str(port),
+                             "--monitor-db", f"sqlite:///{monitor_db}", *args],
+                            env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(600):
+        try:
+            if httpx.get(f"{url}/ready", timeout=1).status_code == 200: return proc, url
+        except httpx.HTTPError: pass
+        if proc.poll() is not None: pytest.fail(f"server exited: {proc.stdout.read()}")
+        time.sleep(0.1)
+    proc.kill(); pytest.fail("server did not become ready in 60 s")

@@ -13,28 +13,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import start_server, train_model as _train
 from sixstack.data import FEATURES, LABEL, make_frame
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "test-admin-token"
-
-
-def _train(settings, rows, permute=False, seed=0):
-    "A real small ensemble (stacks C and E, fast settings) logged as a pyfunc; returns its runs:/ URI."
-    import sixstack
-    from sixstack.config import profile
-    from sixstack.ensemble import build_ensemble, fit_oof, input_example, pinned_requirements
-    from sixstack.features import encode_labels, make_folds
-    from sixstack.tracking import MLOpsIntegration
-    y = encode_labels(rows[LABEL])
-    if permute: y = np.random.default_rng(seed).permutation(y)  # a model that learned nothing
-    fast = profile("fast")
-    oof = fit_oof({"C": None, "E": None}, rows, y, make_folds(y, 3), prof=fast, progress=False)
-    ens, _ = build_ensemble(oof, rows, y, {"C": None, "E": None}, prof=fast, n_folds=3)
-    m = MLOpsIntegration(settings=settings); m.start_experiment(run_name="test-model")
-    uri = m.log_pyfunc_model(ens, input_example(rows), pinned_requirements(), [str(Path(sixstack.__file__).parent)])
-    m.end_experiment()
-    return uri, ens
 
 
 @pytest.fixture(scope="module")
@@ -57,17 +40,7 @@ def world(tmp_path_factory):
 def server(world):
     "The service as a real process on a free local port."
     settings, tmp, *_ = world
-    with socket.socket() as s: s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]
-    env = os.environ | {"MLFLOW_TRACKING_URI": settings.tracking_uri, "SIXSTACK_ADMIN_TOKEN": TOKEN, "MLFLOW_DISABLE_TELEMETRY": "true"}
-    proc = subprocess.Popen([sys.executable, "-m", "sixstack.serving", "--model-name", "served_model", "--port", str(port), "--max-batch", "500"],
-                            env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(600):
-        try:
-            if httpx.get(f"{url}/ready", timeout=1).status_code == 200: break
-        except httpx.HTTPError: pass
-        if proc.poll() is not None: pytest.fail(f"server exited: {proc.stdout.read()}")
-        time.sleep(0.1)
+    proc, url = start_server(settings, "served_model", tmp / "monitoring.db", {"SIXSTACK_ADMIN_TOKEN": TOKEN}, "--max-batch", "500")
     yield url
     proc.terminate(); proc.wait(10)
 
