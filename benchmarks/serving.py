@@ -103,7 +103,8 @@ def main():
     rows = make_frame(max(a.n, 10_000), seed=99)[FEATURES]
     recs = json.loads(rows.to_json(orient="records"))
     ours, theirs = free_port(), free_port()
-    p1 = subprocess.Popen([sys.executable, "-m", "sixstack.serving", "--model-name", a.model_name, "--port", str(ours)], env=env)
+    p1 = subprocess.Popen([sys.executable, "-m", "sixstack.serving", "--model-name", a.model_name, "--port", str(ours), "--monitor-db", f"sqlite:///{tmp}/bench-log.db"],  # the prediction log on, as deployed
+                          env=env)
     p2 = subprocess.Popen([str(Path(sys.executable).with_name("mlflow")), "models", "serve", "-m", f"models:/{a.model_name}@production",
                            "--env-manager", "local", "-p", str(theirs), "-h", "127.0.0.1", "-w", "1"], env=env,
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -74,6 +74,8 @@ def test_invocations_speaks_mlflow_protocol(server, world):
     bodies = [{"dataframe_records": recs}, {"dataframe_split": {"columns": FEATURES, "data": [[r[c] for c in FEATURES] for r in recs]}},
               {"instances": recs}, {"inputs": {c: [r[c] for r in recs] for c in FEATURES}}]
     answers = [httpx.post(f"{server}/invocations", json=b).json()["predictions"] for b in bodies]
+    ids = [p.pop("request_id") for a in answers for p in a]  # every answered record has its own id (for feedback)
+    assert len(set(ids)) == len(ids) == 16
     assert all(a == answers[0] for a in answers) and len(answers[0]) == 4
 
 
