@@ -20,6 +20,7 @@ from sixstack.predlog import PredictionLog
 from sixstack.tracking import MLOpsIntegration
 
 NAME = "monitored_model"
+FEEDBACK = {"Authorization": "Bearer test-feedback-token"}
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +53,7 @@ def _send(url, rows, batch=25, feedback=None):
         got = [p["request_id"] for p in r.json()["predictions"]]; ids += got
         if feedback is not None:
             fb = [{"request_id": rid, "label": lab} for rid, lab in zip(got, feedback.iloc[i:i + batch])]
-            assert httpx.post(f"{url}/feedback", json={"feedback": fb}, timeout=60).json()["updated"] == len(fb)
+            assert httpx.post(f"{url}/feedback", json={"feedback": fb}, headers=FEEDBACK, timeout=60).json()["updated"] == len(fb)
     return ids
 
 
@@ -87,7 +88,7 @@ def traffic(world, tmp_path_factory):
     "A live server that answered 400 normal records and then 300 drifted ones, all with feedback (the drifted ones wrong)."
     settings, _, hold, _, _ = world
     db = tmp_path_factory.mktemp("traffic") / "monitoring.db"
-    proc, url = start_server(settings, NAME, db)
+    proc, url = start_server(settings, NAME, db, {"SIXSTACK_FEEDBACK_TOKEN": "test-feedback-token"})
     normal = hold.sample(400, random_state=0).reset_index(drop=True)
     drifted = shift_sample(hold.sample(300, random_state=1).reset_index(drop=True))
     _send(url, normal, feedback=normal[LABEL])
@@ -95,6 +96,7 @@ def traffic(world, tmp_path_factory):
     _send(url, drifted, feedback=wrong)
     r = httpx.post(f"{url}/predict", content=b"{oops", headers={"content-type": "application/json"})
     assert r.status_code == 400
+    assert httpx.post(f"{url}/feedback", json={"feedback": [{"request_id": "x", "label": "Introvert"}]}).status_code == 401  # no token
     yield url, db
     proc.terminate(); proc.wait(10)
 
