@@ -125,10 +125,10 @@ def load_table(path:str|Path, # a `.csv`, `.parquet` or `.pq` file
     if df.empty: raise DataValidationError([f"{path}: no data rows"], "Cannot load data")
     return df
 
-# %% ../nbs/00a_data.ipynb #1917a42c
+# %% ../nbs/00a_data.ipynb #270640f5
 def _row_keys(df:pd.DataFrame) -> list[tuple]:
     "Hashable keys of the seven features: numbers as float, a missing value as None (so missing matches missing)."
-    cols = [df[c].astype(float) if c in NUMERIC else df[c].astype(object) for c in FEATURES]
+    cols = [df[c].to_numpy(np.float64, na_value=np.nan) if c in NUMERIC else df[c].to_numpy(object, na_value=None) for c in FEATURES]
     return [tuple(None if v is None or v != v else v for v in row) for row in zip(*cols)]
 
 def match_lookup(external:pd.DataFrame, # reference table with the features and `Personality`
@@ -139,7 +139,7 @@ def match_lookup(external:pd.DataFrame, # reference table with the features and 
     ref = external.drop_duplicates(subset=FEATURES)
     return dict(zip(_row_keys(ref), (ref[LABEL] == "Extrovert").astype(float)))
 
-# %% ../nbs/00a_data.ipynb #fd4fff2e
+# %% ../nbs/00a_data.ipynb #0107fcd7
 def add_match_p(df:pd.DataFrame, # rows with the seven feature columns
                 external:pd.DataFrame|None, # reference table with the features and `Personality`; None: no merge
                 lookup:dict|None=None, # a prepared `match_lookup` (instead of `external`)
@@ -147,7 +147,9 @@ def add_match_p(df:pd.DataFrame, # rows with the seven feature columns
     "Return `df` (numerics as float) with the `match_p` feature from the deduplicated external reference table."
     if external is None and lookup is None: return df
     lookup = match_lookup(external) if lookup is None else lookup
-    out = df.drop(columns=["match_p"], errors="ignore").astype({c: float for c in NUMERIC})
+    out = df.drop(columns=["match_p"]) if "match_p" in df else df.copy()
+    conv = {c: float for c in NUMERIC if out[c].dtype != np.float64}  # only what needs converting: one row must stay cheap
+    if conv: out = out.astype(conv)
     out["match_p"] = [lookup.get(k, np.nan) for k in _row_keys(out)]
     return out
 

@@ -71,7 +71,9 @@ class FeaturePipeline(BaseEstimator, TransformerMixin):
         self.medians_ = _numeric(X).median().fillna(0.0).to_dict()
         return self
 
-# %% ../nbs/02_preprocessing.ipynb #62ef38be
+# %% ../nbs/02_preprocessing.ipynb #e7b423d3
+_LEVELS = pd.CategoricalDtype(["No", "Yes", "missing"])  # the categorical encodings' levels (a shared dtype: building one per call costs 70 µs)
+
 @patch_to(FeaturePipeline)
 def transform(self, X:pd.DataFrame) -> pd.DataFrame:
     "The model input for rows `X` (any rows: imputation uses only what `fit` saw)."
@@ -90,11 +92,10 @@ def transform(self, X:pd.DataFrame) -> pd.DataFrame:
         mp = X["match_p"].to_numpy(dtype=float)
         cols["match_p"], cols["has_match"] = np.where(np.isnan(mp), 0.5, mp), (~np.isnan(mp)).astype(float)
     codes = {c: np.where(miss[c], 2, cols[c]).astype(np.int8) for c in CATEGORICAL}  # No, Yes, missing
-    if self.encoding == "category": cols |= {c: pd.Categorical.from_codes(codes[c], categories=["No", "Yes", "missing"]) for c in CATEGORICAL}
-    out = pd.DataFrame(cols, index=X.index)
-    if self.encoding == "catboost":  # plain object strings (pandas 3 would infer its `str` dtype from a dict of arrays)
-        for c in CATEGORICAL: out[c] = pd.Series(np.array(["No", "Yes", "missing"], dtype=object)[codes[c]], index=X.index, dtype=object)
-    return out
+    if self.encoding == "category": cols |= {c: pd.Categorical.from_codes(codes[c], dtype=_LEVELS) for c in CATEGORICAL}
+    if self.encoding == "catboost":  # plain object strings (pandas 3 would infer its `str` dtype from an array)
+        cols |= {c: pd.Series(np.array(_LEVELS.categories, dtype=object)[codes[c]], index=X.index, dtype=object) for c in CATEGORICAL}
+    return pd.DataFrame(cols, index=X.index)
 
 # %% ../nbs/02_preprocessing.ipynb #749140df
 def make_folds(y:np.ndarray, # 0/1 labels

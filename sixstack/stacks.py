@@ -17,8 +17,8 @@ from .augmentation import augmented_model
 from .features import FeaturePipeline, oof_predict, scores
 
 # %% auto #0
-__all__ = ['ENCODING', 'STACKS', 'FLAT_MAX_ROWS', 'RowCap', 'build_model', 'defaults', 'suggest', 'FlatForest', 'StackModel',
-           'stack_defaults', 'make_stack', 'stack_fit_predict', 'tune_stack', 'best_params']
+__all__ = ['ENCODING', 'STACKS', 'FLAT_MAX_ROWS', 'RowCap', 'build_model', 'defaults', 'suggest', 'FlatForest', 'FlatBoosting',
+           'StackModel', 'stack_defaults', 'make_stack', 'stack_fit_predict', 'tune_stack', 'best_params']
 
 # %% ../nbs/04_model_stacks.ipynb #64c9ef84
 class RowCap(BaseEstimator, ClassifierMixin):
@@ -125,8 +125,18 @@ STACKS = {"A": dict(models=["rf", "lr", "xgb", "lgbm", "cat"], wide=False, noise
           "E": dict(models=["mlp"], wide=False, noise=False),
           "F": dict(models=["rf", "lr", "xgb", "lgbm", "cat"], wide=False, noise=True)}
 
-# %% ../nbs/04_model_stacks.ipynb #46236490
-FLAT_MAX_ROWS = 64  # batches up to this size use FlatForest
+# %% ../nbs/04_model_stacks.ipynb #a0e2448e
+FLAT_MAX_ROWS = 64  # batches up to this size use the flat predictors
+
+def _walk(X, left, right, roots, depth, go_left) -> np.ndarray:
+    "Leaf index per (row, tree): every tree walked at once; `go_left(X, rows, node)` decides a split."
+    node, rows = np.broadcast_to(roots, (len(X), len(roots))).copy(), np.arange(len(X))[:, None]
+    leaf = left < 0
+    for d in range(depth):
+        nxt = np.where(go_left(X, rows, node), left[node], right[node])
+        node = np.where(leaf[node], node, nxt)
+        if d % 4 == 3 and leaf[node].all(): break
+    return node
 
 class FlatForest:
     "A fitted scikit-learn forest's trees in flat arrays: P(class 1) for a few rows, equal to `predict_proba`."
@@ -139,20 +149,87 @@ class FlatForest:
         self.threshold = np.concatenate([t.threshold for t in ts])
         self.missing_left = np.concatenate([np.asarray(t.missing_go_to_left, bool) for t in ts])
         v = np.concatenate([t.value[:, 0, :] for t in ts]); norm = v.sum(axis=1); norm[norm == 0] = 1.0
-        self.p1, self.leaf, self.roots, self.depth = v[:, 1] / norm, self.left < 0, off, max(t.max_depth for t in ts)
+        self.p1, self.roots, self.depth = v[:, 1] / norm, off, max(t.max_depth for t in ts)
+
+    def _go_left(self, X, rows, node):
+        x = X[rows, self.feature[node]]
+        return np.where(np.isnan(x), self.missing_left[node], x <= self.threshold[node])
 
     def predict_proba(self, X) -> np.ndarray:
         "P(class 1) per row."
-        X = np.asarray(X, dtype=np.float32)
-        node, rows = np.broadcast_to(self.roots, (len(X), len(self.roots))).copy(), np.arange(len(X))[:, None]
-        for d in range(self.depth):
-            x, thr = X[rows, self.feature[node]], self.threshold[node]
-            nxt = np.where(np.where(np.isnan(x), self.missing_left[node], x <= thr), self.left[node], self.right[node])
-            done = self.leaf[node]; node = np.where(done, node, nxt)
-            if d % 4 == 3 and self.leaf[node].all(): break
+        node = _walk(np.asarray(X, dtype=np.float32), self.left, self.right, self.roots, self.depth, self._go_left)
         return np.cumsum(self.p1[node], axis=1)[:, -1] / len(self.roots)  # sequential like scikit-learn's accumulation
 
-# %% ../nbs/04_model_stacks.ipynb #60fe1485
+# %% ../nbs/04_model_stacks.ipynb #77a56f04
+def _bits(sets:np.ndarray, row:np.ndarray, v:np.ndarray) -> np.ndarray:
+    "Whether integer `v` is in bitset `sets[row]` (8 × 32 bits, scikit-learn's layout)."
+    return ((sets[row, v >> 5] >> (v & 31).astype(np.uint32)) & 1).astype(bool)
+
+class FlatBoosting:
+    "A fitted binary HistGradientBoostingClassifier in flat arrays: P(class 1) for a few rows, equal to `predict_proba`."
+    def __init__(self, m):
+        ps = [it[0] for it in m._predictors]
+        off = np.concatenate([[0], np.cumsum([len(p.nodes) for p in ps])[:-1]])
+        boff = np.concatenate([[0], np.cumsum([len(p.raw_left_cat_bitsets) for p in ps])[:-1]])
+        nd = np.concatenate([p.nodes for p in ps]); o = np.repeat(off, [len(p.nodes) for p in ps])
+        leaf = nd["is_leaf"].astype(bool)
+        self.left, self.right = np.where(leaf, -1, nd["left"].astype(np.int64) + o), np.where(leaf, -1, nd["right"].astype(np.int64) + o)
+        self.feature, self.threshold, self.missing_left = nd["feature_idx"], nd["num_threshold"], nd["missing_go_to_left"].astype(bool)
+        self.cat, self.value, self.roots, self.depth = nd["is_categorical"].astype(bool), nd["value"], off, int(nd["depth"].max())
+        zero = np.zeros((1, 8), np.uint32)  # rows for non-categorical nodes (never read as decisions)
+        self.left_bits = np.concatenate([p.raw_left_cat_bitsets for p in ps] + [zero])
+        self.left_row = np.where(self.cat, nd["bitset_idx"].astype(np.int64) + np.repeat(boff, [len(p.nodes) for p in ps]), len(self.left_bits) - 1)
+        known, fmap = m._bin_mapper.make_known_categories_bitsets()
+        self.known_bits = np.concatenate([known, zero]); self.known_row = np.where(self.cat, fmap[self.feature], len(known))
+        self.baseline, self.loss = float(m._baseline_prediction[0, 0]), m._loss
+        pre = m._preprocessor  # categorical columns first, each mapped to its position in the encoder's categories
+        self.encoder = None if pre is None else (pre.transformers_[0][2], pre.transformers_[1][2], pre.named_transformers_["encoder"].categories_)
+
+    def _matrix(self, X) -> np.ndarray:
+        "The model's input matrix: without categorical features `X` itself, else encoded categories, then the numeric columns."
+        if self.encoder is None: return np.asarray(X, dtype=np.float64)
+        is_cat, is_num, categories = self.encoder
+        cols = []
+        for c, known in zip(X.columns[is_cat], categories):
+            known = list(known); lut = np.array([known.index(k) if k in known else np.nan for k in X[c].cat.categories] + [np.nan])
+            cols.append(lut[X[c].cat.codes.to_numpy()])  # code -1 (NaN) reads the last entry
+        return np.column_stack(cols + [X[c].to_numpy(dtype=np.float64) for c in X.columns[is_num]])
+
+    def _go_left(self, X, rows, node):
+        x = X[rows, self.feature[node]]; cat, ml = self.cat[node], self.missing_left[node]
+        missing = np.isnan(x) | (cat & (x < 0))
+        v = np.where(cat & ~missing, x, 0).astype(np.intp)
+        in_left, known = _bits(self.left_bits, self.left_row[node], v), _bits(self.known_bits, self.known_row[node], v)
+        cat_left = np.where(in_left, True, np.where(known, False, ml))
+        return np.where(missing, ml, np.where(cat, cat_left, x <= self.threshold[node]))
+
+    def predict_proba(self, X:pd.DataFrame) -> np.ndarray:
+        "P(class 1) per row."
+        node = _walk(self._matrix(X), self.left, self.right, self.roots, self.depth, self._go_left)
+        raw = np.cumsum(np.column_stack([np.full(len(node), self.baseline), self.value[node]]), axis=1)[:, -1]  # baseline, then trees in order
+        return self.loss.predict_proba(raw)[:, 1]
+
+# %% ../nbs/04_model_stacks.ipynb #91114052
+def _nameless(m):
+    "A copy of a fitted estimator or pipeline that predicts from a float matrix (no feature-name checks)."
+    import copy
+    m = copy.deepcopy(m)
+    for step in [s for _, s in m.steps] if hasattr(m, "steps") else [m]:
+        step.__dict__.pop("feature_names_in_", None)
+    return m
+
+# %% ../nbs/04_model_stacks.ipynb #ed5e93d9
+def _matrix(X:pd.DataFrame, cache:dict|None=None) -> np.ndarray:
+    "`X` as a float matrix, categories as their codes (what XGBoost and LightGBM compute from a frame); kept in `cache` per frame."
+    hit = (cache or {}).get(("matrix", id(X)))
+    if hit is not None and hit[0] is X: return hit[1]
+    out = np.empty(X.shape, order="F")  # column-major like `DataFrame.to_numpy`: scikit-learn's dot products then sum in the same order
+    for j, (_, v) in enumerate(X.items()):
+        out[:, j] = np.where(v.cat.codes < 0, np.nan, v.cat.codes) if isinstance(v.dtype, pd.CategoricalDtype) else v.to_numpy(np.float64)  # code -1: missing
+    if cache is not None: cache[("matrix", id(X))] = (X, out)  # the frame is kept with it, so its id cannot be reused meanwhile
+    return out
+
+# %% ../nbs/04_model_stacks.ipynb #519434b9
 class StackModel(BaseEstimator, ClassifierMixin):
     "A stack: its models fitted on the same rows, probabilities averaged (soft voting)."
     def __init__(self, params:dict|None=None, # model name -> hyperparameters
@@ -184,15 +261,23 @@ class StackModel(BaseEstimator, ClassifierMixin):
 
     def predict_proba(self, X:pd.DataFrame, cache:dict|None=None) -> np.ndarray:
         "Averaged class probabilities (`cache`: feature inputs shared across stacks in one prediction)."
+        cache = {} if cache is None else cache
         Xs = self._inputs(X, cache)
-        p = np.mean([self._proba(n, m, Xs[ENCODING[n]]) for n, m in self.models_.items()], axis=0)
+        p = np.mean([self._proba(n, m, Xs[ENCODING[n]], cache) for n, m in self.models_.items()], axis=0)
         return np.column_stack([1 - p, p])
 
-    def _proba(self, n:str, m, X) -> np.ndarray:
-        "P(class 1) of one model; forests use `FlatForest` on small batches."
-        if n not in ("rf", "et") or len(X) > FLAT_MAX_ROWS: return m.predict_proba(X)[:, 1]
+    def _proba(self, n:str, m, X, cache:dict|None=None) -> np.ndarray:
+        "P(class 1) of one model, by the fastest path that gives the library's own result."
+        if n in ("xgb", "lgbm"):  # the boosters themselves, on the codes the wrappers would compute
+            codes = _matrix(X, cache)
+            return m.get_booster().inplace_predict(codes) if n == "xgb" else m.booster_.predict(codes, num_threads=1)  # as the wrapper with n_jobs=1
+        if n == "cat": return m.predict_proba(X.to_numpy(dtype=object))[:, 1]  # from an object matrix CatBoost skips its frame checks (4× faster for a row)
         flat = self.__dict__.setdefault("_flat", {})
-        if n not in flat: flat[n] = FlatForest(m)
+        if n in ("lr", "svm", "nb", "mlp"):  # a copy without feature names takes the float matrix and skips the frame checks
+            if n not in flat: flat[n] = _nameless(m)
+            return flat[n].predict_proba(_matrix(X, cache))[:, 1]
+        if n not in ("rf", "et", "hgb") or len(X) > FLAT_MAX_ROWS: return m.predict_proba(X)[:, 1]
+        if n not in flat: flat[n] = FlatBoosting(m) if n == "hgb" else FlatForest(m)
         return flat[n].predict_proba(X)
 
     def __getstate__(self):  # the flat copies are rebuilt on demand, not pickled with the model
