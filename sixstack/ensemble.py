@@ -67,7 +67,7 @@ def best_threshold(y:np.ndarray, p:np.ndarray) -> float:
     cands = grid[acc == acc.max()]
     return float(cands[np.argmin(np.abs(cands - 0.5))])
 
-# %% ../nbs/05_ensemble.ipynb #33948cc4
+# %% ../nbs/05_ensemble.ipynb #f0a049bf
 @dataclass
 class SixStackEnsemble:
     "Fitted stacks, their combiner and the decision threshold."
@@ -82,7 +82,8 @@ class SixStackEnsemble:
     def _prepare(self, X:pd.DataFrame) -> pd.DataFrame:
         "Raw rows in the training layout: the seven features (missing → NaN), numerics as float, match_p."
         X, nan = pd.DataFrame(X), np.full(len(X), np.nan)  # built from numpy columns: a pandas operation per column costs more than the models
-        X = pd.DataFrame({c: nan if c not in X else X[c].to_numpy(np.float64 if c in NUMERIC else object, na_value=np.nan) for c in FEATURES}, index=X.index)
+        X = pd.DataFrame({c: nan if c not in X else X[c].to_numpy(np.float64, na_value=np.nan) if c in NUMERIC else
+                          pd.Series(X[c].to_numpy(object, na_value=np.nan), index=X.index, dtype=object) for c in FEATURES}, index=X.index)  # Yes/No as objects, not pandas 3 strings
         if self.external is None: return X
         if getattr(self, "_lookup", None) is None: self._lookup = match_lookup(self.external)  # built once per process
         return add_match_p(X, None, self._lookup)
