@@ -23,11 +23,10 @@ import numpy as np
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(Path(__file__).parent))
-from serving import free_port, wait  # noqa: E402
 
 from sixstack.data import FEATURES, make_frame  # noqa: E402
 from sixstack.predlog import PREDICTIONS, PredictionLog, prediction_rows  # noqa: E402
+from sixstack.serving import start_service  # noqa: E402
 
 
 def in_process(n):
@@ -59,10 +58,8 @@ def end_to_end(tracking_uri, name, n):
     tmp = tempfile.mkdtemp()
     procs, urls = [], {}
     for kind, extra in [("log", ["--monitor-db", f"sqlite:///{tmp}/bench.db"]), ("no log", ["--no-log"])]:
-        port = free_port()
-        procs.append(subprocess.Popen([sys.executable, "-m", "sixstack.serving", "--model-name", name, "--port", str(port), *extra],
-                                      env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        urls[kind] = f"http://127.0.0.1:{port}"; wait(urls[kind], procs[-1], "/ready")
+        proc, urls[kind] = start_service(tracking_uri, name, args=extra, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        procs.append(proc)
     bodies = json.loads(make_frame(n, seed=5)[FEATURES].to_json(orient="records"))
     lat = {k: [] for k in urls}
     try:

@@ -9,7 +9,6 @@ builds a registered model with the pipeline's fast profile (all six stacks) in a
 import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -22,10 +21,6 @@ import httpx
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def free_port():
-    with socket.socket() as s: s.bind(("127.0.0.1", 0)); return s.getsockname()[1]
 
 
 def wait(url, proc, path="/ping", timeout=300):
@@ -102,15 +97,15 @@ def main():
     from sixstack.data import FEATURES, make_frame
     rows = make_frame(max(a.n, 10_000), seed=99)[FEATURES]
     recs = json.loads(rows.to_json(orient="records"))
-    ours, theirs = free_port(), free_port()
-    p1 = subprocess.Popen([sys.executable, "-m", "sixstack.serving", "--model-name", a.model_name, "--port", str(ours), "--monitor-db", f"sqlite:///{tmp}/bench-log.db"],  # the prediction log on, as deployed
-                          env=env)
+    from sixstack.serving import free_port, start_service
+    theirs = free_port()
+    p1, u1 = start_service(a.tracking_uri, a.model_name, monitor_db=f"sqlite:///{tmp}/bench-log.db", env=env)  # the prediction log on, as deployed
     p2 = subprocess.Popen([str(Path(sys.executable).with_name("mlflow")), "models", "serve", "-m", f"models:/{a.model_name}@production",
                            "--env-manager", "local", "-p", str(theirs), "-h", "127.0.0.1", "-w", "1"], env=env,
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        u1, u2 = f"http://127.0.0.1:{ours}", f"http://127.0.0.1:{theirs}"
-        wait(u1, p1, "/ready"); wait(u2, p2, "/ping")
+        u2 = f"http://127.0.0.1:{theirs}"
+        wait(u2, p2, "/ping")
         s1 = singles(u1, "/predict", recs[:a.n])
         s2 = singles(u2, "/invocations", [{"dataframe_records": [r]} for r in recs[:a.n]])
         b1 = batch(u1, "/predict/batch", {"records": recs[:10_000]})

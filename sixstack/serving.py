@@ -30,7 +30,7 @@ from .tracking import MLOpsIntegration, load_model
 
 # %% auto #0
 __all__ = ['Record', 'RequestError', 'parse_invocation', 'validate_records', 'Served', 'load_served', 'Holder', 'Coalescer',
-           'ServiceMetrics', 'create_app', 'main']
+           'ServiceMetrics', 'create_app', 'main', 'free_port', 'start_service']
 
 # %% ../nbs/07_serving.ipynb #76386365
 def _record_model() -> type[BaseModel]:
@@ -329,3 +329,36 @@ def main(argv:list[str]|None=None):
     uvicorn.run(app, host=a.host, port=a.port, log_level="warning", access_log=False)
 
 if __name__ == "__main__" and "IPython" not in sys.modules: main()  # not when a notebook runs this cell
+
+# %% ../nbs/07_serving.ipynb #9125cd2a
+def free_port() -> int:
+    "A free TCP port on 127.0.0.1."
+    import socket
+    with socket.socket() as s: s.bind(("127.0.0.1", 0)); return s.getsockname()[1]
+
+def start_service(tracking_uri:str, # the registry's MLflow tracking URI
+                  name:str, # registered model to serve
+                  alias:str="production", # its alias
+                  monitor_db:str|None=None, # prediction-log URL (None: the service's default)
+                  args:list|None=None, # further `python -m sixstack.serving` options
+                  env:dict|None=None, # extra environment variables
+                  timeout:float=120, # seconds to wait for /ready
+                  **popen) -> tuple:
+    "Start `python -m sixstack.serving` on a free local port; returns (process, url) once /ready answers."
+    import subprocess
+    import httpx
+    port = free_port(); url = f"http://127.0.0.1:{port}"
+    cmd = [sys.executable, "-m", "sixstack.serving", "--model-name", name, "--alias", alias, "--port", str(port),
+           *(["--monitor-db", monitor_db] if monitor_db else []), *(args or [])]
+    proc = subprocess.Popen(cmd, env=os.environ | {"MLFLOW_TRACKING_URI": tracking_uri} | (env or {}), **popen)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            out = proc.stdout.read() if proc.stdout else ""
+            raise RuntimeError(f"the service exited with code {proc.returncode} before it was ready{': ' + str(out)[-2000:] if out else ''}")
+        try:
+            if httpx.get(f"{url}/ready", timeout=1).status_code == 200: return proc, url
+        except httpx.HTTPError: pass
+        time.sleep(0.1)
+    proc.kill(); proc.wait(10)
+    raise RuntimeError(f"the service at {url} was not ready after {timeout:.0f} s")

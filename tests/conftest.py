@@ -63,26 +63,9 @@ def train_model(settings, rows, permute=False, seed=0, handoff=None, holdout=Non
     return uri, ens
 
 
-def free_port() -> int:
-    import socket
-    with socket.socket() as s: s.bind(("127.0.0.1", 0)); return s.getsockname()[1]
-
-
 def start_server(settings, name, monitor_db, env=None, *args):
     "`python -m sixstack.serving` as a real process on a free local port, logging to `monitor_db`; returns (process, url) once ready."
     import subprocess
-    import time
-    import httpx
-    port = free_port()
-    env = os.environ | {"MLFLOW_TRACKING_URI": settings.tracking_uri, "MLFLOW_DISABLE_TELEMETRY": "true"} | (env or {})
-    proc = subprocess.Popen([sys.executable, "-m", "sixstack.serving", "--model-name", name, "--port", str(port),
-                             "--monitor-db", f"sqlite:///{monitor_db}", *args],
-                            env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(600):
-        try:
-            if httpx.get(f"{url}/ready", timeout=1).status_code == 200: return proc, url
-        except httpx.HTTPError: pass
-        if proc.poll() is not None: pytest.fail(f"server exited: {proc.stdout.read()}")
-        time.sleep(0.1)
-    proc.kill(); pytest.fail("server did not become ready in 60 s")
+    from sixstack.serving import start_service
+    return start_service(settings.tracking_uri, name, monitor_db=f"sqlite:///{monitor_db}", args=list(args), timeout=60,
+                         env={"MLFLOW_DISABLE_TELEMETRY": "true"} | (env or {}), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
