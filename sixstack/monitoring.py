@@ -166,7 +166,7 @@ def dispatch(alerts:list[dict], # from `evaluate`
         except Exception as e: logger.warning("alert webhook at %s failed: %s", urlparse(webhook_url).hostname, type(e).__name__)
     return out
 
-# %% ../nbs/08_monitoring.ipynb #dca2ca79
+# %% ../nbs/08_monitoring.ipynb #bdcbf9a2
 def parse_since(s:str|float|None) -> float|None:
     "Unix time from '24h' / '30m' / '2d' (ago), an ISO time (UTC if naive) or a number."
     if s is None or isinstance(s, (int, float)): return s
@@ -176,18 +176,24 @@ def parse_since(s:str|float|None) -> float|None:
     except ValueError: raise ValueError(f"--since: {s!r} is neither a duration (24h, 30m) nor a time (2026-11-30 12:00)") from None
     return (t.tz_localize("UTC") if t.tzinfo is None else t).timestamp()
 
+_VERSIONS: dict = {}  # (tracking URI, name, version) -> (source run, CV accuracy)
+
 def version_context(settings:Settings, version:str|None, name:str|None=None) -> tuple[str|None, pd.DataFrame|None, float|None]:
     "(source run, reference profile, CV accuracy) of a registered version (of `name`, default the settings' model); Nones when unknown."
     if version is None: return None, None, None
     name = name or settings.registry_name
-    try:
-        from sixstack.tracking import MLOpsIntegration
-        mv = MLOpsIntegration(settings=settings).client.get_model_version(name, str(version))
-    except Exception as e:
-        logger.warning("version %s of %s unknown to the registry (%s): drift and performance checks skipped", version, name, type(e).__name__)
-        return None, None, None
-    cv = mv.tags.get("cv_accuracy")
-    return mv.run_id, load_reference(settings, mv.run_id), float(cv) if cv else None
+    key = (settings.tracking_uri, name, str(version))
+    if key not in _VERSIONS:  # a version's source run and CV tags do not change: one registry request per version and process
+        try:
+            from sixstack.tracking import MLOpsIntegration
+            mv = MLOpsIntegration(settings=settings).client.get_model_version(name, str(version))
+        except Exception as e:
+            logger.warning("version %s of %s unknown to the registry (%s): drift and performance checks skipped", version, name, type(e).__name__)
+            return None, None, None
+        cv = mv.tags.get("cv_accuracy")
+        _VERSIONS[key] = (mv.run_id, float(cv) if cv else None)
+    run_id, cv = _VERSIONS[key]
+    return run_id, load_reference(settings, run_id), cv
 
 def monitor(log:PredictionLog, settings:Settings, version:str|None=None, last:int|None=None, since:str|float|None=None,
             th:Thresholds|None=None, raise_alerts:bool=True, name:str|None=None) -> MonitorResult:
