@@ -115,7 +115,7 @@ class Holder:
             self.current, self.error = new, None
             return new
 
-# %% ../nbs/07_serving.ipynb #5e85fdd3
+# %% ../nbs/07_serving.ipynb #b6d0997e
 class Coalescer:
     "One worker that predicts queued single-record requests together."
     def __init__(self, max_rows:int=64, timeout:float=120.0):
@@ -140,7 +140,8 @@ class Coalescer:
             for s in {id(j["served"]): j["served"] for j in jobs}.values():
                 group = [j for j in jobs if j["served"] is s]
                 try:
-                    out = s.model.predict_frame(pd.concat([j["df"] for j in group], ignore_index=True)); self.calls += 1
+                    X = group[0]["df"] if len(group) == 1 else pd.concat([j["df"] for j in group], ignore_index=True)
+                    out = s.model.predict_frame(X); self.calls += 1
                     at = np.cumsum([0] + [len(j["df"]) for j in group])
                     for j, a, b in zip(group, at[:-1], at[1:]): j["out"] = out.iloc[a:b].reset_index(drop=True)
                 except Exception as e:
@@ -170,7 +171,7 @@ def _rows(out:pd.DataFrame) -> list[dict]:
     "Response records (request_id, label, probability) of a prediction frame; 5× faster than `to_dict(orient='records')`."
     return [{"request_id": r, "label": lab, "probability": p} for r, lab, p in zip(out["request_id"].tolist(), out["label"].tolist(), out["probability"].tolist())]
 
-# %% ../nbs/07_serving.ipynb #22fa192a
+# %% ../nbs/07_serving.ipynb #c545a4e5
 def create_app(loader, # () -> Served: loads the model to serve
                max_batch:int=10_000, # most records per request
                max_body_bytes:int=8_000_000, # largest request body
@@ -215,7 +216,7 @@ def create_app(loader, # () -> Served: loads the model to serve
             try: predlog.write(PREDICTIONS, prediction_rows(rid, df, out, served.version, endpoint, 1000 * (t1 - t0)))
             except LogError as e: raise RequestError(f"not answered: the prediction log is unavailable ({e})", 503) from None
             metrics.log_write.observe(time.perf_counter() - t1)
-        for lab, n in out["label"].value_counts().items(): metrics.predictions.labels(lab).inc(int(n))
+        for lab, n in zip(*np.unique(out["label"].to_numpy(), return_counts=True)): metrics.predictions.labels(lab).inc(int(n))
         return out, served
 
     def scored(endpoint, handler):
