@@ -218,14 +218,17 @@ def _nameless(m):
         step.__dict__.pop("feature_names_in_", None)
     return m
 
-# %% ../nbs/04_model_stacks.ipynb #ed5e93d9
+# %% ../nbs/04_model_stacks.ipynb #007612b4
 def _matrix(X:pd.DataFrame, cache:dict|None=None) -> np.ndarray:
     "`X` as a float matrix, categories as their codes (what XGBoost and LightGBM compute from a frame); kept in `cache` per frame."
     hit = (cache or {}).get(("matrix", id(X)))
     if hit is not None and hit[0] is X: return hit[1]
-    out = np.empty(X.shape, order="F")  # column-major like `DataFrame.to_numpy`: scikit-learn's dot products then sum in the same order
-    for j, (_, v) in enumerate(X.items()):
-        out[:, j] = np.where(v.cat.codes < 0, np.nan, v.cat.codes) if isinstance(v.dtype, pd.CategoricalDtype) else v.to_numpy(np.float64)  # code -1: missing
+    cats = [j for j, d in enumerate(X.dtypes) if isinstance(d, pd.CategoricalDtype)]
+    if not cats: out = np.asfortranarray(X.to_numpy(np.float64))  # column-major like scikit-learn's own conversion: dot products sum in the same order
+    else:  # one conversion of the whole frame, then the category columns replaced by their codes (column access costs more than the arithmetic)
+        obj, num = X.to_numpy(object), np.array([j not in cats for j in range(X.shape[1])])
+        out = np.empty(X.shape, order="F"); out[:, num] = obj[:, num].astype(np.float64)
+        for j in cats: c = X.iloc[:, j].cat.codes.to_numpy(); out[:, j] = np.where(c < 0, np.nan, c)  # code -1: missing
     if cache is not None: cache[("matrix", id(X))] = (X, out)  # the frame is kept with it, so its id cannot be reused meanwhile
     return out
 
