@@ -65,7 +65,7 @@ def shift_sample(df:pd.DataFrame, # rows with the seven features
     out["Time_spent_Alone"] = (out["Time_spent_Alone"] + 3).clip(upper=RANGES["Time_spent_Alone"][1])
     return out
 
-# %% ../nbs/08_monitoring.ipynb #6ad71d41
+# %% ../nbs/08_monitoring.ipynb #2417e3f6
 @dataclass
 class Thresholds:
     "When monitoring raises an alert."
@@ -77,6 +77,7 @@ class Thresholds:
     error_rate: float = 0.05  # alert above this share of failed requests
     min_requests: int = 20  # fewest requests for an error-rate verdict
     p95_latency_ms: float = 1000.0  # alert above this 95th-percentile latency
+    repeat_hours: float = 6.0  # an alert of the same kind for the same version is not raised again within this time (0: always)
 
 def prediction_drift(ref:pd.DataFrame, cur:pd.DataFrame, th:Thresholds) -> pd.DataFrame:
     "Drift of the predicted probability (ten fixed bins) and class against the reference (chi-square + PSI)."
@@ -148,14 +149,21 @@ def evaluate(df:pd.DataFrame, # the window's predictions (from `PredictionLog.pr
     s["n_alerts"] = len(alerts)
     return MonitorResult(window, version, df, errors, s, alerts, drift, reference, cv_accuracy)
 
-# %% ../nbs/08_monitoring.ipynb #439b5f9c
+# %% ../nbs/08_monitoring.ipynb #bcec4337
 def dispatch(alerts:list[dict], # from `evaluate`
              log:PredictionLog|None=None, # stores them (None: not stored)
              webhook_url:str|None=None, # POST target (None: no webhook)
-             timeout:float=5.0) -> dict:
-    "Store, log and post alerts; returns what happened."
+             timeout:float=5.0,
+             repeat_hours:float=0.0, # skip alerts whose kind and version `log` already holds from this many hours back
+            ) -> dict:
+    "Store, log and post the alerts not raised recently; returns what happened."
     from urllib.parse import urlparse
-    out = {"stored": 0, "posted": False}
+    out = {"stored": 0, "posted": False, "repeated": 0}
+    if alerts and log is not None and repeat_hours:  # one alert per open problem, not one per monitoring pass
+        recent = log.alerts(since=time.time() - repeat_hours * 3600)
+        seen = set(zip(recent["kind"], recent["model_version"].map(str)))
+        fresh = [a for a in alerts if (a["kind"], str(a["model_version"])) not in seen]
+        out["repeated"], alerts = len(alerts) - len(fresh), fresh
     if not alerts: return out
     if log is not None: log.write(ALERTS, alerts); out["stored"] = len(alerts)
     for a in alerts: logger.warning("ALERT %s [%s] %s", a["kind"], a["severity"], a["message"])
@@ -166,7 +174,7 @@ def dispatch(alerts:list[dict], # from `evaluate`
         except Exception as e: logger.warning("alert webhook at %s failed: %s", urlparse(webhook_url).hostname, type(e).__name__)
     return out
 
-# %% ../nbs/08_monitoring.ipynb #bdcbf9a2
+# %% ../nbs/08_monitoring.ipynb #5474904f
 def parse_since(s:str|float|None) -> float|None:
     "Unix time from '24h' / '30m' / '2d' (ago), an ISO time (UTC if naive) or a number."
     if s is None or isinstance(s, (int, float)): return s
@@ -207,7 +215,9 @@ def monitor(log:PredictionLog, settings:Settings, version:str|None=None, last:in
     window = f"since {pd.Timestamp(t0, unit='s'):%Y-%m-%d %H:%M}" if t0 is not None else f"last {last}"
     _, ref, cv = version_context(settings, version, name)
     res = evaluate(df.reset_index(drop=True), errs, ref, cv, th, window, version)
-    if raise_alerts: res.summary |= {"webhook_posted": dispatch(res.alerts, log, settings.webhook_url)["posted"]}
+    if raise_alerts:
+        d = dispatch(res.alerts, log, settings.webhook_url, repeat_hours=th.repeat_hours)
+        res.summary |= {"webhook_posted": d["posted"], "alerts_repeated": d["repeated"]}
     return res
 
 # %% ../nbs/08_monitoring.ipynb #2864e252
