@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 export MLFLOW_DISABLE_TELEMETRY ?= true
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install browser run test sync-check lint nbtest pytest lab ui serve sample export clean bench help
+.PHONY: install browser postgres run test sync-check lint nbtest pytest lab ui serve sample export clean bench help
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
@@ -49,7 +49,12 @@ browser:  ## Debian's chromium for the dashboard test (installed with apt-get wh
 	if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 	else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; fi
 
-pytest: install browser  ## the cross-process tests under tests/
+postgres:  ## Debian's postgresql for the prediction-log test on a real PostgreSQL server (apt-get when missing; needs root)
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && exit 0
+	if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+	else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; fi
+
+pytest: install browser postgres  ## the cross-process tests under tests/
 	$(BIN)/python -m pytest tests -q -p no:cacheprovider --timeout 900
 
 lab: install  ## JupyterLab on the notebooks

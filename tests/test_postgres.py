@@ -1,0 +1,104 @@
+"""The prediction log and alert handling on a real PostgreSQL server (a throw-away cluster started by the test).
+
+`make test` installs Debian's postgresql (`make postgres`); the cluster runs on a Unix socket in a temporary
+folder, as the `postgres` user when the tests run as root (PostgreSQL refuses to run as root).
+"""
+import glob
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sixstack.data import make_frame, FEATURES
+from sixstack.monitoring import Thresholds, dispatch, evaluate, shift_sample
+from sixstack.predlog import ALERTS, ERRORS, PREDICTIONS, LogError, PredictionLog, prediction_rows
+
+
+def _pg_bin() -> str:
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    path = found[-1] if found else shutil.which("initdb")
+    if not path: pytest.fail("PostgreSQL is not installed: run `make postgres` (Debian's postgresql package)")
+    return os.path.dirname(path)
+
+
+@pytest.fixture(scope="module")
+def pg_url():
+    "A fresh PostgreSQL cluster on a Unix socket; yields its SQLAlchemy URL."
+    from sixstack.serving import free_port
+    bin_, d = _pg_bin(), tempfile.mkdtemp(prefix="sixstack-pg-")
+    as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    if as_user: shutil.chown(d, "postgres")
+    data, sock, port = os.path.join(d, "data"), d, free_port()
+    subprocess.run(as_user + [f"{bin_}/initdb", "-D", data, "-A", "trust", "-U", "postgres", "--no-sync"], check=True, capture_output=True)
+    proc = subprocess.Popen(as_user + [f"{bin_}/postgres", "-D", data, "-p", str(port), "-k", sock, "-c", "listen_addresses="],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    url = f"postgresql+psycopg://postgres@/postgres?host={sock}&port={port}"
+    try:
+        for _ in range(300):
+            if proc.poll() is not None: pytest.fail(f"postgres exited: {proc.stderr.read()[-2000:]}")
+            if os.path.exists(os.path.join(sock, f".s.PGSQL.{port}")): break
+            time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate(); proc.wait(30); shutil.rmtree(d, ignore_errors=True)
+
+
+def test_log_on_postgres(pg_url):
+    "Group commits, feedback, windows, refused duplicates, errors and retention behave as on SQLite."
+    log = PredictionLog(pg_url)
+    assert log.engine.dialect.name == "postgresql"
+    X = make_frame(40, seed=4)[FEATURES].reset_index(drop=True)
+    out = pd.DataFrame({"label": ["Introvert"] * 40, "probability": [0.9] * 40})
+    # hold the first leader inside its commit until the other writers queue: they must share one transaction
+    entered, release, commit_ = threading.Event(), threading.Event(), log._commit
+    def held(items):
+        if not entered.is_set(): entered.set(); release.wait(30)
+        commit_(items)
+    log._commit = held
+    def one(i): log.write(PREDICTIONS, prediction_rows(f"r{i}", X.iloc[[i]], out.iloc[[i]], "7", "predict", 3.0))
+    ts = [threading.Thread(target=one, args=(i,)) for i in range(20)]
+    ts[0].start(); assert entered.wait(30)
+    for t in ts[1:]: t.start()
+    deadline = time.monotonic() + 30
+    while len(log._pending) < 19 and time.monotonic() < deadline: time.sleep(0.01)
+    release.set()
+    for t in ts: t.join()
+    assert log.commits == 2
+    log.write(PREDICTIONS, prediction_rows("batch", X.iloc[20:], out.iloc[20:], "7", "predict_batch", 5.0))
+    df = log.predictions()
+    assert len(df) == 40 and df["request_id"].is_unique and set(df["model_version"]) == {"7"}
+    got = df.set_index("request_id").loc["r3", FEATURES]  # inputs round-trip, missing values as NULL
+    assert all((pd.isna(a) and pd.isna(b)) or a == b for a, b in zip(got, X.iloc[3]))
+    assert log.add_feedback([{"request_id": "r3", "label": "Extrovert"}, {"request_id": "nope", "label": "Introvert"}]) == {"updated": 1, "unknown": ["nope"]}
+    assert log.predictions().set_index("request_id").loc["r3", "true_label"] == "Extrovert"
+    assert list(log.predictions(last=2)["request_id"]) == ["batch-18", "batch-19"]
+    with pytest.raises(LogError, match="prediction log write failed"):  # a duplicate request id is refused, nothing else lost
+        log.write(PREDICTIONS, prediction_rows("r1", X.iloc[[1]], out.iloc[[1]], "7", "predict", 1.0))
+    assert len(log.predictions()) == 40
+    log.write(ERRORS, [{"ts": time.time() - 3 * 86400, "endpoint": "predict", "status": 422, "message": "old"},
+                       {"ts": time.time(), "endpoint": "predict", "status": 400, "message": "new"}])
+    assert log.prune(days=1)["errors"] == 1 and list(log.errors()["message"]) == ["new"]
+    log.engine.dispose()
+
+
+def test_alerts_on_postgres(pg_url):
+    "A drifted window read back from PostgreSQL raises data drift; the alert is stored once per repeat window."
+    from sixstack.monitoring import reference_profile
+    log = PredictionLog(pg_url)
+    train = make_frame(2000, seed=1)
+    ref = reference_profile(train, np.full(len(train), 0.7), 0.5)
+    rows = shift_sample(make_frame(500, seed=2)).reset_index(drop=True)
+    out = pd.DataFrame({"label": ["Introvert"] * 500, "probability": [0.7] * 500})
+    log.write(PREDICTIONS, prediction_rows("drift", rows[FEATURES], out, "9", "predict_batch", 4.0))
+    res = evaluate(log.predictions(model_version="9"), log.errors().iloc[:0], ref, None, Thresholds(), "last 500", "9")
+    assert any(a["kind"] == "data_drift" for a in res.alerts), res.summary
+    first, again = dispatch(res.alerts, log, repeat_hours=6), dispatch(res.alerts, log, repeat_hours=6)
+    assert first["stored"] == len(res.alerts) and again == {"stored": 0, "posted": False, "repeated": len(res.alerts)}
+    assert set(log.alerts()["kind"]) == {a["kind"] for a in res.alerts}
+    log.engine.dispose()
