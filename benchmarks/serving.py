@@ -1,7 +1,8 @@
 """Our REST service vs `mlflow models serve` on the same registered model, same machine, same client.
 
 Measures single-record requests (sequential keep-alive client: throughput, p50, p99), one 10,000-row batch request,
-and 32 concurrent clients for 30 s against our service (errors, p99, throughput). Without --tracking-uri it first
+and 32 concurrent clients for 30 s against our service (errors, p99, throughput). Our service runs with the prediction
+log on (as deployed) and, for comparison, with --no-log. Without --tracking-uri it first
 builds a registered model with the pipeline's fast profile (all six stacks) in a temporary store.
 
     .venv/bin/python benchmarks/serving.py [--tracking-uri sqlite:////abs/mlflow.db] [--model-name six_stack_ensemble] [--n 300]
@@ -100,6 +101,7 @@ def main():
     from sixstack.serving import free_port, start_service
     theirs = free_port()
     p1, u1 = start_service(a.tracking_uri, a.model_name, monitor_db=f"sqlite:///{tmp}/bench-log.db", env=env)  # the prediction log on, as deployed
+    p3, u3 = start_service(a.tracking_uri, a.model_name, args=["--no-log"], env=env)  # what the log costs, side by side
     p2 = subprocess.Popen([str(Path(sys.executable).with_name("mlflow")), "models", "serve", "-m", f"models:/{a.model_name}@production",
                            "--env-manager", "local", "-p", str(theirs), "-h", "127.0.0.1", "-w", "1"], env=env,
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -108,18 +110,20 @@ def main():
         wait(u2, p2, "/ping")
         s1 = singles(u1, "/predict", recs[:a.n])
         s2 = singles(u2, "/invocations", [{"dataframe_records": [r]} for r in recs[:a.n]])
+        s3 = singles(u3, "/predict", recs[:a.n])
         b1 = batch(u1, "/predict/batch", {"records": recs[:10_000]})
         b2 = batch(u2, "/invocations", {"dataframe_records": recs[:10_000]})
+        b3 = batch(u3, "/predict/batch", {"records": recs[:10_000]})
         n, errs, p99, thr = load(u1, recs[0], 32, a.load_seconds)
     finally:
-        for p in (p1, p2): p.terminate(); p.wait(20)
+        for p in (p1, p2, p3): p.terminate(); p.wait(20)
     print(f"\nserving benchmark, one run, {os.cpu_count()} cores, model {a.model_name}@production\n")
-    print("| measure | sixstack.serving | mlflow models serve | ratio |\n|---|---|---|---|")
-    print(f"| single-record throughput (req/s, sequential) | {s1[0]:.1f} | {s2[0]:.1f} | {s1[0] / s2[0]:.2f}x |")
-    print(f"| single-record p50 (ms) | {s1[1]:.1f} | {s2[1]:.1f} | |")
-    print(f"| single-record p99 (ms) | {s1[2]:.1f} | {s2[2]:.1f} | |")
-    print(f"| 10,000-row batch (ms, median of 3) | {1000 * b1:.0f} | {1000 * b2:.0f} | {b2 / b1:.2f}x |")
-    print(f"| 32 clients x {a.load_seconds}s: requests / errors / p99 ms / req/s | {n} / {errs} / {p99:.0f} / {thr:.1f} | | |")
+    print("| measure | sixstack.serving | mlflow models serve | ratio | sixstack.serving --no-log |\n|---|---|---|---|---|")
+    print(f"| single-record throughput (req/s, sequential) | {s1[0]:.1f} | {s2[0]:.1f} | {s1[0] / s2[0]:.2f}x | {s3[0]:.1f} |")
+    print(f"| single-record p50 (ms) | {s1[1]:.1f} | {s2[1]:.1f} | | {s3[1]:.1f} |")
+    print(f"| single-record p99 (ms) | {s1[2]:.1f} | {s2[2]:.1f} | | {s3[2]:.1f} |")
+    print(f"| 10,000-row batch (ms, median of 3) | {1000 * b1:.0f} | {1000 * b2:.0f} | {b2 / b1:.2f}x | {1000 * b3:.0f} |")
+    print(f"| 32 clients x {a.load_seconds}s: requests / errors / p99 ms / req/s | {n} / {errs} / {p99:.0f} / {thr:.1f} | | | |")
 
 
 if __name__ == "__main__":
