@@ -149,7 +149,7 @@ def evaluate(df:pd.DataFrame, # the window's predictions (from `PredictionLog.pr
     s["n_alerts"] = len(alerts)
     return MonitorResult(window, version, df, errors, s, alerts, drift, reference, cv_accuracy)
 
-# %% ../nbs/08_monitoring.ipynb #bcec4337
+# %% ../nbs/08_monitoring.ipynb #91b5253b
 def dispatch(alerts:list[dict], # from `evaluate`
              log:PredictionLog|None=None, # stores them (None: not stored)
              webhook_url:str|None=None, # POST target (None: no webhook)
@@ -159,19 +159,22 @@ def dispatch(alerts:list[dict], # from `evaluate`
     "Store, log and post the alerts not raised recently; returns what happened."
     from urllib.parse import urlparse
     out = {"stored": 0, "posted": False, "repeated": 0}
-    if alerts and log is not None and repeat_hours:  # one alert per open problem, not one per monitoring pass
+    if alerts and log is not None and repeat_hours:  # one alert per open problem, not one per pass (unless its webhook failed)
         recent = log.alerts(since=time.time() - repeat_hours * 3600)
+        recent = recent[recent["posted"].ne(False)]
         seen = set(zip(recent["kind"], recent["model_version"].map(str)))
         fresh = [a for a in alerts if (a["kind"], str(a["model_version"])) not in seen]
         out["repeated"], alerts = len(alerts) - len(fresh), fresh
     if not alerts: return out
-    if log is not None: log.write(ALERTS, alerts); out["stored"] = len(alerts)
     for a in alerts: logger.warning("ALERT %s [%s] %s", a["kind"], a["severity"], a["message"])
+    posted = None  # no webhook
     if webhook_url:
         import httpx
         body = {"source": "sixstack", "alerts": [a | {"details": json.loads(a["details"])} for a in alerts]}
-        try: httpx.post(webhook_url, json=body, timeout=timeout).raise_for_status(); out["posted"] = True
-        except Exception as e: logger.warning("alert webhook at %s failed: %s", urlparse(webhook_url).hostname, type(e).__name__)
+        try: httpx.post(webhook_url, json=body, timeout=timeout).raise_for_status(); posted = True
+        except Exception as e: posted = False; logger.warning("alert webhook at %s failed: %s", urlparse(webhook_url).hostname, type(e).__name__)
+    out["posted"] = bool(posted)
+    if log is not None: log.write(ALERTS, [a | {"posted": posted} for a in alerts]); out["stored"] = len(alerts)
     return out
 
 # %% ../nbs/08_monitoring.ipynb #5474904f

@@ -21,7 +21,7 @@ from .data import CATEGORICAL, CLASSES, FEATURES, NUMERIC
 __all__ = ['META', 'PREDICTIONS', 'ERRORS', 'ALERTS', 'LogError', 'make_engine', 'PredictionLog', 'new_request',
            'prediction_rows', 'add_feedback', 'predictions', 'errors', 'alerts', 'prune']
 
-# %% ../nbs/07a_prediction_log.ipynb #5fb79815
+# %% ../nbs/07a_prediction_log.ipynb #5512a1ea
 META = sa.MetaData()
 PREDICTIONS = sa.Table(
     "predictions", META,
@@ -42,9 +42,10 @@ ALERTS = sa.Table(
     "alerts", META, sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("ts", sa.Float, nullable=False, index=True), sa.Column("kind", sa.String(32)), sa.Column("severity", sa.String(16)),
     sa.Column("model_version", sa.String(32)), sa.Column("value", sa.Float), sa.Column("threshold", sa.Float),
-    sa.Column("window", sa.String(64)), sa.Column("message", sa.Text), sa.Column("details", sa.Text))
+    sa.Column("window", sa.String(64)), sa.Column("message", sa.Text), sa.Column("details", sa.Text),
+    sa.Column("posted", sa.Boolean))  # webhook delivery: true, false (failed: raised again next pass), NULL (no webhook)
 
-# %% ../nbs/07a_prediction_log.ipynb #dd7877bb
+# %% ../nbs/07a_prediction_log.ipynb #433a53e1
 class LogError(RuntimeError):
     "The prediction log could not store or read something."
 
@@ -58,7 +59,10 @@ def make_engine(url:str, # SQLAlchemy URL, e.g. sqlite:////abs/monitoring.db or 
         @sa.event.listens_for(engine, "connect")
         def _pragmas(conn, _):
             cur = conn.cursor(); cur.execute("PRAGMA journal_mode=WAL"); cur.execute("PRAGMA synchronous=NORMAL"); cur.close()
-    try: META.create_all(engine)
+    try:
+        META.create_all(engine)
+        if "posted" not in {c["name"] for c in sa.inspect(engine).get_columns("alerts")}:  # a log from before alerts recorded delivery
+            with engine.begin() as conn: conn.execute(sa.text("ALTER TABLE alerts ADD COLUMN posted BOOLEAN"))
     except Exception as e: raise LogError(f"cannot create the monitoring tables in {url.split('@')[-1]}: {type(e).__name__}: {e}") from None
     return engine
 
