@@ -45,7 +45,7 @@ ALERTS = sa.Table(
     sa.Column("window", sa.String(64)), sa.Column("message", sa.Text), sa.Column("details", sa.Text),
     sa.Column("posted", sa.Boolean))  # webhook delivery: true, false (failed: raised again next pass), NULL (no webhook)
 
-# %% ../nbs/07a_prediction_log.ipynb #433a53e1
+# %% ../nbs/07a_prediction_log.ipynb #47641d4a
 class LogError(RuntimeError):
     "The prediction log could not store or read something."
 
@@ -61,8 +61,12 @@ def make_engine(url:str, # SQLAlchemy URL, e.g. sqlite:////abs/monitoring.db or 
             cur = conn.cursor(); cur.execute("PRAGMA journal_mode=WAL"); cur.execute("PRAGMA synchronous=NORMAL"); cur.close()
     try:
         META.create_all(engine)
-        if "posted" not in {c["name"] for c in sa.inspect(engine).get_columns("alerts")}:  # a log from before alerts recorded delivery
-            with engine.begin() as conn: conn.execute(sa.text("ALTER TABLE alerts ADD COLUMN posted BOOLEAN"))
+        has_posted = lambda: "posted" in {c["name"] for c in sa.inspect(engine).get_columns("alerts")}
+        if not has_posted():  # a log from before alerts recorded delivery
+            try:
+                with engine.begin() as conn: conn.execute(sa.text("ALTER TABLE alerts ADD COLUMN posted BOOLEAN"))
+            except Exception:
+                if not has_posted(): raise  # else another process added it first
     except Exception as e: raise LogError(f"cannot create the monitoring tables in {url.split('@')[-1]}: {type(e).__name__}: {e}") from None
     return engine
 
