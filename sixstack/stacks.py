@@ -128,7 +128,21 @@ STACKS = {"A": dict(models=["rf", "lr", "xgb", "lgbm", "cat"], wide=False, noise
           "E": dict(models=["mlp"], wide=False, noise=False),
           "F": dict(models=["rf", "lr", "xgb", "lgbm", "cat"], wide=False, noise=True)}
 
-# %% ../nbs/04_model_stacks.ipynb #a0e2448e
+# %% ../nbs/04_model_stacks.ipynb #007612b4
+def _matrix(X:pd.DataFrame, cache:dict|None=None) -> np.ndarray:
+    "`X` as a float matrix, categories as their codes (what XGBoost and LightGBM compute from a frame); kept in `cache` per frame."
+    hit = (cache or {}).get(("matrix", id(X)))
+    if hit is not None and hit[0] is X: return hit[1]
+    cats = [j for j, d in enumerate(X.dtypes) if isinstance(d, pd.CategoricalDtype)]
+    if not cats: out = np.asfortranarray(X.to_numpy(np.float64))  # column-major like scikit-learn's own conversion: dot products sum in the same order
+    else:  # one conversion of the whole frame, then the category columns replaced by their codes (column access costs more than the arithmetic)
+        obj, num = X.to_numpy(object), np.array([j not in cats for j in range(X.shape[1])])
+        out = np.empty(X.shape, order="F"); out[:, num] = obj[:, num].astype(np.float64)
+        for j in cats: c = X.iloc[:, j].cat.codes.to_numpy(); out[:, j] = np.where(c < 0, np.nan, c)  # code -1: missing
+    if cache is not None: cache[("matrix", id(X))] = (X, out)  # the frame is kept with it, so its id cannot be reused meanwhile
+    return out
+
+# %% ../nbs/04_model_stacks.ipynb #dd4c3e60
 FLAT_MAX_ROWS = 64  # batches up to this size use the flat predictors
 
 def _walk(X, left, right, roots, depth, go_left) -> np.ndarray:
@@ -158,12 +172,13 @@ class FlatForest:
         x = X[rows, self.feature[node]]
         return np.where(np.isnan(x), self.missing_left[node], x <= self.threshold[node])
 
-    def predict_proba(self, X) -> np.ndarray:
-        "P(class 1) per row."
+    def predict_proba(self, X, cache:dict|None=None) -> np.ndarray:
+        "P(class 1) per row of a float matrix or a numeric frame (`cache`: see `_matrix`)."
+        X = _matrix(X, cache) if isinstance(X, pd.DataFrame) else X
         node = _walk(np.asarray(X, dtype=np.float32), self.left, self.right, self.roots, self.depth, self._go_left)
         return np.cumsum(self.p1[node], axis=1)[:, -1] / len(self.roots)  # sequential like scikit-learn's accumulation
 
-# %% ../nbs/04_model_stacks.ipynb #77a56f04
+# %% ../nbs/04_model_stacks.ipynb #ad10d018
 def _bits(sets:np.ndarray, row:np.ndarray, v:np.ndarray) -> np.ndarray:
     "Whether integer `v` is in bitset `sets[row]` (8 × 32 bits, scikit-learn's layout)."
     return ((sets[row, v >> 5] >> (v & 31).astype(np.uint32)) & 1).astype(bool)
@@ -188,15 +203,16 @@ class FlatBoosting:
         pre = m._preprocessor  # categorical columns first, each mapped to its position in the encoder's categories
         self.encoder = None if pre is None else (pre.transformers_[0][2], pre.transformers_[1][2], pre.named_transformers_["encoder"].categories_)
 
-    def _matrix(self, X) -> np.ndarray:
-        "The model's input matrix: without categorical features `X` itself, else encoded categories, then the numeric columns."
-        if self.encoder is None: return np.asarray(X, dtype=np.float64)
+    def _input(self, X:pd.DataFrame, cache:dict|None=None) -> np.ndarray:
+        "The model's input matrix: categorical columns first, as positions in its encoder's categories (unknown: missing), then the numeric ones."
+        M = _matrix(X, cache)
+        if self.encoder is None: return M
         is_cat, is_num, categories = self.encoder
         cols = []
-        for c, known in zip(X.columns[is_cat], categories):
-            known = list(known); lut = np.array([known.index(k) if k in known else np.nan for k in X[c].cat.categories] + [np.nan])
-            cols.append(lut[X[c].cat.codes.to_numpy()])  # code -1 (NaN) reads the last entry
-        return np.column_stack(cols + [X[c].to_numpy(dtype=np.float64) for c in X.columns[is_num]])
+        for j, known in zip(np.flatnonzero(is_cat), categories):
+            known = list(known); lut = np.array([known.index(k) if k in known else np.nan for k in X.dtypes.iloc[j].categories] + [np.nan])
+            cols.append(lut[np.where(np.isnan(M[:, j]), -1, M[:, j]).astype(np.intp)])  # a missing value (NaN code) reads the last entry
+        return np.column_stack(cols + [M[:, is_num]])
 
     def _go_left(self, X, rows, node):
         x = X[rows, self.feature[node]]; cat, ml = self.cat[node], self.missing_left[node]
@@ -206,9 +222,9 @@ class FlatBoosting:
         cat_left = np.where(in_left, True, np.where(known, False, ml))
         return np.where(missing, ml, np.where(cat, cat_left, x <= self.threshold[node]))
 
-    def predict_proba(self, X:pd.DataFrame) -> np.ndarray:
-        "P(class 1) per row."
-        node = _walk(self._matrix(X), self.left, self.right, self.roots, self.depth, self._go_left)
+    def predict_proba(self, X:pd.DataFrame, cache:dict|None=None) -> np.ndarray:
+        "P(class 1) per row (`cache`: see `_matrix`)."
+        node = _walk(self._input(X, cache), self.left, self.right, self.roots, self.depth, self._go_left)
         raw = np.cumsum(np.column_stack([np.full(len(node), self.baseline), self.value[node]]), axis=1)[:, -1]  # baseline, then trees in order
         return self.loss.predict_proba(raw)[:, 1]
 
@@ -231,21 +247,7 @@ def _nameless(m):
         step.__dict__.pop("feature_names_in_", None)
     return m
 
-# %% ../nbs/04_model_stacks.ipynb #007612b4
-def _matrix(X:pd.DataFrame, cache:dict|None=None) -> np.ndarray:
-    "`X` as a float matrix, categories as their codes (what XGBoost and LightGBM compute from a frame); kept in `cache` per frame."
-    hit = (cache or {}).get(("matrix", id(X)))
-    if hit is not None and hit[0] is X: return hit[1]
-    cats = [j for j, d in enumerate(X.dtypes) if isinstance(d, pd.CategoricalDtype)]
-    if not cats: out = np.asfortranarray(X.to_numpy(np.float64))  # column-major like scikit-learn's own conversion: dot products sum in the same order
-    else:  # one conversion of the whole frame, then the category columns replaced by their codes (column access costs more than the arithmetic)
-        obj, num = X.to_numpy(object), np.array([j not in cats for j in range(X.shape[1])])
-        out = np.empty(X.shape, order="F"); out[:, num] = obj[:, num].astype(np.float64)
-        for j in cats: c = X.iloc[:, j].cat.codes.to_numpy(); out[:, j] = np.where(c < 0, np.nan, c)  # code -1: missing
-    if cache is not None: cache[("matrix", id(X))] = (X, out)  # the frame is kept with it, so its id cannot be reused meanwhile
-    return out
-
-# %% ../nbs/04_model_stacks.ipynb #519434b9
+# %% ../nbs/04_model_stacks.ipynb #b648c326
 class StackModel(BaseEstimator, ClassifierMixin):
     "A stack: its models fitted on the same rows, probabilities averaged (soft voting)."
     def __init__(self, params:dict|None=None, # model name -> hyperparameters
@@ -294,7 +296,7 @@ class StackModel(BaseEstimator, ClassifierMixin):
             return flat[n].predict_proba(_matrix(X, cache))[:, 1]
         if n not in ("rf", "et", "hgb") or len(X) > FLAT_MAX_ROWS: return m.predict_proba(X)[:, 1]
         if n not in flat: flat[n] = FlatBoosting(m) if n == "hgb" else FlatForest(m)
-        return flat[n].predict_proba(X)
+        return flat[n].predict_proba(X, cache)
 
     def __getstate__(self):  # the flat copies are rebuilt on demand, not pickled with the model
         return {k: v for k, v in super().__getstate__().items() if k != "_flat"}
