@@ -1,9 +1,6 @@
 "The training notebooks 02-05 as real papermill runs (fast profile) into a real temporary MLflow store."
 import os
-import subprocess
-import sys
 
-import numpy as np
 import pandas as pd
 import pytest
 

@@ -17,7 +17,7 @@ import pytest
 
 from sixstack.data import make_frame, FEATURES
 from sixstack.monitoring import Thresholds, dispatch, evaluate, shift_sample
-from sixstack.predlog import ALERTS, ERRORS, PREDICTIONS, LogError, PredictionLog, prediction_rows
+from sixstack.predlog import ERRORS, PREDICTIONS, LogError, PredictionLog, prediction_rows
 
 
 def _pg_bin() -> str:

@@ -1,6 +1,5 @@
 "Real papermill runs of the real notebooks into a real (temporary SQLite) MLflow store."
 import json
-from pathlib import Path
 
 import nbformat
 import pandas as pd

@@ -1,9 +1,5 @@
 "The registry and the REST service, for real: a temporary SQLite store, real ensembles, a real server on 127.0.0.1."
 import json
-import os
-import socket
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -14,7 +10,7 @@ import pandas as pd
 import pytest
 
 from conftest import start_server, train_model as _train
-from sixstack.data import FEATURES, LABEL, make_frame
+from sixstack.data import FEATURES, make_frame
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "test-admin-token"
