@@ -52,7 +52,7 @@ def main():
         make_frame(2900, seed=8, introvert_share=0.49, missing_rate=0.02, label_noise=0.01).drop(columns=ID).to_csv(d / "external.csv", index=False)
         t = time.perf_counter()
         res = run_pipeline({"train_path": str(d / "train.csv"), "test_path": str(d / "test.csv"), "external_path": str(d / "external.csv"),
-                            "profile": a.profile, "submission_path": str(d / "submission.csv")}, settings=settings, progress=False)
+                            "profile": a.profile, "submission_path": str(d / "submission.csv")}, settings=settings)
         total = time.perf_counter() - t
         if res.status != "FINISHED": sys.exit(f"pipeline failed at {n} rows: {[s.error for s in res.steps if s.error]}")
         sub = pd.read_csv(d / "submission.csv")

@@ -7,19 +7,22 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 from dataclasses import dataclass, replace
 from pathlib import Path
-from urllib.parse import urlparse
+from urllib.parse import urlparse, urlsplit, urlunsplit
 
 # %% auto #0
-__all__ = ['DEFAULTS', 'PROFILES', 'project_root', 'resolve_tracking_uri', 'Settings', 'get_settings', 'profile']
+__all__ = ['DEFAULTS', 'PROFILES', 'project_root', 'resolve_tracking_uri', 'redact', 'scrub', 'Settings', 'get_settings',
+           'environment', 'profile']
 
 # %% ../nbs/01a_config.ipynb #57cff19f
 DEFAULTS = {"MLFLOW_TRACKING_URI": "sqlite:///mlflow.db", "MLFLOW_EXPERIMENT_NAME": "six_stack_personality",
             "MODEL_REGISTRY_NAME": "six_stack_ensemble", "SIXSTACK_MLOPS": "1", "SIXSTACK_REPORTS_DIR": "reports",
             "SIXSTACK_DATA_DIR": "data", "SIXSTACK_SPOOL": ".sixstack/spool.jsonl",
             "SIXSTACK_OPTUNA_STORAGE": "sqlite:///optuna.db", "SIXSTACK_MONITOR_DB": "sqlite:///monitoring.db",
-            "SIXSTACK_ALERT_WEBHOOK": "", "SIXSTACK_RETENTION_DAYS": "90"}
+            "SIXSTACK_ALERT_WEBHOOK": "", "SIXSTACK_RETENTION_DAYS": "90", "SIXSTACK_ADMIN_TOKEN": "", "SIXSTACK_FEEDBACK_TOKEN": "",
+            "SIXSTACK_DASHBOARD_TOKEN": "", "SIXSTACK_MODEL_SIGNING_KEY": "", "SIXSTACK_TRACKING_TIMEOUT": "10"}
 
 # %% ../nbs/01a_config.ipynb #8b43dede
 def project_root(start:str|Path|None=None, # where to start looking (default: the working directory)
@@ -48,6 +51,29 @@ def resolve_tracking_uri(uri:str, # a tracking URI, file path or `sqlite:///rela
         return (path if path.is_absolute() else root / path).resolve().as_uri()
     return uri
 
+# %% ../nbs/01a_config.ipynb #ce01d546
+_SECRET_QUERY = re.compile(r"(?i)((?:password|passwd|pwd|token|secret|key)=)[^&;]*")
+
+def redact(url:str|None, # any URL (or None)
+          ) -> str|None:
+    "The URL with its password (and secret-looking query values) replaced by `***`."
+    if not url or "://" not in url: return url
+    p = urlsplit(url)
+    netloc = p.netloc
+    if "@" in netloc:
+        user, host = netloc.rsplit("@", 1)
+        netloc = f"{user.split(':', 1)[0]}:***@{host}" if ":" in user else netloc
+    query = _SECRET_QUERY.sub(r"\1***", p.query)
+    return url if (netloc, query) == (p.netloc, p.query) else urlunsplit((p.scheme, netloc, p.path, query, p.fragment))
+
+# %% ../nbs/01a_config.ipynb #cff4387a
+_URL = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>]+")
+
+def scrub(text:str, # any text, e.g. an exception message
+         ) -> str:
+    "`text` with every URL in it redacted."
+    return _URL.sub(lambda m: redact(m.group(0)), text)
+
 # %% ../nbs/01a_config.ipynb #1b4a0c6b
 def _flag(v:str) -> bool:
     "Parse an on/off environment value."
@@ -56,7 +82,15 @@ def _flag(v:str) -> bool:
     if v in ("0", "false", "no", "off", ""): return False
     raise ValueError(f"expected an on/off value (1/0, true/false), got {v!r}")
 
+def _number(env:dict, k:str) -> float:
+    "A numeric environment value, or a ValueError naming the variable."
+    try: return float(env[k])
+    except ValueError: raise ValueError(f"{k} must be a number, got {env[k]!r}") from None
+
 # %% ../nbs/01a_config.ipynb #d6d22673
+_URLS = ("tracking_uri", "optuna_storage", "monitor_db", "webhook_url")
+_TOKENS = ("admin_token", "feedback_token", "dashboard_token", "signing_key")
+
 @dataclass(frozen=True)
 class Settings:
     "Resolved project settings (see the table above)."
@@ -72,6 +106,15 @@ class Settings:
     monitor_db: str = "sqlite:///monitoring.db"
     webhook_url: str|None = None
     retention_days: float = 90.0
+    admin_token: str|None = None
+    feedback_token: str|None = None
+    dashboard_token: str|None = None
+    signing_key: str|None = None
+    tracking_timeout: float = 10.0
+
+    def __post_init__(self):
+        if not self.retention_days > 0: raise ValueError(f"SIXSTACK_RETENTION_DAYS must be > 0 (days to keep), got {self.retention_days:g}")
+        if not self.tracking_timeout > 0: raise ValueError(f"SIXSTACK_TRACKING_TIMEOUT must be > 0 seconds, got {self.tracking_timeout:g}")
 
     @property
     def artifact_root(self) -> str|None:
@@ -80,10 +123,11 @@ class Settings:
         return (Path(self.tracking_uri[len("sqlite:///"):]).parent / "mlartifacts").as_uri()
 
     def public(self) -> dict:
-        "The settings as strings, for logging (the tracking URI without credentials)."
-        hide = lambda u: u.replace(f"{urlparse(u).username}:{urlparse(u).password}@", "") if urlparse(u).password else u
-        return {k: str(v) for k, v in self.__dict__.items()} | {"tracking_uri": hide(self.tracking_uri), "monitor_db": hide(self.monitor_db),
-                                                              "webhook_url": "set" if self.webhook_url else "unset"}
+        "The settings as strings, safe to print or log: URLs redacted, tokens as set/unset, the webhook only as set/unset."
+        out = {k: str(v) for k, v in self.__dict__.items()} | {k: redact(getattr(self, k)) for k in _URLS}
+        return out | {k: "set" if getattr(self, k) else "unset" for k in (*_TOKENS, "webhook_url")}
+
+    def __repr__(self): return f"Settings({', '.join(f'{k}={v!r}' for k, v in self.public().items())})"
 
 # %% ../nbs/01a_config.ipynb #b04fe426
 def get_settings(env:dict|None=None, # variables to read (default: `os.environ`)
@@ -99,11 +143,28 @@ def get_settings(env:dict|None=None, # variables to read (default: `os.environ`)
                  data_dir=rel(env["SIXSTACK_DATA_DIR"]), spool_path=rel(env["SIXSTACK_SPOOL"]),
                  optuna_storage=resolve_tracking_uri(env["SIXSTACK_OPTUNA_STORAGE"], root),
                  monitor_db=resolve_tracking_uri(env["SIXSTACK_MONITOR_DB"], root), webhook_url=env["SIXSTACK_ALERT_WEBHOOK"] or None,
-                 retention_days=float(env["SIXSTACK_RETENTION_DAYS"]))
+                 retention_days=_number(env, "SIXSTACK_RETENTION_DAYS"), tracking_timeout=_number(env, "SIXSTACK_TRACKING_TIMEOUT"),
+                 admin_token=env["SIXSTACK_ADMIN_TOKEN"] or None, feedback_token=env["SIXSTACK_FEEDBACK_TOKEN"] or None,
+                 dashboard_token=env["SIXSTACK_DASHBOARD_TOKEN"] or env["SIXSTACK_ADMIN_TOKEN"] or None,
+                 signing_key=env["SIXSTACK_MODEL_SIGNING_KEY"] or None)
     o = {k: v for k, v in overrides.items() if v is not None}
     o |= {k: resolve_tracking_uri(o[k], root) for k in ("tracking_uri", "optuna_storage", "monitor_db") if k in o}
     o |= {k: rel(o[k]) for k in ("reports_dir", "data_dir", "spool_path") if k in o}
     return replace(s, **o)
+
+# %% ../nbs/01a_config.ipynb #d2b6be1a
+_ENV = {"tracking_uri": "MLFLOW_TRACKING_URI", "experiment_name": "MLFLOW_EXPERIMENT_NAME", "registry_name": "MODEL_REGISTRY_NAME",
+        "enable_mlops": "SIXSTACK_MLOPS", "root": "SIXSTACK_HOME", "reports_dir": "SIXSTACK_REPORTS_DIR", "data_dir": "SIXSTACK_DATA_DIR",
+        "spool_path": "SIXSTACK_SPOOL", "optuna_storage": "SIXSTACK_OPTUNA_STORAGE", "monitor_db": "SIXSTACK_MONITOR_DB",
+        "webhook_url": "SIXSTACK_ALERT_WEBHOOK", "retention_days": "SIXSTACK_RETENTION_DAYS", "admin_token": "SIXSTACK_ADMIN_TOKEN",
+        "feedback_token": "SIXSTACK_FEEDBACK_TOKEN", "dashboard_token": "SIXSTACK_DASHBOARD_TOKEN", "signing_key": "SIXSTACK_MODEL_SIGNING_KEY",
+        "tracking_timeout": "SIXSTACK_TRACKING_TIMEOUT"}
+
+def environment(settings:Settings, # the settings to hand on
+               ) -> dict[str, str]:
+    "Environment variables under which `get_settings()` in a child process gives `settings`."
+    val = lambda v: "1" if v is True else "0" if v is False else "" if v is None else f"{v:g}" if isinstance(v, float) else str(v)
+    return {var: val(getattr(settings, f)) for f, var in _ENV.items()}
 
 # %% ../nbs/01a_config.ipynb #c05e2440
 PROFILES = {

@@ -5,10 +5,8 @@
 # %% ../nbs/05_ensemble.ipynb #73742ec7
 from __future__ import annotations
 
-import itertools
 import os
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -19,14 +17,14 @@ from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression
 
 from .augmentation import augment, pseudo_label
-from .data import CATEGORICAL, FEATURES, ID, LABEL, NUMERIC, add_match_p, match_lookup
+from .data import FEATURES, NUMERIC, add_match_p, match_lookup
 from .features import decode_labels, make_folds, oof_predict, scores
 from .stacks import StackModel, make_stack, stack_fit_predict, stack_pool
 
 # %% auto #0
 __all__ = ['PARALLEL_MIN_ROWS', 'blend_weights', 'combine', 'fit_combiner', 'nested_predictions', 'best_threshold',
-           'SixStackEnsemble', 'fit_oof', 'refit_stack', 'build_ensemble', 'pinned_requirements', 'input_example',
-           'permutation_importance', 'evaluation_report', 'predict_file']
+           'SixStackEnsemble', 'fit_oof', 'refit_stack', 'build_ensemble', 'quick_ensemble', 'permutation_importance',
+           'evaluation_report']
 
 # %% ../nbs/05_ensemble.ipynb #052ac7e4
 def _clip(P:np.ndarray) -> np.ndarray: return np.clip(P, 1e-6, 1 - 1e-6)
@@ -157,47 +155,42 @@ def build_ensemble(oof:pd.DataFrame, # `fit_oof`'s table
     ext = external.drop_duplicates(subset=FEATURES) if external is not None and (features or {}).get("match_p", True) else None
     return SixStackEnsemble(fitted, method, thr, external=ext, metrics=cv, **comb), table
 
-# %% ../nbs/05_ensemble.ipynb #e772b369
-_RUNTIME = ["mlflow", "pandas", "numpy", "scipy", "scikit-learn", "xgboost-cpu", "lightgbm", "catboost", "imbalanced-learn",
-            "statsmodels", "fastcore", "cloudpickle", "pyarrow"]
-
-def pinned_requirements() -> list[str]:
-    "`name==version` of every runtime package the model needs, as installed here."
-    out = []
-    for p in _RUNTIME:
-        try: out.append(f"{p}=={metadata.version(p)}")
-        except metadata.PackageNotFoundError: pass
-    return out
-
-def input_example(X:pd.DataFrame, n:int=5) -> pd.DataFrame:
-    "A few complete rows of the seven features, numerics as float."
-    ex = X[FEATURES].dropna().head(n).copy()
-    ex[NUMERIC] = ex[NUMERIC].astype(float)
-    for c in CATEGORICAL: ex[c] = ex[c].astype(object)
-    return ex.reset_index(drop=True)
+# %% ../nbs/05_ensemble.ipynb #a09a71f1
+def quick_ensemble(rows:pd.DataFrame, # labelled training rows
+                   stacks:tuple=("C",), # stack letters, each with its default parameters
+                   external:pd.DataFrame|None=None, # the external reference table (match_p)
+                   prof:dict|None=None, # a profile (default: `fast`)
+                   y:np.ndarray|None=None, # 0/1 labels (default: from `rows`)
+                   n_folds:int=3, seed:int=42) -> tuple[SixStackEnsemble, pd.DataFrame]:
+    "A small ensemble (default stacks, fast settings) fitted on `rows`; also returns its out-of-fold table."
+    from sixstack.config import profile
+    from sixstack.data import LABEL
+    from sixstack.features import encode_labels
+    prof, y = prof or profile("fast"), encode_labels(rows[LABEL]) if y is None else y
+    sp = {s: None for s in stacks}
+    oof = fit_oof(sp, rows, y, make_folds(y, n_folds, seed), prof=prof, progress=False, seed=seed)
+    return build_ensemble(oof, rows, y, sp, external=external, prof=prof, n_folds=n_folds, seed=seed)[0], oof
 
 # %% ../nbs/05_ensemble.ipynb #5fc86954
 def _plots(y:np.ndarray, p:np.ndarray, thr:float, ens:SixStackEnsemble, importance:pd.Series) -> list[str]:
-    "Confusion matrix, ROC curve, calibration, blend weights and feature importance as <img> tags."
-    import matplotlib; matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    "Confusion matrix, ROC curve, calibration, blend weights and feature importance as embedded charts."
     from sklearn.calibration import calibration_curve
     from sklearn.metrics import ConfusionMatrixDisplay, RocCurveDisplay
-    from sixstack.validation import _png
-    fig, ax = plt.subplots(1, 3, figsize=(15, 4.2))
+    from sixstack import report
+    fig = report.figure(15, 4.2); ax = fig.subplots(1, 3)
     ConfusionMatrixDisplay.from_predictions(decode_labels(y), decode_labels((p > thr).astype(int)), ax=ax[0], colorbar=False)
     ax[0].set_title(f"Confusion (OOF, threshold {thr:.2f})")
     RocCurveDisplay.from_predictions(y, p, ax=ax[1], name="ensemble (OOF)"); ax[1].set_title("ROC")
     fy, fx = calibration_curve(y, p, n_bins=10, strategy="quantile")
     ax[2].plot([0, 1], [0, 1], "k:", label="perfect"); ax[2].plot(fx, fy, "o-", label="ensemble (OOF)")
     ax[2].set(title="Calibration", xlabel="predicted P(Introvert)", ylabel="observed share"); ax[2].legend()
-    out = [_png(fig)]
-    fig, ax = plt.subplots(1, 2, figsize=(13, 3.8))
+    out = [report.chart(fig, "confusion, ROC, calibration", dpi=90)]
+    fig = report.figure(13, 3.8); ax = fig.subplots(1, 2)
     if ens.method == "blend": pd.Series(ens.weights, index=list(ens.stacks)).plot.bar(ax=ax[0], title="Blend weights (stacks kept)", rot=0)
     else: pd.Series(ens.meta.coef_[0], index=list(ens.stacks)).plot.bar(ax=ax[0], title="Meta-learner coefficients (logits)", rot=0)
     importance.sort_values().plot.barh(ax=ax[1], title="Permutation importance (accuracy drop, training rows)")
     fig.tight_layout()
-    return out + [_png(fig)]
+    return out + [report.chart(fig, "weights and importance", dpi=90)]
 
 # %% ../nbs/05_ensemble.ipynb #af4aa8c6
 def permutation_importance(ens:SixStackEnsemble, X:pd.DataFrame, y:np.ndarray, n:int=2000, repeats:int=3, seed:int=0) -> pd.Series:
@@ -216,54 +209,11 @@ def permutation_importance(ens:SixStackEnsemble, X:pd.DataFrame, y:np.ndarray, n
 def evaluation_report(path:str|Path, stack_scores:pd.DataFrame, combiners:pd.DataFrame, y:np.ndarray, p:np.ndarray,
                       ens:SixStackEnsemble, importance:pd.Series) -> Path:
     "Write the HTML evaluation report."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    imgs = _plots(y, p, ens.threshold, ens, importance)
-    html = (f"<!doctype html><html><head><meta charset='utf-8'><title>sixstack evaluation</title><style>body{{font-family:sans-serif;"
-            f"max-width:1150px;margin:2em auto}} table{{border-collapse:collapse}} td,th{{border:1px solid #ccc;padding:2px 8px}}</style>"
-            f"</head><body><h1>Evaluation</h1><p>Combiner: <b>{ens.method}</b>, threshold {ens.threshold:.2f}. Ensemble CV (second-level, "
-            f"out-of-fold): accuracy <b>{ens.metrics['accuracy']:.4f}</b>, log-loss {ens.metrics['log_loss']:.4f}, ROC AUC {ens.metrics['roc_auc']:.4f}.</p>"
-            f"<h2>Per stack and ensemble (out-of-fold)</h2>{stack_scores.to_html(float_format='%.4f')}"
-            f"<h2>Combiners (second-level CV)</h2>{combiners.to_html(index=False, float_format='%.4f')}"
-            f"<h2>Confusion, ROC, calibration</h2>{imgs[0]}<h2>Weights and feature importance</h2>{imgs[1]}</body></html>")
-    path.write_text(html, encoding="utf-8")
-    return path
-
-# %% ../nbs/05_ensemble.ipynb #20ab7a42
-def _chunks(path:Path, size:int):
-    "DataFrames of at most `size` rows from a CSV or Parquet file."
-    if path.suffix.lower() in (".parquet", ".pq"):
-        import pyarrow.parquet as pq
-        for b in pq.ParquetFile(path).iter_batches(batch_size=size): yield b.to_pandas()
-    else: yield from pd.read_csv(path, chunksize=size)
-
-# %% ../nbs/05_ensemble.ipynb #3fbb9cc2
-def predict_file(model_uri:str, # runs:/…, models:/NAME/VERSION or models:/NAME@ALIAS
-                 input_path:str|Path, # CSV or Parquet with the seven features (id optional)
-                 output_path:str|Path, # CSV written with id, Personality, probability
-                 settings=None, # tracking store (default: `get_settings()`)
-                 chunk_size:int=50_000, # rows per chunk
-                ) -> int:
-    "Score a file with a model from the tracking store, chunk by chunk; returns the number of rows."
-    from tqdm.auto import tqdm
-    from sixstack.data import DataValidationError
-    from sixstack.tracking import load_model
-    from sixstack.validation import check_frame
-    input_path, output_path = Path(input_path), Path(output_path)
-    if not input_path.is_file() or input_path.stat().st_size == 0:
-        raise DataValidationError([f"{input_path}: {'the file is empty' if input_path.is_file() else 'no such file'}"], "Cannot load data")
-    model, n = load_model(model_uri, settings), 0
-    output_path.parent.mkdir(parents=True, exist_ok=True)
-    chunks = _chunks(input_path, chunk_size)
-    with tqdm(desc="scoring", unit="rows") as bar:
-        for i in itertools.count():
-            try: chunk = next(chunks)  # the file is read once, chunk by chunk; a parse error names the file
-            except StopIteration: break
-            except (UnicodeDecodeError, ValueError, OSError) as e:
-                raise DataValidationError([f"{input_path}: not a readable table after row {n} ({type(e).__name__}: {str(e)[:200]})"], "Cannot load data") from None
-            chunk = check_frame(chunk.drop(columns=[LABEL], errors="ignore"), "test", name=f"{input_path.name} rows {n}-{n + len(chunk) - 1}")
-            pred = model.predict(chunk[FEATURES])
-            out = pd.DataFrame({ID: chunk[ID].to_numpy() if ID in chunk else np.arange(n, n + len(chunk)),
-                                LABEL: pred["label"].to_numpy(), "probability": pred["probability"].to_numpy()})
-            out.to_csv(output_path, mode="w" if i == 0 else "a", header=i == 0, index=False)
-            n += len(chunk); bar.update(len(chunk))
-    return n
+    from sixstack import report
+    imgs, m = _plots(y, p, ens.threshold, ens, importance), ens.metrics
+    return report.write(path, report.page(
+        "Evaluation", f"<p>Combiner: <b>{ens.method}</b>, threshold {ens.threshold:.2f}. Ensemble CV (second-level, out-of-fold): "
+        f"accuracy <b>{m['accuracy']:.4f}</b>, log-loss {m['log_loss']:.4f}, ROC AUC {m['roc_auc']:.4f}.</p>",
+        f"<h2>Per stack and ensemble (out-of-fold)</h2>{stack_scores.to_html(float_format='%.4f')}",
+        f"<h2>Combiners (second-level CV)</h2>{combiners.to_html(index=False, float_format='%.4f')}",
+        f"<h2>Confusion, ROC, calibration</h2>{imgs[0]}<h2>Weights and feature importance</h2>{imgs[1]}"))

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from . import report
 from .config import Settings
 from .data import CATEGORICAL, CLASSES, FEATURES, RANGES
 from .predlog import ALERTS, PredictionLog
@@ -21,10 +22,10 @@ from .predlog import ALERTS, PredictionLog
 logger = logging.getLogger("sixstack.monitoring")
 
 # %% auto #0
-__all__ = ['logger', 'REFERENCE_ARTIFACT', 'reference_profile', 'load_reference', 'shift_sample', 'Thresholds',
+__all__ = ['logger', 'REFERENCE_ARTIFACT', 'CHARTS', 'reference_profile', 'load_reference', 'shift_sample', 'Thresholds',
            'prediction_drift', 'performance', 'MonitorResult', 'evaluate', 'dispatch', 'parse_since', 'version_context',
-           'monitor', 'figures', 'render_html', 'write_report', 'dashboard_html', 'retrain_table', 'retrain',
-           'monitor_arguments', 'cmd_monitor']
+           'monitor', 'chart_volume', 'chart_class_mix', 'chart_drift', 'chart_distributions', 'chart_performance',
+           'chart_alerts', 'render_html', 'write_report', 'dashboard_page', 'retrain_table', 'retrain', 'report_run']
 
 # %% ../nbs/08_monitoring.ipynb #08f88a44
 REFERENCE_ARTIFACT = "monitoring/reference.parquet"
@@ -46,14 +47,19 @@ def reference_profile(X:pd.DataFrame, # training rows (at least the seven featur
 
 _REFS: dict = {}
 
-def load_reference(settings:Settings, run_id:str) -> pd.DataFrame|None:
-    "The reference profile saved with a model's training run (cached), None if it has none."
+def load_reference(settings:Settings, run_id:str|None) -> pd.DataFrame|None:
+    "The reference profile saved with a model's training run (cached), None if it has none or the store cannot say (not cached)."
     key = (settings.tracking_uri, run_id)
-    if key not in _REFS:
+    if run_id and key not in _REFS:
         from sixstack.tracking import MLOpsIntegration
-        p = MLOpsIntegration(settings=settings).download_artifact(REFERENCE_ARTIFACT, run_id) if run_id else None
+        m = MLOpsIntegration(settings=settings)
+        try: has = REFERENCE_ARTIFACT in {f.path for f in m.client.list_artifacts(run_id, str(Path(REFERENCE_ARTIFACT).parent))}
+        except Exception as e:  # the store did not answer: try again next time rather than remember "no profile"
+            logger.warning("reference profile of run %s not available now (%s)", run_id, type(e).__name__); return None
+        p = m.download_artifact(REFERENCE_ARTIFACT, run_id) if has else None
+        if has and p is None: return None
         _REFS[key] = pd.read_parquet(p) if p else None
-    return _REFS[key]
+    return _REFS.get(key)
 
 # %% ../nbs/08_monitoring.ipynb #a2b4340d
 def shift_sample(df:pd.DataFrame, # rows with the seven features
@@ -74,7 +80,8 @@ class Thresholds:
     min_rows: int = 200  # fewest predictions in a window for drift tests
     accuracy_drop: float = 0.05  # alert below CV accuracy minus this
     min_labels: int = 50  # fewest labelled predictions for a performance verdict
-    error_rate: float = 0.05  # alert above this share of failed requests
+    error_rate: float = 0.05  # alert (critical) above this share of requests failing on the server's side (5xx)
+    client_error_rate: float = 0.5  # alert (info) above this share of requests refused as bad (4xx): a client's doing, not an outage
     min_requests: int = 20  # fewest requests for an error-rate verdict
     p95_latency_ms: float = 1000.0  # alert above this 95th-percentile latency
     repeat_hours: float = 6.0  # an alert of the same kind for the same version is not raised again within this time (0: always)
@@ -121,7 +128,10 @@ def evaluate(df:pd.DataFrame, # the window's predictions (from `PredictionLog.pr
              th:Thresholds, window:str="", version:str|None=None) -> MonitorResult:
     "Every check on one window: drift, prediction drift, performance, error rate, latency."
     from sixstack.validation import drift_table
-    alerts, s = [], {"n_predictions": len(df), "n_requests": int(df["request"].nunique()) if len(df) else 0, "n_errors": len(errors)}
+    cnt = errors["count"].fillna(1).astype(int) if "count" in errors else pd.Series(1, index=errors.index)
+    n5, n4 = int(cnt[errors["status"] >= 500].sum()), int(cnt[errors["status"] < 500].sum())
+    alerts, s = [], {"n_predictions": len(df), "n_requests": int(df["request"].nunique()) if len(df) else 0, "n_errors": n5 + n4,
+                     "n_server_errors": n5, "n_client_errors": n4}
     drift = None
     if reference is not None and len(df) >= th.min_rows:
         drift = pd.concat([drift_table(reference, df, th.alpha, th.psi), prediction_drift(reference, df, th)])
@@ -139,10 +149,13 @@ def evaluate(df:pd.DataFrame, # the window's predictions (from `PredictionLog.pr
         alerts.append(_alert("performance_drop", "critical", f"accuracy {perf['accuracy']:.3f} on {perf['n_labelled']} labelled predictions, "
                              f"below the version's CV accuracy {cv_accuracy:.3f} by more than {th.accuracy_drop}", perf["accuracy"], cv_accuracy - th.accuracy_drop,
                              window, version, **perf))
-    total = s["n_requests"] + s["n_errors"]
-    if total >= th.min_requests and s["n_errors"] / total > th.error_rate:
-        alerts.append(_alert("error_rate", "critical", f"{s['n_errors']} of {total} requests failed ({s['n_errors'] / total:.1%})", s["n_errors"] / total,
-                             th.error_rate, window, version, by_status=errors["status"].value_counts().to_dict()))
+    total, by_status = s["n_requests"] + n5 + n4, {int(k): int(v) for k, v in cnt.groupby(errors["status"]).sum().items()}
+    if total >= th.min_requests and n5 / total > th.error_rate:
+        alerts.append(_alert("error_rate", "critical", f"{n5} of {total} requests failed on the server's side ({n5 / total:.1%})", n5 / total,
+                             th.error_rate, window, version, by_status=by_status))
+    if total >= th.min_requests and n4 / total > th.client_error_rate:
+        alerts.append(_alert("client_errors", "info", f"{n4} of {total} requests were refused as bad input ({n4 / total:.1%})", n4 / total,
+                             th.client_error_rate, window, version, by_status=by_status))
     if len(df):
         p95 = float(df.groupby("request")["latency_ms"].first().quantile(0.95)); s["p95_latency_ms"] = p95
         if p95 > th.p95_latency_ms: alerts.append(_alert("latency", "warning", f"p95 latency {p95:.0f} ms above {th.p95_latency_ms:.0f} ms", p95, th.p95_latency_ms, window, version))
@@ -224,99 +237,110 @@ def monitor(log:PredictionLog, settings:Settings, version:str|None=None, last:in
     return res
 
 # %% ../nbs/08_monitoring.ipynb #2864e252
-def _img(fig) -> str:
-    import base64, io
-    buf = io.BytesIO(); fig.savefig(buf, format="png", dpi=80, bbox_inches="tight")
-    return base64.b64encode(buf.getvalue()).decode()
-
 def _time_bins(df:pd.DataFrame, k:int=24) -> pd.Series:
     return pd.cut(df["ts"], bins=max(1, min(k, len(df) // 10)), include_lowest=True) if len(df) > 1 else pd.Series(0, index=df.index)
 
-def figures(res:MonitorResult) -> dict[str, str]:
-    "Name -> base64 PNG: volume, class mix, drift, distributions, performance, alerts."
-    from matplotlib.figure import Figure
-    df, figs = res.predictions, {}
-    def fig(w=7, h=2.8): return Figure(figsize=(w, h))
-    def dates(ax):
-        import matplotlib.dates as md
-        loc = md.AutoDateLocator(); ax.xaxis.set_major_locator(loc); ax.xaxis.set_major_formatter(md.ConciseDateFormatter(loc))
-    def empty(ax, msg): ax.text(0.5, 0.5, msg, ha="center", va="center", transform=ax.transAxes, color="gray"); ax.set_xticks([]); ax.set_yticks([])
-    g = df.assign(t=pd.to_datetime(df["ts"], unit="s"), intro=df["label"] == CLASSES[1], ok=df["label"] == df["true_label"]).groupby(_time_bins(df), observed=True) if len(df) else None
-    f = fig(); ax = f.subplots()
-    if g is not None:
-        t = g["t"].median(); ax.plot(t, g.size(), marker="o", label="predictions")
-        if len(res.errors): ax.plot(pd.to_datetime(res.errors["ts"], unit="s"), np.ones(len(res.errors)), "rx", label="failed requests")
-        ax.legend(); dates(ax)
-    else: empty(ax, "no predictions in the window")
-    ax.set_title("Volume (predictions per time bin)"); figs["volume"] = _img(f)
-    f = fig(); ax = f.subplots()
-    if g is not None:
-        ax.plot(t, g["intro"].mean(), marker="o", label="Introvert share"); ax.plot(t, g["probability"].mean(), marker=".", label="mean P(Introvert)")
+def _by_time(df:pd.DataFrame):
+    "The window's predictions grouped into time bins (None when empty)."
+    if not len(df): return None
+    return df.assign(t=pd.to_datetime(df["ts"], unit="s"), intro=df["label"] == CLASSES[1]).groupby(_time_bins(df), observed=True)
+
+# %% ../nbs/08_monitoring.ipynb #e78ca827
+def chart_volume(res:MonitorResult):
+    "Predictions per time bin, failed requests marked."
+    f = report.figure(); ax = f.subplots(); g = _by_time(res.predictions)
+    if g is None: report.empty(ax, "no predictions in the window")
+    else:
+        ax.plot(g["t"].median(), g.size(), marker="o", label="predictions")
+        if len(res.errors): ax.scatter(pd.to_datetime(res.errors["ts"], unit="s"), np.ones(len(res.errors)), marker="x", c="tab:red", label="failed requests")
+        ax.legend(); report.time_axis(ax)
+    ax.set_title("Volume (predictions per time bin)"); return f
+
+def chart_class_mix(res:MonitorResult):
+    "Introvert share and mean probability over time, against the reference share."
+    f = report.figure(); ax = f.subplots(); g = _by_time(res.predictions)
+    if g is None: report.empty(ax, "no predictions in the window")
+    else:
+        t = g["t"].median(); ax.plot(t, g["intro"].mean(), marker="o", label="Introvert share"); ax.plot(t, g["probability"].mean(), marker=".", label="mean P(Introvert)")
         if res.reference is not None: ax.axhline((res.reference["label"].dropna() == CLASSES[1]).mean(), ls="--", c="gray", label="reference share")
-        ax.set_ylim(0, 1); ax.legend(fontsize=8); dates(ax)
-    else: empty(ax, "no predictions in the window")
-    ax.set_title("Class mix over time"); figs["class_mix"] = _img(f)
-    f = fig(); ax = f.subplots()
-    if res.drift is not None:
-        d = res.drift.iloc[::-1]; ax.barh(d.index, d["psi"], color=np.where(d["drift"], "tab:red", "tab:blue")); ax.axvline(res.summary.get("psi_threshold", 0.05), ls="--", c="gray")
-        ax.set_xlabel("PSI (red: drift = significant test and PSI over threshold)")
-    else: empty(ax, res.summary.get("drift_skipped", "no drift check"))
-    ax.set_title("Per-feature and prediction drift"); figs["drift"] = _img(f)
-    f = fig(12, 5); axs = f.subplots(2, 4).ravel()
+        ax.set_ylim(0, 1); ax.legend(fontsize=8); report.time_axis(ax)
+    ax.set_title("Class mix over time"); return f
+
+def chart_drift(res:MonitorResult):
+    "PSI per feature and output, drifted ones in red."
+    f = report.figure(); ax = f.subplots()
+    if res.drift is None: report.empty(ax, res.summary.get("drift_skipped", "no drift check"))
+    else:
+        d = res.drift.iloc[::-1]; ax.barh(d.index, d["psi"], color=np.where(d["drift"], "tab:red", "tab:blue"))
+        ax.axvline(res.summary.get("psi_threshold", 0.05), ls="--", c="gray"); ax.set_xlabel("PSI (red: drift = significant test and PSI over threshold)")
+    ax.set_title("Per-feature and prediction drift"); return f
+
+# %% ../nbs/08_monitoring.ipynb #da6fef06
+def chart_distributions(res:MonitorResult):
+    "Reference vs window distribution of every feature and of the probability."
+    f = report.figure(12, 5); axs = f.subplots(2, 4).ravel(); df, ref = res.predictions, res.reference
     for ax, c in zip(axs, FEATURES + ["probability"]):
-        if res.reference is None or not len(df): empty(ax, "no data"); ax.set_title(c, fontsize=9); continue
+        if ref is None or not len(df): report.empty(ax, "no data"); ax.set_title(c, fontsize=9); continue
         if c in CATEGORICAL:
-            sh = pd.DataFrame({"reference": res.reference[c].value_counts(normalize=True), "window": df[c].value_counts(normalize=True)}).fillna(0)
-            sh.plot.bar(ax=ax, rot=0, legend=False)
+            pd.DataFrame({"reference": ref[c].value_counts(normalize=True), "window": df[c].value_counts(normalize=True)}).fillna(0).plot.bar(ax=ax, rot=0, legend=False)
         else:
-            bins = np.linspace(*RANGES.get(c, (0, 1)), 12); ax.hist(res.reference[c].dropna(), bins, density=True, alpha=.5, label="reference")  # NaN: rows without outputs
-            ax.hist(df[c].dropna(), bins, density=True, alpha=.5, label="window")
+            bins = np.linspace(*RANGES.get(c, (0, 1)), 12)
+            ax.hist(ref[c].dropna(), bins, density=True, alpha=.5, label="reference"); ax.hist(df[c].dropna(), bins, density=True, alpha=.5, label="window")
         ax.set_title(c, fontsize=9, color="tab:red" if res.drift is not None and res.drift.loc[c, "drift"] else "black")
-    if res.reference is not None and len(df): axs[0].legend(fontsize=7)
-    f.suptitle("Distributions: reference vs window"); f.tight_layout(); figs["distributions"] = _img(f)
-    f = fig(); ax = f.subplots(); lab = df[df["true_label"].notna()] if len(df) else df
-    if len(lab):
+    if ref is not None and len(df): axs[0].legend(fontsize=7)
+    f.suptitle("Distributions: reference vs window"); f.tight_layout(); return f
+
+def chart_performance(res:MonitorResult):
+    "Accuracy over time from feedback, against the version's CV accuracy."
+    f = report.figure(); ax = f.subplots(); df = res.predictions
+    lab = df[df["true_label"].notna()] if len(df) else df
+    if not len(lab): report.empty(ax, "no feedback (true labels) in the window yet")
+    else:
         gl = lab.assign(t=pd.to_datetime(lab["ts"], unit="s"), ok=lab["label"] == lab["true_label"]).groupby(_time_bins(lab), observed=True)
         ax.plot(gl["t"].median(), gl["ok"].mean(), marker="o", label="accuracy (labelled)")
         if res.cv_accuracy: ax.axhline(res.cv_accuracy, ls="--", c="gray", label="CV accuracy")
-        ax.set_ylim(0, 1.02); ax.legend(fontsize=8); dates(ax)
-    else: empty(ax, "no feedback (true labels) in the window yet")
-    ax.set_title("Performance from feedback"); figs["performance"] = _img(f)
-    f = fig(); ax = f.subplots(); al = pd.DataFrame(res.alerts)
-    if len(al):
+        ax.set_ylim(0, 1.02); ax.legend(fontsize=8); report.time_axis(ax)
+    ax.set_title("Performance from feedback"); return f
+
+def chart_alerts(res:MonitorResult):
+    "The alerts of this pass, by kind."
+    f = report.figure(); ax = f.subplots(); al = pd.DataFrame(res.alerts)
+    if not len(al): report.empty(ax, "no alerts in this pass")
+    else:
         kinds = sorted(al["kind"].unique()); ax.scatter(pd.to_datetime(al["ts"], unit="s"), [kinds.index(k) for k in al["kind"]], c="tab:red", s=60)
-        ax.set_yticks(range(len(kinds)), kinds); dates(ax)
-    else: empty(ax, "no alerts in this pass")
-    ax.set_title("Alerts"); figs["alerts"] = _img(f)
-    return figs
+        ax.set_yticks(range(len(kinds)), kinds); report.time_axis(ax)
+    ax.set_title("Alerts"); return f
+
+CHARTS = {"volume": chart_volume, "class_mix": chart_class_mix, "drift": chart_drift, "distributions": chart_distributions,
+          "performance": chart_performance, "alerts": chart_alerts}
 
 # %% ../nbs/08_monitoring.ipynb #9560cb42
-_CSS = "body{font-family:sans-serif;margin:2em;max-width:1100px} table{border-collapse:collapse;font-size:13px} td,th{border:1px solid #ccc;padding:3px 8px} .alert{color:#b00} figure{margin:1em 0} img{max-width:100%}"
-_MARK = ("<script>window.addEventListener('load',()=>{const i=[...document.querySelectorAll('figure.chart img')];"
-         "document.body.dataset.charts=i.length;document.body.dataset.chartsRendered=i.filter(x=>x.complete&&x.naturalWidth>0).length;});</script>")
-
 def render_html(res:MonitorResult, # what `monitor` returned
                 title:str="sixstack monitoring report", refresh:int|None=None) -> str:
-    "The report page: summary, alerts, drift table and the figures (marks rendered charts on `body` for checks)."
+    "The report page: summary, alerts, drift table and the charts."
     import html
     al = pd.DataFrame(res.alerts)
-    head = f'<meta http-equiv="refresh" content="{refresh}">' if refresh else ""
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'>{head}<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>",
-             f"<h1>{html.escape(title)}</h1><p>Model version {res.version or '?'}, window: {html.escape(res.window)}, generated {pd.Timestamp.now(tz='UTC'):%Y-%m-%d %H:%M:%S} UTC</p>",
+    parts = [f"<p>Model version {res.version or '?'}, window: {html.escape(res.window)}, generated {pd.Timestamp.now(tz='UTC'):%Y-%m-%d %H:%M:%S} UTC</p>",
              "<h2>Summary</h2>" + pd.Series(res.summary, dtype=object).to_frame("value").to_html(),
              f"<h2 class='alert'>Alerts ({len(al)})</h2>" + (al[["kind", "severity", "message", "value", "threshold"]].to_html(index=False) if len(al) else "<p>none</p>")]
     if res.drift is not None: parts.append("<h2>Drift</h2>" + res.drift.round(4).to_html())
-    parts += [f'<figure class="chart" data-chart="{k}"><img alt="{k}" src="data:image/png;base64,{v}"/></figure>' for k, v in figures(res).items()]
-    return "\n".join(parts + [_MARK, "</body></html>"])
+    return report.page(title, *parts, *[report.chart(draw(res), name) for name, draw in CHARTS.items()], refresh=refresh)
 
 def write_report(res:MonitorResult, path:str|Path) -> Path:
     "Write the HTML report."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True); path.write_text(render_html(res)); return path
+    return report.write(path, render_html(res))
 
-def dashboard_html(log:PredictionLog, settings:Settings, served, last:int=1000) -> str:
+_LOGS: dict = {}
+
+def dashboard_page(settings:Settings, # the tracking store (for the version's reference profile)
+                   url:str, # the prediction log's URL
+                   version:str|None, # the served version
+                   name:str|None, # its registered model
+                   last:int=1000) -> str:
     "GET /dashboard: the report of the last `last` predictions of the served version, refreshing every 30 s (alerts not re-raised)."
-    res = monitor(log, settings, served.version if served else None, last=last, raise_alerts=False, name=served and served.name)
-    return render_html(res, f"sixstack dashboard — {served.name if served else settings.registry_name} v{res.version or '?'}", refresh=30)
+    if url not in _LOGS: _LOGS[url] = PredictionLog(url)  # one per process (the service draws pages in a process of its own)
+    res = monitor(_LOGS[url], settings, version, last=last, raise_alerts=False, name=name)
+    return render_html(res, f"sixstack dashboard — {name or settings.registry_name} v{res.version or '?'}", refresh=30)
 
 # %% ../nbs/08_monitoring.ipynb #354490c3
 def retrain_table(log:PredictionLog, settings:Settings, h:dict) -> tuple[Path, int]:
@@ -331,9 +355,10 @@ def retrain_table(log:PredictionLog, settings:Settings, h:dict) -> tuple[Path, i
     path.parent.mkdir(parents=True, exist_ok=True); pd.concat([base, new], ignore_index=True).to_csv(path, index=False)
     return path, len(new)
 
-def retrain(log:PredictionLog, settings:Settings, version:str, profile:str="default"):
+def retrain(log:PredictionLog, settings:Settings, version:str,
+            run_pipeline, # `sixstack.runner.run_pipeline` (passed in: monitoring does not import the runner)
+            profile:str="default"):
     "Run 00–06 on the version's training data plus the labelled log; returns the pipeline result."
-    from sixstack.runner import pipeline_notebooks, run_pipeline
     from sixstack.tracking import MLOpsIntegration
     run_id, _, _ = version_context(settings, version)
     if run_id is None: raise ValueError(f"version {version} of {settings.registry_name} has no source run to retrain from")
@@ -341,42 +366,15 @@ def retrain(log:PredictionLog, settings:Settings, version:str, profile:str="defa
     path, n_new = retrain_table(log, settings, h)
     inputs = {"train_path": str(path), "profile": profile} | {k: h[k] for k in ("test_path", "external_path") if h.get(k)}
     print(f"retraining on {path.name}: version {version}'s training rows + {n_new} labelled logged rows")
-    return run_pipeline(inputs, [p for p in pipeline_notebooks() if p.name[:2] <= "06"], settings)
+    return run_pipeline(inputs, sorted(p for p in (settings.root / "nbs").glob("0[0-6]_*.ipynb")), settings)
 
 # %% ../nbs/08_monitoring.ipynb #8c590709
-def monitor_arguments(p):
-    "Add `sixstack monitor`'s arguments to an argparse parser."
-    p.add_argument("action", nargs="?", choices=["check", "report"], default="check", help="check: print alerts; report: also write and log the HTML report")
-    w = p.add_mutually_exclusive_group(); w.add_argument("--last", type=int, help="window: the last N predictions (default: 1000)")
-    w.add_argument("--since", help="window: since a time ('24h', '30m', '2026-11-30 12:00' UTC)")
-    p.add_argument("--model-version", help="version to judge (default: the latest in the window)")
-    p.add_argument("--db", help="prediction log URL (default: SIXSTACK_MONITOR_DB)")
-    for k, v in asdict(Thresholds()).items(): p.add_argument(f"--{k.replace('_', '-')}", type=type(v), default=v, help=f"threshold (default: {v})")
-    p.add_argument("--retrain-on-drift", action="store_true", help="on a drift alert, retrain (00-06) on the training data + labelled log rows")
-    p.add_argument("--profile", default="default", choices=["fast", "default", "full"], help="training effort of a retraining run")
-
-def cmd_monitor(a, settings:Settings) -> int:
-    "`sixstack monitor`."
-    log = PredictionLog(a.db or settings.monitor_db, settings.retention_days)
-    pruned = log.prune()
-    if any(pruned.values()): print(f"retention ({settings.retention_days:g} days): deleted {pruned}")
-    th = Thresholds(**{k: getattr(a, k) for k in asdict(Thresholds())})
-    res = monitor(log, settings, a.model_version, a.last, a.since, th)
-    print(f"window {res.window}, model version {res.version}: " + ", ".join(f"{k}={v}" for k, v in res.summary.items() if k != "webhook_posted"))
-    for al in res.alerts: print(f"ALERT {al['kind']} [{al['severity']}] {al['message']}")
-    if not res.alerts: print("no alerts")
-    if a.action == "report":
-        from sixstack.tracking import MLOpsIntegration
-        path = write_report(res, settings.reports_dir / f"monitoring-{time.strftime('%Y%m%d-%H%M%S')}.html")
-        m = MLOpsIntegration(settings=settings); m.start_experiment(run_name="monitoring", tags={"sixstack.kind": "monitoring"})
-        m.log_parameters({"window": res.window, "model_version": res.version} | asdict(th))
-        m.log_metrics({k: v for k, v in res.summary.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
-        m.log_artifact(path, "monitoring"); m.end_experiment()
-        print(f"report: {path} (MLflow run {m.run_id})")
-    if a.retrain_on_drift:
-        if not any(al["kind"] in ("data_drift", "prediction_drift") for al in res.alerts): print("no drift: no retraining"); return 0
-        r = retrain(log, settings, res.version, a.profile)
-        from sixstack.registry import aliases
-        print(f"retraining {r.status} (parent run {r.run_id}); aliases now {aliases(settings)}")
-        return 0 if r.status == "FINISHED" else 1
-    return 0
+def report_run(res:MonitorResult, settings:Settings, th:Thresholds) -> str:
+    "Write the report of a monitoring pass, log it as a `monitoring` run; returns where it went."
+    from sixstack.tracking import MLOpsIntegration
+    path = write_report(res, settings.reports_dir / f"monitoring-{time.strftime('%Y%m%d-%H%M%S')}.html")
+    m = MLOpsIntegration(settings=settings); m.start_experiment(run_name="monitoring", tags={"sixstack.kind": "monitoring"})
+    m.log_parameters({"window": res.window, "model_version": res.version} | asdict(th))
+    m.log_metrics({k: v for k, v in res.summary.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
+    m.log_artifact(path, "monitoring"); m.end_experiment()
+    return f"{path} (MLflow run {m.run_id})"

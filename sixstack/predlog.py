@@ -15,11 +15,15 @@ from pathlib import Path
 import pandas as pd
 import sqlalchemy as sa
 
+from .config import redact, scrub
 from .data import CATEGORICAL, CLASSES, FEATURES, NUMERIC
 
+logger = logging.getLogger("sixstack.predlog")
+
 # %% auto #0
-__all__ = ['META', 'PREDICTIONS', 'ERRORS', 'ALERTS', 'LogError', 'make_engine', 'PredictionLog', 'new_request',
-           'prediction_rows', 'add_feedback', 'predictions', 'errors', 'alerts', 'prune']
+__all__ = ['logger', 'META', 'PREDICTIONS', 'ERRORS', 'ALERTS', 'LogError', 'make_engine', 'PredictionLog', 'write',
+           'count_error', 'flush_errors', 'close', 'new_request', 'prediction_rows', 'add_feedback', 'predictions',
+           'errors', 'alerts', 'prune']
 
 # %% ../nbs/07a_prediction_log.ipynb #5512a1ea
 META = sa.MetaData()
@@ -34,10 +38,10 @@ PREDICTIONS = sa.Table(
     sa.Column("label", sa.String(16)), sa.Column("probability", sa.Float),
     sa.Column("latency_ms", sa.Float),  # arrival to prediction, before the log write
     sa.Column("true_label", sa.String(16)), sa.Column("feedback_ts", sa.Float))
-ERRORS = sa.Table(
+ERRORS = sa.Table(  # one row per endpoint, status and minute, with the number of failed requests in it
     "errors", META, sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("ts", sa.Float, nullable=False, index=True), sa.Column("endpoint", sa.String(32)),
-    sa.Column("status", sa.Integer), sa.Column("message", sa.Text))
+    sa.Column("status", sa.Integer), sa.Column("message", sa.Text), sa.Column("count", sa.Integer, nullable=False, server_default="1"))
 ALERTS = sa.Table(
     "alerts", META, sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("ts", sa.Float, nullable=False, index=True), sa.Column("kind", sa.String(32)), sa.Column("severity", sa.String(16)),
@@ -49,88 +53,161 @@ ALERTS = sa.Table(
 class LogError(RuntimeError):
     "The prediction log could not store or read something."
 
+def _timeouts(url:str, seconds:float) -> dict:
+    "Driver options bounding connecting and every statement to `seconds`."
+    if url.startswith("sqlite"): return {"timeout": seconds}
+    if url.startswith(("postgresql", "postgres")):
+        ms = int(seconds * 1000)
+        return {"connect_timeout": max(1, int(seconds)), "tcp_user_timeout": ms,
+                "options": f"-c statement_timeout={ms} -c lock_timeout={ms} -c idle_in_transaction_session_timeout={4 * ms}"}
+    return {}
+
+_ADDED = {"alerts": ("posted", "BOOLEAN"), "errors": ("count", "INTEGER NOT NULL DEFAULT 1")}  # columns newer than the first version
+
+def _migrate(engine:sa.Engine):
+    "Create the tables and add the columns a log from an older version lacks."
+    META.create_all(engine)
+    for table, (col, ddl) in _ADDED.items():
+        has = lambda: col in {c["name"] for c in sa.inspect(engine).get_columns(table)}
+        if has(): continue
+        try:
+            with engine.begin() as conn: conn.execute(sa.text(f'ALTER TABLE {table} ADD COLUMN "{col}" {ddl}'))
+        except Exception:
+            if not has(): raise  # else another process added it first
+
 def make_engine(url:str, # SQLAlchemy URL, e.g. sqlite:////abs/monitoring.db or postgresql://…
+                timeout_s:float=5.0, # connect and statement timeout
                ) -> sa.Engine:
-    "An engine for the log's database, its tables created; SQLite in WAL mode."
+    "An engine for the log's database with bounded waits, its tables created; SQLite in WAL mode."
     if url.startswith("sqlite:///") and url != "sqlite:///:memory:": Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
-    try: engine = sa.create_engine(url, connect_args={"timeout": 30} if url.startswith("sqlite") else {})
-    except Exception as e: raise LogError(f"cannot use the monitoring database {url.split('@')[-1]}: {e}") from None
+    try: engine = sa.create_engine(url, connect_args=_timeouts(url, timeout_s), hide_parameters=True, pool_timeout=timeout_s, pool_pre_ping=True)
+    except Exception as e: raise LogError(f"cannot use the monitoring database {redact(url)}: {scrub(str(e))}") from None
     if engine.dialect.name == "sqlite":
         @sa.event.listens_for(engine, "connect")
         def _pragmas(conn, _):
             cur = conn.cursor(); cur.execute("PRAGMA journal_mode=WAL"); cur.execute("PRAGMA synchronous=NORMAL"); cur.close()
-    try:
-        META.create_all(engine)
-        has_posted = lambda: "posted" in {c["name"] for c in sa.inspect(engine).get_columns("alerts")}
-        if not has_posted():  # a log from before alerts recorded delivery
-            try:
-                with engine.begin() as conn: conn.execute(sa.text("ALTER TABLE alerts ADD COLUMN posted BOOLEAN"))
-            except Exception:
-                if not has_posted(): raise  # else another process added it first
-    except Exception as e: raise LogError(f"cannot create the monitoring tables in {url.split('@')[-1]}: {type(e).__name__}: {e}") from None
+    try: _migrate(engine)
+    except Exception as e: raise LogError(f"cannot create the monitoring tables in {redact(url)}: {type(e).__name__}: {scrub(str(e))}") from None
     return engine
 
 # %% ../nbs/07a_prediction_log.ipynb #9dcc41f3
 class _Pending(threading.Event):
-    def __init__(self, items): super().__init__(); self.items, self.error = items, None
+    "One write's rows and what became of them."
+    def __init__(self, items): super().__init__(); self.items, self.error, self.taken = items, None, False
 
 class PredictionLog:
     "The service's prediction log: group-committed writes, feedback, windows, alerts and retention."
     def __init__(self, url:str, # SQLAlchemy URL of the database
                  retention_days:float|None=90, # rows older than this are deleted (None: kept forever)
-                 wait_s:float=10.0, # longest a write waits for its commit
+                 wait_s:float=10.0, # longest a write takes: half queued behind other commits, half committing
+                 max_error_keys:int=10_000, # most (endpoint, status, minute) error counters held between flushes
                 ):
-        self.url, self.retention_days, self.wait_s = url, retention_days, wait_s
-        self.engine = make_engine(url)
-        self._cv, self._pending, self._committing, self._pool, self._pruned = threading.Condition(), [], False, None, time.time()
-        self.commits = 0  # transactions committed (fewer than writes when commits are grouped)
+        self.url, self.retention_days, self.wait_s, self.max_error_keys = url, retention_days, wait_s, max_error_keys
+        self.engine = make_engine(url, wait_s / 2)
+        self._cv, self._pending, self._committing = threading.Condition(), [], False
+        self._tally, self._tally_lock, self._worker, self._pruned = {}, threading.Lock(), None, time.time()
+        self.commits, self.failures, self.errors_dropped = 0, 0, 0  # commits; failed writes in a row; error counts dropped (bound)
 
-    def _background(self):
-        from concurrent.futures import ThreadPoolExecutor
-        with self._cv:
-            if self._pool is None: self._pool = ThreadPoolExecutor(1, thread_name_prefix="sixstack-predlog")
-        return self._pool
+    @property
+    def healthy(self) -> bool:
+        "False after three failed writes in a row (until a write or `probe` succeeds)."
+        return self.failures < 3
 
-    def _commit(self, items:list[tuple]):
-        with self.engine.begin() as conn:
-            for table in (PREDICTIONS, ERRORS, ALERTS):
-                rows = [r for t, rs in items if t is table for r in rs]
-                if rows: conn.execute(table.insert(), rows)
-        self.commits += 1
+    def probe(self) -> bool:
+        "Whether the database answers now (bounded by the timeouts); a success makes the log healthy again."
+        try:
+            with self.engine.connect() as conn: conn.execute(sa.text("SELECT 1"))
+        except Exception as e: logger.warning("prediction log probe failed: %s", scrub(f"{type(e).__name__}: {e}")[:300]); return False
+        self.failures = 0; return True
 
-    def _commit_group(self, group:list[_Pending]):
-        try: self._commit([it for p in group for it in p.items])
-        except Exception:
-            for p in group:  # isolate the failure
-                try: self._commit(p.items)
-                except Exception as e: p.error = LogError(f"prediction log write failed: {type(e).__name__}: {e}")
-        for p in group: p.set()
+# %% ../nbs/07a_prediction_log.ipynb #174b6540
+def _commit(self:PredictionLog, items:list[tuple]):
+    with self.engine.begin() as conn:
+        for table in (PREDICTIONS, ERRORS, ALERTS):
+            rows = [r for t, rs in items if t is table for r in rs]
+            if rows: conn.execute(table.insert(), rows)
+    self.commits += 1
 
-    def write(self, table:sa.Table, # PREDICTIONS, ERRORS or ALERTS
-              rows:list[dict], # column -> value
-             ):
-        "Store rows; returns once they are committed (raises LogError if they could not be)."
-        p, deadline = _Pending([(table, rows)]), time.monotonic() + self.wait_s
-        with self._cv:
-            self._pending.append(p)
-            while self._committing and not p.is_set():  # a leader is committing: wait for it, then maybe lead the next group
-                if not self._cv.wait(deadline - time.monotonic()): raise LogError(f"prediction log write not committed within {self.wait_s:.0f}s")
-            lead = not p.is_set()
-            if lead: self._committing, group, self._pending = True, self._pending, []
+def _commit_group(self:PredictionLog, group:list[_Pending]):
+    try: self._commit([it for p in group for it in p.items])
+    except sa.exc.IntegrityError:
+        for p in group:  # a bad row: isolate it
+            try: self._commit(p.items)
+            except Exception as e: p.error = LogError(f"prediction log write failed: {type(e).__name__}: {scrub(str(e))[:300]}")
+    except Exception as e:
+        err = LogError(f"prediction log write failed: {type(e).__name__}: {scrub(str(e))[:300]}")
+        for p in group: p.error = err
+    self.failures = self.failures + 1 if any(p.error for p in group) else 0
+    for p in group: p.set()
+PredictionLog._commit, PredictionLog._commit_group = _commit, _commit_group
+
+# %% ../nbs/07a_prediction_log.ipynb #1815fba4
+def write(self:PredictionLog, table:sa.Table, # PREDICTIONS, ERRORS or ALERTS
+          rows:list[dict], # column -> value
+         ):
+    "Store rows; returns once they are committed (raises LogError if they could not be, and then they never will be)."
+    p, deadline = _Pending([(table, rows)]), time.monotonic() + self.wait_s / 2
+    with self._cv:
+        self._pending.append(p)
+        while self._committing and not p.taken:  # a leader is committing: wait for it, then lead the next group (or join it)
+            left = deadline - time.monotonic()
+            if left <= 0 or (not self._cv.wait(left) and not p.taken):
+                self._pending.remove(p); self.failures += 1  # still queued: taken out, never written
+                raise LogError(f"prediction log write not started within {self.wait_s / 2:g}s (the database is slow or locked)")
+        lead = not p.taken
         if lead:
-            try: self._commit_group(group)
-            finally:
-                with self._cv: self._committing = False; self._cv.notify_all()
-            if self.retention_days and time.time() - self._pruned > 3600: self._pruned = time.time(); self._background().submit(self.prune)
-        if p.error: raise p.error
+            self._committing, group, self._pending = True, self._pending, []
+            for q in group: q.taken = True
+    if lead:
+        try: self._commit_group(group)
+        finally:
+            with self._cv: self._committing = False; self._cv.notify_all()
+        self._start_worker()
+    elif not p.wait(self.wait_s):  # in a group being committed: its statements time out on their own
+        raise LogError("prediction log commit did not finish in time")
+    if p.error: raise p.error
+PredictionLog.write = write
 
-    def submit(self, table:sa.Table, rows:list[dict]):
-        "Store rows in the background (nobody waits); returns a future."
-        return self._background().submit(self.write, table, rows)
+# %% ../nbs/07a_prediction_log.ipynb #00909ca7
+def count_error(self:PredictionLog, endpoint:str, status:int, message:str):
+    "Count one failed request (written with the others of its endpoint, status and minute)."
+    key = (endpoint, int(status), int(time.time() // 60))
+    with self._tally_lock:
+        if key in self._tally: self._tally[key][0] += 1
+        elif len(self._tally) < self.max_error_keys: self._tally[key] = [1, str(message)[:500]]
+        else: self.errors_dropped += 1; return
+    self._start_worker()
 
-    def flush(self):
-        "Wait until everything submitted so far is committed."
-        if self._pool is not None: self._pool.submit(lambda: None).result()
+def flush_errors(self:PredictionLog, everything:bool=False, # also the current minute (at shutdown, in tests)
+                ) -> int:
+    "Write the error counts of finished minutes; returns the rows written."
+    now = int(time.time() // 60)
+    with self._tally_lock:
+        keys = [k for k in self._tally if everything or k[2] < now]
+        rows = [{"ts": k[2] * 60.0, "endpoint": k[0], "status": k[1], "count": self._tally[k][0], "message": self._tally[k][1]} for k in keys]
+        for k in keys: del self._tally[k]
+    if rows:
+        try: self.write(ERRORS, rows)
+        except LogError as e: logger.warning("error counts not written (%s); %d dropped", e, sum(r["count"] for r in rows)); self.errors_dropped += sum(r["count"] for r in rows)
+    return len(rows)
+
+def _start_worker(self:PredictionLog):
+    "The background thread that flushes error counts every 10 s and prunes hourly (started on first use)."
+    if self._worker is not None: return
+    def work():
+        while True:
+            time.sleep(10)
+            try:
+                self.flush_errors()
+                if self.retention_days and time.time() - self._pruned > 3600: self.prune()
+            except Exception as e: logger.warning("prediction log housekeeping failed: %s", scrub(str(e))[:300])
+    with self._tally_lock:
+        if self._worker is None: self._worker = threading.Thread(target=work, name="sixstack-predlog", daemon=True); self._worker.start()
+
+def close(self:PredictionLog):
+    "Write the pending error counts and release the connections."
+    self.flush_errors(everything=True); self.engine.dispose()
+for f in (count_error, flush_errors, _start_worker, close): setattr(PredictionLog, f.__name__, f)
 
 # %% ../nbs/07a_prediction_log.ipynb #2e35bcf6
 def new_request() -> str: return uuid.uuid4().hex

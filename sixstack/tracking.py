@@ -9,7 +9,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import tempfile
 import time
 import uuid
@@ -22,15 +21,18 @@ from filelock import FileLock
 
 from fastcore.basics import patch_to
 
-from .config import Settings, get_settings
+from .config import Settings, get_settings, redact, scrub
 
 # %% auto #0
-__all__ = ['Spool', 'experiment_id', 'MLOpsIntegration', 'replay', 'save_pyfunc', 'load_model', 'job_run']
+__all__ = ['DOWN_HOLD_S', 'Spool', 'store_down', 'mark_down', 'experiment_id', 'MLOpsIntegration', 'Deferred', 'download_model',
+           'load_local', 'load_model', 'job_run']
 
 # %% ../nbs/01b_tracking.ipynb #6f6befd6
 class Spool:
     "Append-only JSON-lines store of tracking calls that could not be logged."
     def __init__(self, path:str|Path): self.path = Path(path)
+
+    def lock(self) -> FileLock: return FileLock(str(self.path) + ".lock")
 
     def append(self, run:str, op:str, **data):
         "Record one call `op` for `run` (artifacts are copied so later edits cannot lose them)."
@@ -41,12 +43,42 @@ class Spool:
             src = Path(data["path"])
             data["path"] = str(shutil.copy2(src, dest) if op == "artifact" else shutil.copytree(src, dest / src.name))
         line = json.dumps({"run": run, "op": op, "time": int(time.time() * 1000), **data}, default=str)
-        with FileLock(str(self.path) + ".lock"), self.path.open("a", encoding="utf-8") as f: f.write(line + "\n")
+        with self.lock(), self.path.open("a+b") as f:
+            torn = f.tell() > 0 and f.seek(-1, os.SEEK_END) >= 0 and f.read(1) != b"\n"  # a crash left half a line: start a new one
+            f.write((b"\n" if torn else b"") + line.encode() + b"\n")
 
-    def records(self) -> list[dict]:
-        "Every record, oldest first."
-        if not self.path.exists(): return []
-        return [json.loads(l) for l in self.path.read_text(encoding="utf-8").splitlines() if l.strip()]
+# %% ../nbs/01b_tracking.ipynb #3938d0b5
+def _parse(lines:list[str]) -> tuple[list[dict], list[str]]:
+    "Readable records and unreadable lines."
+    good, bad = [], []
+    for line in lines:
+        if not line.strip(): continue
+        try: rec = json.loads(line)
+        except ValueError: rec = None
+        (good.append(rec) if isinstance(rec, dict) and {"run", "op"} <= rec.keys() else bad.append(line))
+    return good, bad
+
+@patch_to(Spool)
+def records(self, path:str|Path|None=None, # another file of this spool (default: the spool itself)
+           ) -> list[dict]:
+    "Every readable record, oldest first; unreadable lines are quarantined."
+    path = Path(path or self.path)
+    with self.lock():
+        if not path.exists(): return []
+        good, bad = _parse(path.read_text(encoding="utf-8", errors="replace").splitlines())
+        if bad:
+            with open(str(self.path) + ".quarantine", "a", encoding="utf-8") as q: q.write("".join(b + "\n" for b in bad))
+            tmp = path.with_name(path.name + ".tmp"); tmp.write_text("".join(json.dumps(r) + "\n" for r in good), encoding="utf-8")
+            os.replace(tmp, path)
+            warnings.warn(f"{len(bad)} unreadable line(s) of {path} moved to {self.path}.quarantine", RuntimeWarning, stacklevel=2)
+    return good
+
+@patch_to(Spool)
+def all_records(self, pending:bool=False, # only what is still to be replayed
+               ) -> list[dict]:
+    "The records of the spool and of its batches being (or, unless `pending`, already) replayed — where spooled artifacts are looked up."
+    files = sorted(self.path.parent.glob(f"{self.path.name}.replay{'ing' if pending else '*'}-*"))
+    return [r for f in files if not f.name.endswith((".done", ".tmp")) for r in self.records(f)] + self.records()
 
 # %% ../nbs/01b_tracking.ipynb #6e6f981d
 _warned: set = set()
@@ -55,15 +87,44 @@ def _warn_once(key:str, msg:str):
     "Warn once per process for each kind of degradation."
     if key not in _warned: _warned.add(key); warnings.warn(msg, RuntimeWarning, stacklevel=3)
 
+# %% ../nbs/01b_tracking.ipynb #00e9b785
+DOWN_HOLD_S = 30.0  # after a failed call, an HTTP store counts as down for this long, in every process of the project
+
+def _http(settings:Settings) -> bool: return urlparse(settings.tracking_uri).scheme in ("http", "https")
+
+def _breaker(settings:Settings) -> Path: return settings.spool_path.parent / "tracking-down.json"
+
+def store_down(settings:Settings) -> bool:
+    "Whether a recent failure marked the settings' HTTP store as down."
+    if not _http(settings): return False
+    try: until = json.loads(_breaker(settings).read_text()).get(redact(settings.tracking_uri), 0)
+    except (OSError, ValueError, AttributeError): return False
+    return time.time() < until
+
+def mark_down(settings:Settings, down:bool=True):
+    "Mark the settings' HTTP store as down for `DOWN_HOLD_S` seconds (or as up again)."
+    if not _http(settings): return
+    p, key = _breaker(settings), redact(settings.tracking_uri)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(p) + ".lock"):
+        try: state = json.loads(p.read_text())
+        except (OSError, ValueError): state = {}
+        state = {k: v for k, v in state.items() if v > time.time()} | ({key: time.time() + DOWN_HOLD_S} if down else {})
+        if not down: state.pop(key, None)
+        p.write_text(json.dumps(state))
+
 # %% ../nbs/01b_tracking.ipynb #cb99adba
 def _client(settings:Settings):
-    "An MlflowClient for `settings`, after checking an HTTP server is reachable."
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "15")
-    p = urlparse(settings.tracking_uri)
-    if p.scheme in ("http", "https"):
-        socket.create_connection((p.hostname, p.port or (443 if p.scheme == "https" else 80)), timeout=3).close()
+    "An MlflowClient for `settings`, after checking an HTTP server answers its health check."
+    t = settings.tracking_timeout
+    for k, v in {"MLFLOW_DISABLE_TELEMETRY": "true", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "0",
+                 "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "1", "MLFLOW_HTTP_REQUEST_TIMEOUT": str(max(1, int(t * 0.4)))}.items():
+        os.environ.setdefault(k, v)
+    if _http(settings):
+        import httpx
+        try: r = httpx.get(settings.tracking_uri.rstrip("/") + "/health", timeout=min(3.0, t))
+        except httpx.HTTPError as e: raise ConnectionError(f"tracking server {redact(settings.tracking_uri)} unreachable ({type(e).__name__})") from None
+        if r.status_code >= 500: raise ConnectionError(f"tracking server {redact(settings.tracking_uri)} answered {r.status_code}")
     from mlflow.tracking import MlflowClient
     return MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
 
@@ -88,14 +149,19 @@ class MLOpsIntegration:
         self.settings = settings or get_settings()
         self.enabled = self.settings.enable_mlops if enable_mlops is None else enable_mlops
         self.spool, self.run_id, self._c, self._own = Spool(self.settings.spool_path), None, None, False
-        self.degraded = not self.enabled
-        if self.degraded: _warn_once("off", f"MLOps switched off: tracking calls are spooled to {self.spool.path}")
+        self.degraded = not self.enabled or store_down(self.settings)
+        if not self.enabled: _warn_once("off", f"MLOps switched off: tracking calls are spooled to {self.spool.path}")
+        elif self.degraded: self._warn_down("it failed less than a minute ago")
+
+    def _warn_down(self, why:str):
+        _warn_once("down", f"MLflow tracking at {redact(self.settings.tracking_uri)} is unavailable ({why}); training goes on and "
+                   f"what cannot be logged is spooled to {self.spool.path} (`sixstack tracking replay` restores it)")
 
     def _degrade(self, e:Exception):
-        "Switch to the spool for the rest of this object's life."
+        "Switch to the spool for the rest of this object's life (and tell other processes the store is down)."
         self.degraded = True
-        _warn_once("down", f"MLflow tracking failed ({type(e).__name__}: {str(e)[:200]}); training goes on and "
-                   f"what cannot be logged is spooled to {self.spool.path} (`sixstack tracking replay` restores it)")
+        mark_down(self.settings)
+        self._warn_down(f"{type(e).__name__}: {scrub(str(e))[:200]}")
 
     @property
     def client(self):
@@ -123,7 +189,7 @@ def start_experiment(self, name:str|None=None, # experiment name (default: the s
     def create(c):
         return c.create_run(experiment_id(c, self.settings, name), run_name=run_name, tags=tags).info.run_id
     self.run_id = None
-    if not self.degraded:
+    if not self.degraded and not (parent_run_id or "").startswith("local-"):  # a spooled parent's children live in the spool too
         try: self.run_id = create(self.client)
         except Exception as e: self._degrade(e)
     if self.run_id is None:
@@ -205,7 +271,7 @@ def log_dict(self, d:dict, # JSON-serialisable content
 
 # %% ../nbs/01b_tracking.ipynb #bc8c0adf
 @patch_to(MLOpsIntegration)
-def end_experiment(self, status:str="FINISHED", # FINISHED, FAILED or KILLED
+def end_experiment(self, status:str="FINISHED", # FINISHED, FAILED, KILLED or SCHEDULED (deferred work)
                   ):
     "End the current run with `status`."
     self._do("end", lambda c: c.set_terminated(self.run_id, status), status=status)
@@ -254,137 +320,105 @@ def download_artifact(self, path:str, # artifact path inside the run, e.g. "data
     if not self.degraded and not rid.startswith("local-"):
         try: return Path(self.client.download_artifacts(rid, path, tempfile.mkdtemp()))
         except Exception: pass
-    folder, name = str(Path(path).parent), Path(path).name  # a run that lives in the spool keeps its artifacts there
-    hits = [r["path"] for r in self.spool.records() if r["run"] == rid and r["op"] == "artifact"
+    folder, name = str(Path(path).parent), Path(path).name  # what could not be logged is in the spool
+    hits = [r["path"] for r in self.spool.all_records() if r["run"] == rid and r["op"] == "artifact"
             and Path(r["path"]).name == name and str(r["artifact_path"] or ".") == folder]
     return Path(hits[-1]) if hits else None
 
 # %% ../nbs/01b_tracking.ipynb #02698a04
+def _handoff_cache(settings:Settings, run_id:str) -> Path: return settings.spool_path.parent / "handoffs" / f"{run_id}.json"
+
+def _write_atomic(path:Path, text:str):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:6]}.tmp"); tmp.write_text(text, encoding="utf-8"); os.replace(tmp, path)
+
 @patch_to(MLOpsIntegration)
 def read_handoff(self, upstream_run_id:str|None, # the previous step's run; None: nothing handed on
                 ) -> dict:
-    "The hand-over dict of the upstream run ({} if none)."
+    "The hand-over dict of the upstream run ({} if none): the local copy, else its artifact."
     if not upstream_run_id: return {}
-    p = self.download_artifact("handoff.json", upstream_run_id)
+    local = _handoff_cache(self.settings, upstream_run_id)
+    p = local if local.exists() else self.download_artifact("handoff.json", upstream_run_id)
     if p is None: raise FileNotFoundError(f"upstream run {upstream_run_id} has no handoff.json artifact")
     return json.loads(p.read_text())
 
 @patch_to(MLOpsIntegration)
 def write_handoff(self, handoff:dict, # everything the next steps need
+                  local_dir:str|Path|None=None, # also write `handoff.json` here (the step's folder of reports)
                  ):
-    "Log this step's hand-over (upstream entries plus its own)."
+    "Write this step's hand-over locally, then log it as the run's `handoff.json`."
+    text = json.dumps(handoff, indent=1, default=str)
+    for p in [_handoff_cache(self.settings, self.run_id)] + ([Path(local_dir) / "handoff.json"] if local_dir else []): _write_atomic(p, text)
     self.log_dict(handoff, "handoff.json")
 
-# %% ../nbs/01b_tracking.ipynb #9ba07668
-def _replay_run(c, settings:Settings, key:str, recs:list[dict], ids:dict) -> str:
-    "Replay one run's records; return the id of the run they now live in."
-    start = next((r for r in recs if r["op"] == "start"), None)
-    try: rid = c.get_run(key).info.run_id
-    except Exception:
-        tags = dict(start["tags"]) if start else {}
-        if tags.get("mlflow.parentRunId") in ids: tags["mlflow.parentRunId"] = ids[tags["mlflow.parentRunId"]]
-        tags["sixstack.replayed_from"] = key
-        exp = experiment_id(c, settings, start["experiment"] if start else None)
-        rid = c.create_run(exp, start_time=start["time"] if start else None, run_name=start and start["run_name"], tags=tags).info.run_id
-    have = c.get_run(rid).data.params
-    for r in recs:
-        if r["op"] == "params":
-            _log_batch(c, rid, params={k: v for k, v in r["params"].items() if k not in have})
-            have = {**r["params"], **have}
-        elif r["op"] == "metrics": _log_batch(c, rid, metrics=r["metrics"], step=r["step"], timestamp=r["timestamp"])
-        elif r["op"] == "tags": _log_batch(c, rid, tags=r["tags"])
-        elif r["op"] == "artifact": c.log_artifact(rid, r["path"], r["artifact_path"])
-        elif r["op"] == "artifacts": c.log_artifacts(rid, r["path"], r["artifact_path"])
-        elif r["op"] == "end": c.set_terminated(rid, r["status"], end_time=r["time"])
-    return rid
-
-# %% ../nbs/01b_tracking.ipynb #55b1ac0d
-def replay(settings:Settings|None=None, # the target store (default: `get_settings()`)
-           spool_path:str|Path|None=None, # default: the settings' spool
-          ) -> dict[str, str]:
-    "Write every spooled call into the tracking store; returns {spooled run key: run id}."
-    settings = settings or get_settings()
-    sp = Spool(spool_path or settings.spool_path)
-    recs = sp.records()
-    if not recs: return {}
-    c = _client(settings)
-    runs: dict[str, list] = {}
-    for r in recs: runs.setdefault(r["run"], []).append(r)
-    parent = {k: next((r["tags"].get("mlflow.parentRunId") for r in v if r["op"] == "start"), None) for k, v in runs.items()}
-    depth = lambda k: 0 if parent[k] not in runs else 1 + depth(parent[k])
-    order = sorted(runs, key=depth)  # parents before their children
-    ids = {}
-    for k in order: ids[k] = _replay_run(c, settings, k, runs[k], ids)
-    sp.path.rename(sp.path.with_name(f"{sp.path.name}.replayed-{time.strftime('%Y%m%d-%H%M%S')}"))
-    return ids
-
-# %% ../nbs/01b_tracking.ipynb #5d7e7c9f
-_PYFUNC = None
-
-def _pyfunc_class():
-    "The pyfunc wrapper class (defined on first use)."
-    global _PYFUNC
-    if _PYFUNC is None:
-        import mlflow.pyfunc
-        class SixstackPyfunc(mlflow.pyfunc.PythonModel):
-            "MLflow pyfunc around a model with `predict_frame`."
-            def __init__(self, model): self.model = model
-            def predict(self, context, model_input, params=None): return self.model.predict_frame(pd.DataFrame(model_input))
-        SixstackPyfunc.__module__, SixstackPyfunc.__qualname__ = __name__, "SixstackPyfunc"
-        _PYFUNC = SixstackPyfunc
-    return _PYFUNC
-
-def __getattr__(name):
-    "Lazy module attribute `SixstackPyfunc` (unpickling a saved model finds the class here)."
-    if name == "SixstackPyfunc": return _pyfunc_class()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# %% ../nbs/01b_tracking.ipynb #2848cf80
+class Deferred(RuntimeError):
+    "Work that needs the tracking store or its registry, postponed until it answers again (`sixstack run --resume`)."
 
 # %% ../nbs/01b_tracking.ipynb #92c2f02a
-def save_pyfunc(model, # an object with `predict_frame(DataFrame) -> DataFrame`
-                path:str|Path, # a new folder
-                input_example:pd.DataFrame, # a few valid input rows (no missing values: the example must be valid JSON)
-                pip_requirements:list[str], # pinned requirements
-                code_paths:list[str]|None=None, # package folders shipped with the model
-                metadata:dict|None=None,
-               ) -> Path:
-    "Save `model` as an MLflow pyfunc model with a signature inferred from the example."
-    import mlflow.pyfunc
-    from mlflow.models import infer_signature
-    sig = infer_signature(input_example, model.predict_frame(input_example))
-    mlflow.pyfunc.save_model(str(path), python_model=_pyfunc_class()(model), signature=sig, input_example=input_example,
-                             pip_requirements=pip_requirements, code_paths=code_paths, metadata=metadata)
-    return Path(path)
-
 @patch_to(MLOpsIntegration)
-def log_pyfunc_model(self, model, input_example:pd.DataFrame, pip_requirements:list[str], code_paths:list[str]|None=None,
+def log_pyfunc_model(self, model, # an object with `predict_frame`
+                     input_example:pd.DataFrame, # a few complete input rows
+                     pip_requirements:list[str]|None=None, # default: the pinned runtime requirements
+                     ship_code:bool=True, # ship the prediction modules with the model
                      artifact_path:str="model", metadata:dict|None=None) -> str:
-    "Save `model` as a pyfunc and log it to the current run; returns its `runs:/` URI."
+    "Save `model` as a pyfunc, log it to the current run with its digest; returns its `runs:/` URI."
+    from sixstack.packaging import model_digest, save_pyfunc
     with tempfile.TemporaryDirectory() as tmp:
-        self.log_artifacts(save_pyfunc(model, Path(tmp) / artifact_path, input_example, pip_requirements, code_paths, metadata), artifact_path)
+        path = save_pyfunc(model, Path(tmp) / artifact_path, input_example, pip_requirements, ship_code, metadata)
+        self.set_tags({"sixstack.model_sha256": model_digest(path)})
+        self.log_artifacts(path, artifact_path)
     return f"runs:/{self.run_id}/{artifact_path}"
 
+def __getattr__(name):
+    "`SixstackPyfunc`, for models logged before the wrapper moved to `sixstack.packaging`."
+    if name == "SixstackPyfunc":
+        from sixstack.packaging import _pyfunc_class
+        return _pyfunc_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 # %% ../nbs/01b_tracking.ipynb #9806e494
-def load_model(uri:str, # runs:/RUN/model or models:/NAME/VERSION or models:/NAME@ALIAS
-               settings:Settings|None=None, # the tracking store to load from
-              ):
-    "Load a pyfunc model from the tracking store."
+def download_model(uri:str, # runs:/RUN/model or models:/NAME/VERSION or models:/NAME@ALIAS
+                   settings:Settings|None=None, # the tracking store to load from
+                  ) -> tuple[Path, bool]:
+    "A local folder with the model's files, and whether it is a temporary download (else the spool's copy)."
     if not uri.startswith(("runs:/", "models:/")):
         raise ValueError(f"refusing to load {uri!r}: only runs:/ and models:/ URIs of the tracking store are loaded "
                          "(a pickled model runs code when it is loaded)")
     settings = settings or get_settings()
-    import mlflow.artifacts, mlflow.pyfunc
     if uri.startswith("runs:/"):  # a run that lives in the spool (tracking was down) keeps its model there
         run_id, path = uri[len("runs:/"):].split("/", 1)
-        hits = [r["path"] for r in Spool(settings.spool_path).records() if r["run"] == run_id and r["op"] == "artifacts" and r["artifact_path"] == path]
-        if hits: return mlflow.pyfunc.load_model(hits[-1])
+        hits = [r["path"] for r in Spool(settings.spool_path).all_records() if r["run"] == run_id and r["op"] == "artifacts" and r["artifact_path"] == path]
+        if hits: return Path(hits[-1]), False
     c = _client(settings)
     if uri.startswith("models:/"):  # resolved here: MLflow would ask its global registry URI, not this store
         ref = uri[len("models:/"):]
         name, alias = ref.split("@", 1) if "@" in ref else (ref.rsplit("/", 1)[0], None)
         version = c.get_model_version_by_alias(name, alias).version if alias else ref.rsplit("/", 1)[1]
         uri = c.get_model_version_download_uri(name, version)
-    local = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tempfile.mkdtemp(), tracking_uri=settings.tracking_uri)
-    return mlflow.pyfunc.load_model(local)
+    import mlflow.artifacts
+    return Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tempfile.mkdtemp(prefix="sixstack-model-"),
+                                                    tracking_uri=settings.tracking_uri)), True
+
+def load_local(path:str|Path, # a model folder
+               sha256:str|None=None, # its expected `model_digest` (None: not checked)
+              ):
+    "Load a pyfunc model from a folder, after checking its digest."
+    import mlflow.pyfunc
+    from sixstack.packaging import model_digest
+    if sha256 is not None and model_digest(path) != sha256:
+        raise ValueError("refusing to load the model: its files do not match the digest recorded when it was registered")
+    return mlflow.pyfunc.load_model(str(path))
+
+def load_model(uri:str, # runs:/RUN/model or models:/NAME/VERSION or models:/NAME@ALIAS
+               settings:Settings|None=None, # the tracking store to load from
+               sha256:str|None=None, # expected digest of its files (None: not checked)
+              ):
+    "Load a pyfunc model from the tracking store (the download is removed once it is loaded)."
+    path, temporary = download_model(uri, settings)
+    try: return load_local(path, sha256)
+    finally:
+        if temporary: shutil.rmtree(path.parent if path.parent.name.startswith("sixstack-model-") else path, ignore_errors=True)
 
 # %% ../nbs/01b_tracking.ipynb #b72ec75a
 def job_run(run_id:str|None, # the `run_id` parameter of the notebook (None: standalone)

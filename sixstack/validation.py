@@ -5,8 +5,7 @@
 # %% ../nbs/00_data_validation.ipynb #20b5f759
 from __future__ import annotations
 
-import base64
-import io
+import html
 import json
 import warnings
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ import pandas as pd
 import pandera.pandas as pa
 from scipy import stats
 
+from . import report
 from .data import (CATEGORICAL, CLASSES, FEATURES, ID, LABEL, NUMERIC, RANGES, YES_NO,
                            DataValidationError, add_match_p, fingerprint, load_table)
 
@@ -212,24 +212,15 @@ def holdout_split(train:pd.DataFrame, # validated training rows
     fit, hold = train_test_split(train, test_size=share, stratify=train[LABEL], random_state=seed)
     return fit.sort_index(), hold.sort_index()
 
-# %% ../nbs/00_data_validation.ipynb #f4e62ddd
-def _png(fig) -> str:
-    "A matplotlib figure as an embeddable `<img>` tag."
-    import matplotlib.pyplot as plt
-    buf = io.BytesIO(); fig.savefig(buf, format="png", dpi=90, bbox_inches="tight"); plt.close(fig)
-    return f'<img src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}"/>'
-
 # %% ../nbs/00_data_validation.ipynb #51847f80
 def _figures(res:ValidationResult) -> list[str]:
-    "Missingness, class balance and per-feature distribution plots of a validation result."
-    import matplotlib; matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    "Missingness, class balance and per-feature distribution charts of a validation result."
     frames = {"train": res.train} | ({"test": res.test} if res.test is not None else {})
-    fig, ax = plt.subplots(1, 2, figsize=(11, 3.2))
+    fig = report.figure(11, 3.2); ax = fig.subplots(1, 2)
     pd.DataFrame({k: f[FEATURES].isna().mean() for k, f in frames.items()}).plot.barh(ax=ax[0], title="Missing share")
     res.train[LABEL].value_counts().reindex(CLASSES).plot.bar(ax=ax[1], title="Class balance (train)", rot=0)
-    out = [_png(fig)]
-    fig, axes = plt.subplots(2, 4, figsize=(14, 6)); axes = axes.ravel()
+    out = [report.chart(fig, "missingness and balance", dpi=90)]
+    fig = report.figure(14, 6); axes = fig.subplots(2, 4).ravel()
     for a, col in zip(axes, FEATURES):  # shares of each value among the non-missing ones
         vals = {k: f[col].dropna() for k, f in frames.items()}
         if col in NUMERIC: vals = {k: v.astype(int) for k, v in vals.items()}
@@ -238,27 +229,22 @@ def _figures(res:ValidationResult) -> list[str]:
         a.tick_params(labelsize=7)
     axes[-1].axis("off"); axes[0].legend(frames.keys())
     fig.tight_layout()
-    return out + [_png(fig)]
+    return out + [report.chart(fig, "feature distributions", dpi=90)]
 
 # %% ../nbs/00_data_validation.ipynb #16a6d0e7
 def data_report(res:ValidationResult, # what `validate` returned
                 path:str|Path, # the HTML file to write
                ) -> Path:
     "Write the data report (HTML with embedded plots) and return its path."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    p = res.profile["train"]
-    warn = "".join(f"<li>{w}</li>" for w in res.warnings) or "<li>none</li>"
+    esc, p = html.escape, res.profile["train"]
+    warn = "".join(f"<li>{esc(w)}</li>" for w in res.warnings) or "<li>none</li>"
     drift = "<p>No test table given.</p>" if res.drift is None else res.drift.style.format(precision=4).apply(
         lambda r: ["background:#fdd" if r["drift"] else ""] * len(r), axis=1).to_html()
-    html = f"""<!doctype html><html><head><meta charset="utf-8"><title>sixstack data report</title>
-<style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}} table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:2px 8px}}</style></head><body>
-<h1>Data report</h1><p>Files: {', '.join(f'{k}: <code>{v}</code>' for k, v in res.paths.items())}</p>
-<p>Training rows: {p['rows']} · quality score: <b>{p['quality_score']}</b> · missing share: {p['missing_share']:.2%} ·
-duplicate feature rows: {p['duplicate_share']:.1%} · fingerprints: {res.profile['fingerprints']}</p>
-<h2>Warnings</h2><ul>{warn}</ul><h2>Missingness and balance</h2>{{figs0}}
-<h2>Feature distributions</h2>{{figs1}}<h2>Train vs test drift</h2>{drift}
-<h2>Profile</h2><pre>{json.dumps(res.profile, indent=1)}</pre></body></html>"""
     figs = _figures(res)
-    path.write_text(html.replace("{figs0}", figs[0]).replace("{figs1}", figs[1]), encoding="utf-8")
-    return path
+    return report.write(path, report.page(
+        "Data report", f"<p>Files: {', '.join(f'{k}: <code>{esc(str(v))}</code>' for k, v in res.paths.items())}</p>",
+        f"<p>Training rows: {p['rows']} · quality score: <b>{p['quality_score']}</b> · missing share: {p['missing_share']:.2%} · "
+        f"duplicate feature rows: {p['duplicate_share']:.1%} · fingerprints: {res.profile['fingerprints']}</p>",
+        f"<h2>Warnings</h2><ul>{warn}</ul><h2>Missingness and balance</h2>{figs[0]}",
+        f"<h2>Feature distributions</h2>{figs[1]}<h2>Train vs test drift</h2>{drift}",
+        f"<h2>Profile</h2><pre>{esc(json.dumps(res.profile, indent=1))}</pre>"))

@@ -39,20 +39,17 @@ def cli(*args, env=None, timeout=300):
 def train_model(settings, rows, permute=False, seed=0, handoff=None, holdout=None):
     "A real small ensemble (stacks C and E, fast settings) logged as a pyfunc with its reference profile; returns (runs:/ URI, ensemble)."
     import numpy as np
-    import sixstack
-    from sixstack.config import profile
     from sixstack.data import LABEL
-    from sixstack.ensemble import build_ensemble, fit_oof, input_example, nested_predictions, pinned_requirements
-    from sixstack.features import encode_labels, make_folds
+    from sixstack.ensemble import nested_predictions, quick_ensemble
+    from sixstack.features import encode_labels
     from sixstack.monitoring import REFERENCE_ARTIFACT, reference_profile
+    from sixstack.packaging import input_example
     from sixstack.tracking import MLOpsIntegration
     y = encode_labels(rows[LABEL])
     if permute: y = np.random.default_rng(seed).permutation(y)  # a model that learned nothing
-    fast = profile("fast")
-    oof = fit_oof({"C": None, "E": None}, rows, y, make_folds(y, 3), prof=fast, progress=False)
-    ens, _ = build_ensemble(oof, rows, y, {"C": None, "E": None}, prof=fast, n_folds=3)
+    ens, oof = quick_ensemble(rows, ("C", "E"), y=y)
     m = MLOpsIntegration(settings=settings); m.start_experiment(run_name="test-model")
-    uri = m.log_pyfunc_model(ens, input_example(rows), pinned_requirements(), [str(Path(sixstack.__file__).parent)])
+    uri = m.log_pyfunc_model(ens, input_example(rows))
     ref = Path(settings.spool_path).parent / m.run_id / Path(REFERENCE_ARTIFACT).name
     ref.parent.mkdir(parents=True, exist_ok=True)
     hp = None if holdout is None else ens.predict_proba(holdout)

@@ -23,7 +23,7 @@ def trained(tmp_path_factory):
     settings = get_settings()
     sample = write_sample(tmp / "sample", n_train=1200, n_test=300, n_external=300)
     res = run_pipeline({"train_path": str(sample["train"]), "test_path": str(sample["test"]), "external_path": str(sample["external"]),
-                        "profile": "fast", "submission_path": str(tmp / "submission.csv")}, settings=settings, progress=False)
+                        "profile": "fast", "submission_path": str(tmp / "submission.csv")}, settings=settings)
     yield settings, sample, res, tmp
     for k, v in old.items():
         if v is None: os.environ.pop(k, None)

@@ -21,6 +21,7 @@ from sixstack.tracking import MLOpsIntegration
 
 NAME = "monitored_model"
 FEEDBACK = {"Authorization": "Bearer test-feedback-token"}
+DASHBOARD = "test-dashboard-token"
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +89,7 @@ def traffic(world, tmp_path_factory):
     "A live server that answered 400 normal records and then 300 drifted ones, all with feedback (the drifted ones wrong)."
     settings, _, hold, _, _ = world
     db = tmp_path_factory.mktemp("traffic") / "monitoring.db"
-    proc, url = start_server(settings, NAME, db, {"SIXSTACK_FEEDBACK_TOKEN": "test-feedback-token"})
+    proc, url = start_server(settings, NAME, db, {"SIXSTACK_FEEDBACK_TOKEN": "test-feedback-token", "SIXSTACK_DASHBOARD_TOKEN": DASHBOARD})
     normal = hold.sample(400, random_state=0).reset_index(drop=True)
     drifted = shift_sample(hold.sample(300, random_state=1).reset_index(drop=True))
     _send(url, normal, feedback=normal[LABEL])
@@ -162,12 +163,15 @@ def test_false_alarm_rate_with_the_served_ensemble(world):
 def test_dashboard_renders_in_chromium(traffic):
     url, _ = traffic
     shot = ROOT / "reports" / "dashboard.png"; shot.parent.mkdir(exist_ok=True)
-    base = ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=10000"]
-    dom = subprocess.run(base + ["--dump-dom", f"{url}/dashboard?last=300"], capture_output=True, text=True, timeout=120).stdout
+    base = ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=10000", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--no-first-run"]
+    assert httpx.get(f"{url}/dashboard?last=300").status_code == 401  # costly page: token required
+    # the browser-friendly way: ?token= once, answered with a redirect that sets an HttpOnly cookie and drops the token from the address
+    dom = subprocess.run(base + ["--dump-dom", f"{url}/dashboard?last=300&token={DASHBOARD}"], capture_output=True, text=True, timeout=120).stdout
     m = re.search(r'<body[^>]*data-charts="(\d+)"[^>]*data-charts-rendered="(\d+)"', dom)
     assert m and m.group(1) == m.group(2) == "6", dom[:500]
     assert "Time_spent_Alone" in dom and "Alerts (" in dom
-    subprocess.run(base + ["--window-size=1200,2400", f"--screenshot={shot}", f"{url}/dashboard?last=300"], capture_output=True, timeout=120)
+    subprocess.run(base + ["--window-size=1200,2400", f"--screenshot={shot}", f"{url}/dashboard?last=300&token={DASHBOARD}"], capture_output=True, timeout=120)
     assert shot.stat().st_size > 20_000
 
 

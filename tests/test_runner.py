@@ -6,7 +6,8 @@ import pandas as pd
 
 from conftest import NBS, cli
 from sixstack.runner import run_notebook, run_pipeline, sweep
-from sixstack.tracking import MLOpsIntegration, Spool, replay
+from sixstack.replay import replay
+from sixstack.tracking import MLOpsIntegration, Spool
 
 
 def _info(settings, run_id): return MLOpsIntegration(settings=settings).get_run(run_id)
@@ -39,7 +40,7 @@ def test_notebook_00_as_a_run(settings, sample):
 def test_pipeline_parent_with_children(settings, sample):
     # 00 and 01 here; the training notebooks' children are checked in test_ml_pipeline.py
     res = run_pipeline({"train_path": str(sample["train"]), "test_path": str(sample["test"]), "external_path": str(sample["external"])},
-                       [NBS / "00_data_validation.ipynb", NBS / "01_experiment_tracking.ipynb"], settings=settings, progress=False)
+                       [NBS / "00_data_validation.ipynb", NBS / "01_experiment_tracking.ipynb"], settings=settings)
     assert res.status == "FINISHED", [s.error for s in res.steps]
     names = [s.name for s in res.steps]
     assert names[:2] == ["00_data_validation", "01_experiment_tracking"]
@@ -89,7 +90,7 @@ def test_pipeline_with_tracking_down_then_replay(settings, sample, monkeypatch, 
     from sixstack.config import get_settings
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")
     down = get_settings()
-    res = run_pipeline({"train_path": str(sample["train"]), "test_path": str(sample["test"])}, settings=down, progress=False)
+    res = run_pipeline({"train_path": str(sample["train"]), "test_path": str(sample["test"])}, settings=down)
     assert res.status == "FINISHED", [s.error for s in res.steps]
     assert res.run_id.startswith("local-") and all(s.run_id.startswith("local-") for s in res.steps)
     recs = Spool(down.spool_path).records()
