@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 export MLFLOW_DISABLE_TELEMETRY ?= true
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install browser postgres run test sync-check lint nbtest pytest lab ui serve sample export clean bench help
+.PHONY: install browser postgres run test sync-check lint nbtest pytest lab ui serve sample export clean bench check-model help
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
@@ -65,6 +65,9 @@ ui: install  ## the MLflow UI on the local store, http://127.0.0.1:5000
 
 serve: install  ## serve the registry's production model on http://127.0.0.1:8080 (after make run)
 	$(BIN)/python -m sixstack.serving --model-name $${MODEL_REGISTRY_NAME:-six_stack_ensemble} --port $${PORT:-8080}
+
+check-model: install  ## load the production model in a clean virtualenv built from its own requirements.txt (PyPI; a few minutes)
+	$(BIN)/sixstack check-model $${MODEL_URI:+--model-uri $$MODEL_URI}
 
 sample: install  ## write the embedded sample to data/
 	$(BIN)/sixstack sample --out data

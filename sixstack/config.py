@@ -22,7 +22,7 @@ DEFAULTS = {"MLFLOW_TRACKING_URI": "sqlite:///mlflow.db", "MLFLOW_EXPERIMENT_NAM
             "SIXSTACK_DATA_DIR": "data", "SIXSTACK_SPOOL": ".sixstack/spool.jsonl",
             "SIXSTACK_OPTUNA_STORAGE": "sqlite:///optuna.db", "SIXSTACK_MONITOR_DB": "sqlite:///monitoring.db",
             "SIXSTACK_ALERT_WEBHOOK": "", "SIXSTACK_RETENTION_DAYS": "90", "SIXSTACK_ADMIN_TOKEN": "", "SIXSTACK_FEEDBACK_TOKEN": "",
-            "SIXSTACK_DASHBOARD_TOKEN": "", "SIXSTACK_MODEL_SIGNING_KEY": "", "SIXSTACK_TRACKING_TIMEOUT": "10"}
+            "SIXSTACK_DASHBOARD_TOKEN": "", "SIXSTACK_MODEL_SIGNING_KEY": "", "SIXSTACK_TRACKING_TIMEOUT": "10", "SIXSTACK_ARTIFACT_ROOT": ""}
 
 # %% ../nbs/01a_config.ipynb #8b43dede
 def project_root(start:str|Path|None=None, # where to start looking (default: the working directory)
@@ -51,7 +51,7 @@ def resolve_tracking_uri(uri:str, # a tracking URI, file path or `sqlite:///rela
         return (path if path.is_absolute() else root / path).resolve().as_uri()
     return uri
 
-# %% ../nbs/01a_config.ipynb #ce01d546
+# %% ../nbs/01a_config.ipynb #37089a48
 _SECRET_QUERY = re.compile(r"(?i)((?:password|passwd|pwd|token|secret|key)=)[^&;]*")
 
 def redact(url:str|None, # any URL (or None)
@@ -66,7 +66,7 @@ def redact(url:str|None, # any URL (or None)
     query = _SECRET_QUERY.sub(r"\1***", p.query)
     return url if (netloc, query) == (p.netloc, p.query) else urlunsplit((p.scheme, netloc, p.path, query, p.fragment))
 
-# %% ../nbs/01a_config.ipynb #cff4387a
+# %% ../nbs/01a_config.ipynb #d443b484
 _URL = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>]+")
 
 def scrub(text:str, # any text, e.g. an exception message
@@ -111,6 +111,7 @@ class Settings:
     dashboard_token: str|None = None
     signing_key: str|None = None
     tracking_timeout: float = 10.0
+    artifacts: str|None = None  # SIXSTACK_ARTIFACT_ROOT
 
     def __post_init__(self):
         if not self.retention_days > 0: raise ValueError(f"SIXSTACK_RETENTION_DAYS must be > 0 (days to keep), got {self.retention_days:g}")
@@ -118,9 +119,11 @@ class Settings:
 
     @property
     def artifact_root(self) -> str|None:
-        "Artifact location for experiments of a local SQLite store: `mlartifacts/` beside the database."
-        if not self.tracking_uri.startswith("sqlite:////"): return None
-        return (Path(self.tracking_uri[len("sqlite:///"):]).parent / "mlartifacts").as_uri()
+        "Where new experiments keep artifacts: `SIXSTACK_ARTIFACT_ROOT`; else `mlartifacts/` beside a SQLite store, in the project for another database; a server decides its own."
+        if self.artifacts: return self.artifacts
+        if self.tracking_uri.startswith("sqlite:////"): return (Path(self.tracking_uri[len("sqlite:///"):]).parent / "mlartifacts").as_uri()
+        if urlparse(self.tracking_uri).scheme.split("+")[0] in ("postgresql", "mysql", "mssql"): return (self.root / "mlartifacts").as_uri()
+        return None
 
     def public(self) -> dict:
         "The settings as strings, safe to print or log: URLs redacted, tokens as set/unset, the webhook only as set/unset."
@@ -146,19 +149,20 @@ def get_settings(env:dict|None=None, # variables to read (default: `os.environ`)
                  retention_days=_number(env, "SIXSTACK_RETENTION_DAYS"), tracking_timeout=_number(env, "SIXSTACK_TRACKING_TIMEOUT"),
                  admin_token=env["SIXSTACK_ADMIN_TOKEN"] or None, feedback_token=env["SIXSTACK_FEEDBACK_TOKEN"] or None,
                  dashboard_token=env["SIXSTACK_DASHBOARD_TOKEN"] or env["SIXSTACK_ADMIN_TOKEN"] or None,
-                 signing_key=env["SIXSTACK_MODEL_SIGNING_KEY"] or None)
+                 signing_key=env["SIXSTACK_MODEL_SIGNING_KEY"] or None,
+                 artifacts=resolve_tracking_uri(env["SIXSTACK_ARTIFACT_ROOT"], root) if env["SIXSTACK_ARTIFACT_ROOT"] else None)
     o = {k: v for k, v in overrides.items() if v is not None}
     o |= {k: resolve_tracking_uri(o[k], root) for k in ("tracking_uri", "optuna_storage", "monitor_db") if k in o}
     o |= {k: rel(o[k]) for k in ("reports_dir", "data_dir", "spool_path") if k in o}
     return replace(s, **o)
 
-# %% ../nbs/01a_config.ipynb #d2b6be1a
+# %% ../nbs/01a_config.ipynb #c9fedb7d
 _ENV = {"tracking_uri": "MLFLOW_TRACKING_URI", "experiment_name": "MLFLOW_EXPERIMENT_NAME", "registry_name": "MODEL_REGISTRY_NAME",
         "enable_mlops": "SIXSTACK_MLOPS", "root": "SIXSTACK_HOME", "reports_dir": "SIXSTACK_REPORTS_DIR", "data_dir": "SIXSTACK_DATA_DIR",
         "spool_path": "SIXSTACK_SPOOL", "optuna_storage": "SIXSTACK_OPTUNA_STORAGE", "monitor_db": "SIXSTACK_MONITOR_DB",
         "webhook_url": "SIXSTACK_ALERT_WEBHOOK", "retention_days": "SIXSTACK_RETENTION_DAYS", "admin_token": "SIXSTACK_ADMIN_TOKEN",
         "feedback_token": "SIXSTACK_FEEDBACK_TOKEN", "dashboard_token": "SIXSTACK_DASHBOARD_TOKEN", "signing_key": "SIXSTACK_MODEL_SIGNING_KEY",
-        "tracking_timeout": "SIXSTACK_TRACKING_TIMEOUT"}
+        "tracking_timeout": "SIXSTACK_TRACKING_TIMEOUT", "artifacts": "SIXSTACK_ARTIFACT_ROOT"}
 
 def environment(settings:Settings, # the settings to hand on
                ) -> dict[str, str]:

@@ -227,7 +227,8 @@ def monitor(log:PredictionLog, settings:Settings, version:str|None=None, last:in
     df = log.predictions(last=last, since=t0)
     version = version or (str(df["model_version"].iloc[-1]) if len(df) else None)
     if version is not None: df = df[df["model_version"] == str(version)]
-    errs = log.errors(since=df["ts"].min()) if len(df) else log.errors(since=t0) if t0 is not None else log.errors().iloc[:0]
+    minute = lambda t: t // 60 * 60  # failed requests are counted per minute: the window takes the minutes it touches
+    errs = log.errors(since=minute(df["ts"].min())) if len(df) else log.errors(since=minute(t0)) if t0 is not None else log.errors().iloc[:0]
     window = f"since {pd.Timestamp(t0, unit='s'):%Y-%m-%d %H:%M}" if t0 is not None else f"last {last}"
     _, ref, cv = version_context(settings, version, name)
     res = evaluate(df.reset_index(drop=True), errs, ref, cv, th, window, version)
@@ -245,7 +246,7 @@ def _by_time(df:pd.DataFrame):
     if not len(df): return None
     return df.assign(t=pd.to_datetime(df["ts"], unit="s"), intro=df["label"] == CLASSES[1]).groupby(_time_bins(df), observed=True)
 
-# %% ../nbs/08_monitoring.ipynb #e78ca827
+# %% ../nbs/08_monitoring.ipynb #472ad21f
 def chart_volume(res:MonitorResult):
     "Predictions per time bin, failed requests marked."
     f = report.figure(); ax = f.subplots(); g = _by_time(res.predictions)
@@ -275,7 +276,7 @@ def chart_drift(res:MonitorResult):
         ax.axvline(res.summary.get("psi_threshold", 0.05), ls="--", c="gray"); ax.set_xlabel("PSI (red: drift = significant test and PSI over threshold)")
     ax.set_title("Per-feature and prediction drift"); return f
 
-# %% ../nbs/08_monitoring.ipynb #da6fef06
+# %% ../nbs/08_monitoring.ipynb #be4b41d0
 def chart_distributions(res:MonitorResult):
     "Reference vs window distribution of every feature and of the probability."
     f = report.figure(12, 5); axs = f.subplots(2, 4).ravel(); df, ref = res.predictions, res.reference

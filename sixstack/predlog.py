@@ -114,13 +114,15 @@ class PredictionLog:
         return self.failures < 3
 
     def probe(self) -> bool:
-        "Whether the database answers now (bounded by the timeouts); a success makes the log healthy again."
+        "Whether a write would go through now — a row inserted and rolled back, bounded by the timeouts; a success makes the log healthy again."
+        row = {"request_id": f"probe-{uuid.uuid4().hex}", "request": "probe", "ts": time.time()}
         try:
-            with self.engine.connect() as conn: conn.execute(sa.text("SELECT 1"))
+            with self.engine.connect() as conn:
+                t = conn.begin(); conn.execute(PREDICTIONS.insert(), [row]); t.rollback()
         except Exception as e: logger.warning("prediction log probe failed: %s", scrub(f"{type(e).__name__}: {e}")[:300]); return False
         self.failures = 0; return True
 
-# %% ../nbs/07a_prediction_log.ipynb #174b6540
+# %% ../nbs/07a_prediction_log.ipynb #f6075285
 def _commit(self:PredictionLog, items:list[tuple]):
     with self.engine.begin() as conn:
         for table in (PREDICTIONS, ERRORS, ALERTS):
@@ -141,7 +143,7 @@ def _commit_group(self:PredictionLog, group:list[_Pending]):
     for p in group: p.set()
 PredictionLog._commit, PredictionLog._commit_group = _commit, _commit_group
 
-# %% ../nbs/07a_prediction_log.ipynb #1815fba4
+# %% ../nbs/07a_prediction_log.ipynb #c4246f2f
 def write(self:PredictionLog, table:sa.Table, # PREDICTIONS, ERRORS or ALERTS
           rows:list[dict], # column -> value
          ):
@@ -168,7 +170,7 @@ def write(self:PredictionLog, table:sa.Table, # PREDICTIONS, ERRORS or ALERTS
     if p.error: raise p.error
 PredictionLog.write = write
 
-# %% ../nbs/07a_prediction_log.ipynb #00909ca7
+# %% ../nbs/07a_prediction_log.ipynb #3a218950
 def count_error(self:PredictionLog, endpoint:str, status:int, message:str):
     "Count one failed request (written with the others of its endpoint, status and minute)."
     key = (endpoint, int(status), int(time.time() // 60))

@@ -27,15 +27,15 @@ from starlette.concurrency import run_in_threadpool
 
 from .config import Settings, scrub
 from .predlog import PREDICTIONS, LogError, PredictionLog, new_request, prediction_rows
-from .protocol import Record, RequestError, invocation_records, parse_json, read_body, validate_records
+from .protocol import ByteBudget, Record, RequestError, invocation_records, parse_json, read_body, validate_records
 
 logger = logging.getLogger("sixstack.serving")
 
 # %% auto #0
-__all__ = ['logger', 'INLINE_PARSE_BYTES', 'Served', 'ModelRefused', 'vet', 'load_served', 'Holder', 'Coalescer',
-           'ServiceMetrics', 'Dashboard', 'Service', 'predict_one', 'predict_batch', 'invocations', 'feedback',
-           'reload', 'health', 'ready', 'model_info', 'metrics', 'dashboard', 'create_app', 'service_app', 'free_port',
-           'start_service']
+__all__ = ['logger', 'INLINE_PARSE_BYTES', 'ONE_RECORD_BYTES', 'Served', 'ModelRefused', 'vet', 'load_served', 'Holder',
+           'Coalescer', 'ServiceMetrics', 'Dashboard', 'Service', 'predict_one', 'predict_batch', 'invocations',
+           'feedback', 'reload', 'health', 'ready', 'model_info', 'metrics', 'dashboard', 'create_app', 'service_app',
+           'free_port', 'start_service']
 
 # %% ../nbs/07_serving.ipynb #55f3b336
 @dataclass
@@ -54,7 +54,7 @@ class Served:
         return {"name": self.name, "version": self.version, "alias": self.alias, "source_run_id": self.run_id, "metrics": self.metrics,
                 "loaded_at": pd.Timestamp(self.loaded_at, unit="s").isoformat()}
 
-# %% ../nbs/07_serving.ipynb #c6530a6e
+# %% ../nbs/07_serving.ipynb #96e8c3a4
 class ModelRefused(RuntimeError):
     "A registered version the service will not load, and why (safe to show clients)."
 
@@ -76,7 +76,7 @@ def vet(mv, # an MLflow ModelVersion
         out.append("its gate verdict is not signed with this service's key")
     return out
 
-# %% ../nbs/07_serving.ipynb #a93c7dd3
+# %% ../nbs/07_serving.ipynb #f7da572e
 def _discard(path:Path|None):
     "Remove a downloaded model's files and the code folder MLflow put on `sys.path`."
     if path is None: return
@@ -180,7 +180,7 @@ class ServiceMetrics:
         from prometheus_client import generate_latest
         return generate_latest(self.registry)
 
-# %% ../nbs/07_serving.ipynb #63c12ed0
+# %% ../nbs/07_serving.ipynb #426dc16d
 class Dashboard:
     "The monitoring dashboard behind a token: one render at a time, pages cached for `ttl` seconds."
     def __init__(self, render, # (version, name, last) -> HTML; must be picklable if `executor` is a process pool
@@ -214,8 +214,9 @@ def _rows(out:pd.DataFrame) -> list[dict]:
     "Response records (request_id, label, probability) of a prediction frame; 5× faster than `to_dict(orient='records')`."
     return [{"request_id": r, "label": lab, "probability": p} for r, lab, p in zip(out["request_id"].tolist(), out["label"].tolist(), out["probability"].tolist())]
 
-# %% ../nbs/07_serving.ipynb #4aa8b5a4
+# %% ../nbs/07_serving.ipynb #6879fc70
 INLINE_PARSE_BYTES = 64_000  # bodies up to this size are parsed on the event loop; larger ones in the thread pool
+ONE_RECORD_BYTES = 65_536  # the body limit of endpoints that take one record
 
 class Service:
     "One service instance: the served model, its limits and tokens, the prediction log, metrics and dashboard."
@@ -227,8 +228,10 @@ class Service:
                  predlog:PredictionLog|None=None, # where answered predictions, feedback and failed requests go (None: not logged)
                  dashboard:Dashboard|None=None, # GET /dashboard (None: no dashboard)
                  coalesce_rows:int=64, # most rows of concurrent single-record requests predicted in one call (0: no coalescing)
+                 max_inflight_bytes:int=64_000_000, # request-body bytes held at once by all requests together
                 ):
         self.max_batch, self.max_body, self.admin_token, self.feedback_token = max_batch, max_body_bytes, admin_token, feedback_token
+        self.budget, self.max_values = ByteBudget(max_inflight_bytes), 16 * max_batch + 64  # 7 features, keys and separators per record
         self.holder, self.predlog, self.dashboard, self.metrics = Holder(loader), predlog, dashboard, ServiceMetrics(predlog)
         self.coalescer, self.coalesce_rows, self._probed = (Coalescer(coalesce_rows) if coalesce_rows > 0 else None), coalesce_rows, 0.0
 
@@ -237,12 +240,13 @@ class Service:
         got = request.headers.get("authorization", "")
         return bool(token) and secrets.compare_digest(got.encode(), f"Bearer {token}".encode())
 
-    async def body(self, request:Request, mlflow:bool=False):
-        "The request's JSON, read within the size limit; parsed in the thread pool when large."
-        raw = await read_body(request, self.max_body)
-        return parse_json(raw, mlflow) if len(raw) <= INLINE_PARSE_BYTES else await run_in_threadpool(parse_json, raw, mlflow)
+    async def body(self, request:Request, mlflow:bool=False, limit:int|None=None):
+        "The request's JSON, read within the size limit and the service's byte budget; parsed in the thread pool when large."
+        raw = await read_body(request, limit or self.max_body, self.budget)
+        if len(raw) <= INLINE_PARSE_BYTES: return parse_json(raw, mlflow, self.max_values)
+        return await run_in_threadpool(parse_json, raw, mlflow, self.max_values)
 
-# %% ../nbs/07_serving.ipynb #ec3e5107
+# %% ../nbs/07_serving.ipynb #accba230
 def _predict(self:Service, df:pd.DataFrame, endpoint:str, t0:float, rid:str) -> tuple[pd.DataFrame, Served]:
     "Predict, then commit the rows to the log before anything is answered (in the thread pool)."
     served = self.holder.current  # one reference for the whole request: a reload cannot change it midway
@@ -267,25 +271,24 @@ def _answer(self:Service, endpoint:str, t0:float, status:int, body:dict, headers
     return JSONResponse(body, status_code=status, headers=headers)
 Service.predict, Service.answer = _predict, _answer
 
-# %% ../nbs/07_serving.ipynb #e9840134
+# %% ../nbs/07_serving.ipynb #ca8a7c1c
 def _scored(endpoint:str, handler):
     "An endpoint with uniform error handling, metrics and no internals in its answers."
     async def run(request:Request):
         svc, t0, rid = request.app.state.service, time.perf_counter(), new_request()
         try: return svc.answer(endpoint, t0, 200, await handler(svc, request, t0, rid))
-        except RequestError as e:
-            close = {"connection": "close"} if e.status == 413 else None  # the rest of an oversized body is not worth reading
-            return svc.answer(endpoint, t0, e.status, {"error": str(e), "request_id": rid}, close)
+        except RequestError as e:  # (after an early 413 uvicorn reads and drops the rest of the body: memory stays bounded)
+            return svc.answer(endpoint, t0, e.status, {"error": str(e), "request_id": rid})
         except Exception as e:
             logger.error("request %s on %s failed: %s", rid, endpoint, scrub(f"{type(e).__name__}: {e}")[:2000])
             return svc.answer(endpoint, t0, 500, {"error": f"internal error (request {rid})", "request_id": rid})
     run.__name__ = handler.__name__
     return run
 
-# %% ../nbs/07_serving.ipynb #51d97830
+# %% ../nbs/07_serving.ipynb #95ac27e6
 async def predict_one(svc:Service, request:Request, t0:float, rid:str) -> dict:
     "One record -> label, probability, model version, request id."
-    body = await svc.body(request)
+    body = await svc.body(request, limit=ONE_RECORD_BYTES)
     if not isinstance(body, dict): raise RequestError("send one record as a JSON object", 422)
     out, s = await run_in_threadpool(lambda: svc.predict(validate_records([body], 1), "predict", t0, rid))
     return {"label": out["label"].iloc[0], "probability": float(out["probability"].iloc[0]), "model_version": s.version, "request_id": rid}
@@ -303,7 +306,7 @@ async def invocations(svc:Service, request:Request, t0:float, rid:str) -> dict:
     out, s = await run_in_threadpool(lambda: svc.predict(validate_records(invocation_records(body, svc.max_batch), svc.max_batch), "invocations", t0, rid))
     return {"predictions": _rows(out)}
 
-# %% ../nbs/07_serving.ipynb #fb1ad2b0
+# %% ../nbs/07_serving.ipynb #6e6b766a
 async def feedback(svc:Service, request:Request, t0:float, rid:str) -> dict:
     "{'feedback': [{'request_id': ..., 'label': ...}]} -> how many predictions got their true label (feedback token)."
     if svc.predlog is None: raise RequestError("the prediction log is off (the service was started with --no-log)", 404)
@@ -327,7 +330,7 @@ async def reload(svc:Service, request:Request, t0:float, rid:str) -> dict:
     svc.metrics.version.set(float(s.version))
     return {"reloaded": True, "previous_version": old, "version": s.version}
 
-# %% ../nbs/07_serving.ipynb #581c35dc
+# %% ../nbs/07_serving.ipynb #6852fc9e
 def health(): return {"status": "ok"}
 
 async def ready(request:Request):
@@ -350,7 +353,7 @@ def model_info(request:Request):
 
 def metrics(request:Request): return Response(request.app.state.service.metrics.text(), media_type="text/plain; version=0.0.4")
 
-# %% ../nbs/07_serving.ipynb #9239740c
+# %% ../nbs/07_serving.ipynb #51783980
 async def dashboard(request:Request, last:int=1000, token:str|None=None):
     "The monitoring dashboard (token): figures of the last `last` predictions, refreshed every 30 s."
     svc = request.app.state.service
@@ -405,7 +408,7 @@ def create_app(svc:Service, # the service instance
         except Exception: pass  # /ready says why; the log has the details
     return app
 
-# %% ../nbs/07_serving.ipynb #103892c4
+# %% ../nbs/07_serving.ipynb #522cc14d
 def _render_process():
     "A process of its own, at a lower CPU priority, for drawing dashboard pages."
     import multiprocessing
@@ -418,11 +421,12 @@ def service_app(settings:Settings, # tokens, stores and the experiment
                 max_batch:int=10_000, # most records per request
                 log:bool=True, # keep the prediction log (False: no feedback, no dashboard)
                 allow_ungated:bool=False, # also serve a version the gate did not pass
+                log_timeout:float=10.0, # longest a prediction waits for its log commit (seconds)
                ) -> FastAPI:
     "The app `sixstack serve` runs."
     import functools
     from sixstack.monitoring import dashboard_page
-    predlog = PredictionLog(settings.monitor_db, settings.retention_days) if log else None
+    predlog = PredictionLog(settings.monitor_db, settings.retention_days, wait_s=log_timeout) if log else None
     board = Dashboard(functools.partial(dashboard_page, settings, settings.monitor_db), settings.dashboard_token, _render_process()) if log else None
     svc = Service(lambda: load_served(settings, name, alias, allow_ungated), max_batch, admin_token=settings.admin_token,
                   feedback_token=settings.feedback_token, predlog=predlog, dashboard=board)

@@ -1,13 +1,8 @@
 """The prediction log and alert handling on a real PostgreSQL server (a throw-away cluster started by the test).
 
-`make test` installs Debian's postgresql (`make postgres`); the cluster runs on a Unix socket in a temporary
-folder, as the `postgres` user when the tests run as root (PostgreSQL refuses to run as root).
+`make test` installs Debian's postgresql (`make postgres`); the cluster (`conftest.Postgres`) listens on 127.0.0.1 with
+password authentication, its data in a temporary folder, as the `postgres` user when the tests run as root.
 """
-import glob
-import os
-import shutil
-import subprocess
-import tempfile
 import threading
 import time
 
@@ -20,33 +15,10 @@ from sixstack.monitoring import Thresholds, dispatch, evaluate, shift_sample
 from sixstack.predlog import ERRORS, PREDICTIONS, LogError, PredictionLog, prediction_rows
 
 
-def _pg_bin() -> str:
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    path = found[-1] if found else shutil.which("initdb")
-    if not path: pytest.fail("PostgreSQL is not installed: run `make postgres` (Debian's postgresql package)")
-    return os.path.dirname(path)
-
-
 @pytest.fixture(scope="module")
-def pg_url():
-    "A fresh PostgreSQL cluster on a Unix socket; yields its SQLAlchemy URL."
-    from sixstack.serving import free_port
-    bin_, d = _pg_bin(), tempfile.mkdtemp(prefix="sixstack-pg-")
-    as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    if as_user: shutil.chown(d, "postgres")
-    data, sock, port = os.path.join(d, "data"), d, free_port()
-    subprocess.run(as_user + [f"{bin_}/initdb", "-D", data, "-A", "trust", "-U", "postgres", "--no-sync"], check=True, capture_output=True)
-    proc = subprocess.Popen(as_user + [f"{bin_}/postgres", "-D", data, "-p", str(port), "-k", sock, "-c", "listen_addresses="],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    url = f"postgresql+psycopg://postgres@/postgres?host={sock}&port={port}"
-    try:
-        for _ in range(300):
-            if proc.poll() is not None: pytest.fail(f"postgres exited: {proc.stderr.read()[-2000:]}")
-            if os.path.exists(os.path.join(sock, f".s.PGSQL.{port}")): break
-            time.sleep(0.1)
-        yield url
-    finally:
-        proc.terminate(); proc.wait(30); shutil.rmtree(d, ignore_errors=True)
+def pg_url(pg):
+    "A fresh database of the session's PostgreSQL cluster."
+    return pg.create_db("predlog_tests")
 
 
 def test_log_on_postgres(pg_url):
@@ -102,3 +74,21 @@ def test_alerts_on_postgres(pg_url):
     assert first["stored"] == len(res.alerts) and again == {"stored": 0, "posted": False, "repeated": len(res.alerts)}
     assert set(log.alerts()["kind"]) == {a["kind"] for a in res.alerts}
     log.engine.dispose()
+
+
+def test_no_secret_in_notebooks_artifacts_or_output(pg, tmp_path):
+    "Item 9 of the hardening: with a password in every URL setting, it appears in no executed notebook, artifact, log or output."
+    from conftest import NBS, cli
+    secret = pg.PASSWORD
+    env = {"MLFLOW_TRACKING_URI": pg.create_db("mlflow_secret"), "SIXSTACK_OPTUNA_STORAGE": pg.create_db("optuna_secret"),
+           "SIXSTACK_MONITOR_DB": pg.create_db("monitor_secret"), "SIXSTACK_ALERT_WEBHOOK": f"https://hook:{secret}@hooks.invalid/x",
+           "SIXSTACK_REPORTS_DIR": str(tmp_path / "reports"), "SIXSTACK_DATA_DIR": str(tmp_path / "data"),
+           "SIXSTACK_SPOOL": str(tmp_path / "spool" / "spool.jsonl"), "SIXSTACK_ARTIFACT_ROOT": str(tmp_path / "artifacts"),
+           "SIXSTACK_ADMIN_TOKEN": f"admin-{secret}", "MLFLOW_EXPERIMENT_NAME": "secrets"}
+    r = cli("run", "--n-train", "600", "--notebooks", NBS / "00_data_validation.ipynb", NBS / "01_experiment_tracking.ipynb", env=env, timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "pipeline FINISHED" in r.stdout and "postgresql+psycopg://postgres:***@" in r.stdout  # the store is named, its password not
+    files = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert any(p.name == "run_context.json" for p in files) and any(p.suffix == ".ipynb" for p in files)
+    leaks = [str(p) for p in files if secret.encode() in p.read_bytes()]
+    assert not leaks and secret not in r.stdout + r.stderr, leaks
