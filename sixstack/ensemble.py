@@ -155,7 +155,7 @@ def build_ensemble(oof:pd.DataFrame, # `fit_oof`'s table
     ext = external.drop_duplicates(subset=FEATURES) if external is not None and (features or {}).get("match_p", True) else None
     return SixStackEnsemble(fitted, method, thr, external=ext, metrics=cv, **comb), table
 
-# %% ../nbs/05_ensemble.ipynb #a09a71f1
+# %% ../nbs/05_ensemble.ipynb #2c5fd542
 def quick_ensemble(rows:pd.DataFrame, # labelled training rows
                    stacks:tuple=("C",), # stack letters, each with its default parameters
                    external:pd.DataFrame|None=None, # the external reference table (match_p)

@@ -70,7 +70,7 @@ def _error(e:Exception) -> tuple[str, str]:
     if isinstance(e, PapermillExecutionError): return e.ename, scrub(f"cell {e.exec_count}: {e.ename}: {e.evalue}")
     return type(e).__name__, scrub(f"{type(e).__name__}: {e}")
 
-# %% ../nbs/01_experiment_tracking.ipynb #b73c72f2
+# %% ../nbs/01_experiment_tracking.ipynb #71682774
 def _kernel_manager(env:dict, ipc_dir:str):
     "A kernel manager class whose kernels get `env` and talk over IPC sockets in `ipc_dir`."
     from jupyter_client.manager import AsyncKernelManager
@@ -78,7 +78,17 @@ def _kernel_manager(env:dict, ipc_dir:str):
         def __init__(self, **kw): super().__init__(**kw); self.transport, self.ip = "ipc", os.path.join(ipc_dir, "kernel")
         async def _async_pre_start_kernel(self, **kw):
             return await super()._async_pre_start_kernel(**kw | {"env": {**os.environ, **kw.get("env", {}), **env}})
+        async def _async_interrupt_kernel(self):  # jupyter_client interrupts before every shutdown: the kernel logs a spurious error
+            if not self.shutting_down: await super()._async_interrupt_kernel()
     return JobKernelManager
+
+# %% ../nbs/01_experiment_tracking.ipynb #537d0498
+def _job_cells(path:Path):
+    "The notebook without its `#| job: skip` cells."
+    import nbformat
+    nb = nbformat.read(str(path), as_version=4)
+    nb.cells = [c for c in nb.cells if not (c.cell_type == "code" and "#| job: skip" in c.source.split("\n", 3)[:3])]
+    return nb
 
 # %% ../nbs/01_experiment_tracking.ipynb #6564fa61
 def run_notebook(path:str|Path, # the notebook to execute
@@ -106,7 +116,7 @@ def run_notebook(path:str|Path, # the notebook to execute
     env = environment(settings) | {"SIXSTACK_JOB": "1"}  # papermill's `cwd` is a process-wide chdir (unsafe in a sweep): paths come from SIXSTACK_HOME
     ipc = tempfile.mkdtemp(prefix="sixstack-kernel-")
     try:
-        pm.execute_notebook(str(path), str(output), parameters=parameters | ({"run_id": rid} if "run_id" in declared else {}),
+        pm.execute_notebook(_job_cells(path), str(output), parameters=parameters | ({"run_id": rid} if "run_id" in declared else {}),
                             kernel_name="python3", progress_bar=progress, kernel_manager_class=_kernel_manager(env, ipc))
         status = "FINISHED"
     except Exception as e:
@@ -171,7 +181,7 @@ def _finish_parent(m:MLOpsIntegration, steps:list[RunResult], n:int, wall:float)
     m.end_experiment("SCHEDULED" if status == "DEFERRED" else status)
     return status
 
-# %% ../nbs/01_experiment_tracking.ipynb #57d0aeb9
+# %% ../nbs/01_experiment_tracking.ipynb #09548ead
 def _run_steps(m:MLOpsIntegration, notebooks:list[Path], inputs:dict, upstream:str|None, base:Path, settings:Settings,
                on_step=None, done:list|None=None) -> list[RunResult]:
     "Run the notebooks in order as children of `m`'s run, deferring what follows a deferred step; stop at a failure."
@@ -204,7 +214,7 @@ def run_pipeline(inputs:dict|None=None, # shared parameters, given to each noteb
     wall = time.perf_counter() - t0
     return PipelineResult(pid, _finish_parent(m, steps, len(notebooks), wall), steps, base, wall)
 
-# %% ../nbs/01_experiment_tracking.ipynb #86f4251d
+# %% ../nbs/01_experiment_tracking.ipynb #72e8a3a7
 def _find_run(c, settings:Settings, run_id:str):
     "A run by its id, or by the spooled id it was replayed from."
     try: return c.get_run(run_id)
@@ -240,7 +250,7 @@ def resume_pipeline(parent_run_id:str, # the pipeline's parent run (or its spool
     wall = time.perf_counter() - t0
     return PipelineResult(pid, _finish_parent(m, steps, len(names), wall), steps, base, wall)
 
-# %% ../nbs/01_experiment_tracking.ipynb #6c747c2b
+# %% ../nbs/01_experiment_tracking.ipynb #7b25baa3
 def _literal(s:str):
     "A logged parameter value back as the Python value it was (a literal if it parses, else the string)."
     try: return ast.literal_eval(s)
@@ -335,7 +345,7 @@ def write_leaderboard(pipes:pd.DataFrame, per:pd.DataFrame, path:str|Path) -> Pa
                     f"{per.to_markdown() if len(per) else '(no notebook runs yet)'}\n")
     return path
 
-# %% ../nbs/01_experiment_tracking.ipynb #76f1d2bc
+# %% ../nbs/01_experiment_tracking.ipynb #011b7859
 def __getattr__(name):
     "`main`: the `sixstack` command (`sixstack.cli.main`)."
     if name == "main":

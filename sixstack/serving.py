@@ -54,7 +54,7 @@ class Served:
         return {"name": self.name, "version": self.version, "alias": self.alias, "source_run_id": self.run_id, "metrics": self.metrics,
                 "loaded_at": pd.Timestamp(self.loaded_at, unit="s").isoformat()}
 
-# %% ../nbs/07_serving.ipynb #96e8c3a4
+# %% ../nbs/07_serving.ipynb #53d52fdf
 class ModelRefused(RuntimeError):
     "A registered version the service will not load, and why (safe to show clients)."
 
@@ -76,7 +76,7 @@ def vet(mv, # an MLflow ModelVersion
         out.append("its gate verdict is not signed with this service's key")
     return out
 
-# %% ../nbs/07_serving.ipynb #f7da572e
+# %% ../nbs/07_serving.ipynb #140f5341
 def _discard(path:Path|None):
     "Remove a downloaded model's files and the code folder MLflow put on `sys.path`."
     if path is None: return
@@ -180,7 +180,7 @@ class ServiceMetrics:
         from prometheus_client import generate_latest
         return generate_latest(self.registry)
 
-# %% ../nbs/07_serving.ipynb #426dc16d
+# %% ../nbs/07_serving.ipynb #0c6262de
 class Dashboard:
     "The monitoring dashboard behind a token: one render at a time, pages cached for `ttl` seconds."
     def __init__(self, render, # (version, name, last) -> HTML; must be picklable if `executor` is a process pool
@@ -214,7 +214,7 @@ def _rows(out:pd.DataFrame) -> list[dict]:
     "Response records (request_id, label, probability) of a prediction frame; 5× faster than `to_dict(orient='records')`."
     return [{"request_id": r, "label": lab, "probability": p} for r, lab, p in zip(out["request_id"].tolist(), out["label"].tolist(), out["probability"].tolist())]
 
-# %% ../nbs/07_serving.ipynb #6879fc70
+# %% ../nbs/07_serving.ipynb #0709816b
 INLINE_PARSE_BYTES = 64_000  # bodies up to this size are parsed on the event loop; larger ones in the thread pool
 ONE_RECORD_BYTES = 65_536  # the body limit of endpoints that take one record
 
@@ -246,7 +246,7 @@ class Service:
         if len(raw) <= INLINE_PARSE_BYTES: return parse_json(raw, mlflow, self.max_values)
         return await run_in_threadpool(parse_json, raw, mlflow, self.max_values)
 
-# %% ../nbs/07_serving.ipynb #accba230
+# %% ../nbs/07_serving.ipynb #1591804c
 def _predict(self:Service, df:pd.DataFrame, endpoint:str, t0:float, rid:str) -> tuple[pd.DataFrame, Served]:
     "Predict, then commit the rows to the log before anything is answered (in the thread pool)."
     served = self.holder.current  # one reference for the whole request: a reload cannot change it midway
@@ -271,7 +271,7 @@ def _answer(self:Service, endpoint:str, t0:float, status:int, body:dict, headers
     return JSONResponse(body, status_code=status, headers=headers)
 Service.predict, Service.answer = _predict, _answer
 
-# %% ../nbs/07_serving.ipynb #ca8a7c1c
+# %% ../nbs/07_serving.ipynb #63f48aad
 def _scored(endpoint:str, handler):
     "An endpoint with uniform error handling, metrics and no internals in its answers."
     async def run(request:Request):
@@ -285,7 +285,7 @@ def _scored(endpoint:str, handler):
     run.__name__ = handler.__name__
     return run
 
-# %% ../nbs/07_serving.ipynb #95ac27e6
+# %% ../nbs/07_serving.ipynb #2b7ba882
 async def predict_one(svc:Service, request:Request, t0:float, rid:str) -> dict:
     "One record -> label, probability, model version, request id."
     body = await svc.body(request, limit=ONE_RECORD_BYTES)
@@ -306,7 +306,7 @@ async def invocations(svc:Service, request:Request, t0:float, rid:str) -> dict:
     out, s = await run_in_threadpool(lambda: svc.predict(validate_records(invocation_records(body, svc.max_batch), svc.max_batch), "invocations", t0, rid))
     return {"predictions": _rows(out)}
 
-# %% ../nbs/07_serving.ipynb #6e6b766a
+# %% ../nbs/07_serving.ipynb #9c578070
 async def feedback(svc:Service, request:Request, t0:float, rid:str) -> dict:
     "{'feedback': [{'request_id': ..., 'label': ...}]} -> how many predictions got their true label (feedback token)."
     if svc.predlog is None: raise RequestError("the prediction log is off (the service was started with --no-log)", 404)
@@ -330,7 +330,7 @@ async def reload(svc:Service, request:Request, t0:float, rid:str) -> dict:
     svc.metrics.version.set(float(s.version))
     return {"reloaded": True, "previous_version": old, "version": s.version}
 
-# %% ../nbs/07_serving.ipynb #6852fc9e
+# %% ../nbs/07_serving.ipynb #c23b7c6a
 def health(): return {"status": "ok"}
 
 async def ready(request:Request):
@@ -353,7 +353,7 @@ def model_info(request:Request):
 
 def metrics(request:Request): return Response(request.app.state.service.metrics.text(), media_type="text/plain; version=0.0.4")
 
-# %% ../nbs/07_serving.ipynb #51783980
+# %% ../nbs/07_serving.ipynb #3e3fc2d8
 async def dashboard(request:Request, last:int=1000, token:str|None=None):
     "The monitoring dashboard (token): figures of the last `last` predictions, refreshed every 30 s."
     svc = request.app.state.service
@@ -408,7 +408,7 @@ def create_app(svc:Service, # the service instance
         except Exception: pass  # /ready says why; the log has the details
     return app
 
-# %% ../nbs/07_serving.ipynb #522cc14d
+# %% ../nbs/07_serving.ipynb #65d94d35
 def _render_process():
     "A process of its own, at a lower CPU priority, for drawing dashboard pages."
     import multiprocessing

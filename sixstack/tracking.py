@@ -47,7 +47,7 @@ class Spool:
             torn = f.tell() > 0 and f.seek(-1, os.SEEK_END) >= 0 and f.read(1) != b"\n"  # a crash left half a line: start a new one
             f.write((b"\n" if torn else b"") + line.encode() + b"\n")
 
-# %% ../nbs/01b_tracking.ipynb #3938d0b5
+# %% ../nbs/01b_tracking.ipynb #977d6d37
 def _parse(lines:list[str]) -> tuple[list[dict], list[str]]:
     "Readable records and unreadable lines."
     good, bad = [], []
@@ -87,7 +87,7 @@ def _warn_once(key:str, msg:str):
     "Warn once per process for each kind of degradation."
     if key not in _warned: _warned.add(key); warnings.warn(msg, RuntimeWarning, stacklevel=3)
 
-# %% ../nbs/01b_tracking.ipynb #00e9b785
+# %% ../nbs/01b_tracking.ipynb #77135373
 DOWN_HOLD_S = 30.0  # after a failed call, an HTTP store counts as down for this long, in every process of the project
 
 def _http(settings:Settings) -> bool: return urlparse(settings.tracking_uri).scheme in ("http", "https")
@@ -117,7 +117,7 @@ def mark_down(settings:Settings, down:bool=True):
 def _client(settings:Settings):
     "An MlflowClient for `settings`, after checking an HTTP server answers its health check."
     t = settings.tracking_timeout
-    for k, v in {"MLFLOW_DISABLE_TELEMETRY": "true", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "0",
+    for k, v in {"MLFLOW_DISABLE_TELEMETRY": "true", "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "0",
                  "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "1", "MLFLOW_HTTP_REQUEST_TIMEOUT": str(max(1, int(t * 0.4)))}.items():
         os.environ.setdefault(k, v)
     if _http(settings):
@@ -351,7 +351,7 @@ def write_handoff(self, handoff:dict, # everything the next steps need
     for p in [_handoff_cache(self.settings, self.run_id)] + ([Path(local_dir) / "handoff.json"] if local_dir else []): _write_atomic(p, text)
     self.log_dict(handoff, "handoff.json")
 
-# %% ../nbs/01b_tracking.ipynb #2848cf80
+# %% ../nbs/01b_tracking.ipynb #67cc25c2
 class Deferred(RuntimeError):
     "Work that needs the tracking store or its registry, postponed until it answers again (`sixstack run --resume`)."
 
@@ -361,11 +361,15 @@ def log_pyfunc_model(self, model, # an object with `predict_frame`
                      input_example:pd.DataFrame, # a few complete input rows
                      pip_requirements:list[str]|None=None, # default: the pinned runtime requirements
                      ship_code:bool=True, # ship the prediction modules with the model
-                     artifact_path:str="model", metadata:dict|None=None) -> str:
+                     artifact_path:str="model", metadata:dict|None=None,
+                     local_dir:str|Path|None=None, # also keep the saved model here (as `<local_dir>/<artifact_path>`)
+                    ) -> str:
     "Save `model` as a pyfunc, log it to the current run with its digest; returns its `runs:/` URI."
     from sixstack.packaging import model_digest, save_pyfunc
     with tempfile.TemporaryDirectory() as tmp:
-        path = save_pyfunc(model, Path(tmp) / artifact_path, input_example, pip_requirements, ship_code, metadata)
+        path = Path(local_dir or tmp) / artifact_path
+        if path.exists(): shutil.rmtree(path)
+        save_pyfunc(model, path, input_example, pip_requirements, ship_code, metadata)
         self.set_tags({"sixstack.model_sha256": model_digest(path)})
         self.log_artifacts(path, artifact_path)
     return f"runs:/{self.run_id}/{artifact_path}"
