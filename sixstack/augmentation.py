@@ -113,7 +113,8 @@ def pseudo_label(fit_predict:Callable, # (X_train, y_train, X_other) -> P(Introv
                  threshold:float=0.98, # least confidence for a row to be used
                 ) -> tuple[pd.DataFrame, np.ndarray]:
     "The training fold plus confidently predicted unlabelled rows."
-    p = fit_predict(X, y, X_unlabelled)
+    p = np.asarray(fit_predict(X, y, X_unlabelled))
+    p = p.mean(axis=1) if p.ndim == 2 else p  # a stack's models each predict: their average decides
     sure = (p >= threshold) | (p <= 1 - threshold)
     extra = X_unlabelled[sure].reindex(columns=X.columns)
     return pd.concat([X, extra], ignore_index=True), np.concatenate([y, (p[sure] >= 0.5).astype(int)])

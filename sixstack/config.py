@@ -51,7 +51,7 @@ def resolve_tracking_uri(uri:str, # a tracking URI, file path or `sqlite:///rela
         return (path if path.is_absolute() else root / path).resolve().as_uri()
     return uri
 
-# %% ../nbs/01a_config.ipynb #37089a48
+# %% ../nbs/01a_config.ipynb #02525a16
 _SECRET_QUERY = re.compile(r"(?i)((?:password|passwd|pwd|token|secret|key)=)[^&;]*")
 
 def redact(url:str|None, # any URL (or None)
@@ -66,7 +66,7 @@ def redact(url:str|None, # any URL (or None)
     query = _SECRET_QUERY.sub(r"\1***", p.query)
     return url if (netloc, query) == (p.netloc, p.query) else urlunsplit((p.scheme, netloc, p.path, query, p.fragment))
 
-# %% ../nbs/01a_config.ipynb #d443b484
+# %% ../nbs/01a_config.ipynb #2133003c
 _URL = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>]+")
 
 def scrub(text:str, # any text, e.g. an exception message
@@ -156,7 +156,7 @@ def get_settings(env:dict|None=None, # variables to read (default: `os.environ`)
     o |= {k: rel(o[k]) for k in ("reports_dir", "data_dir", "spool_path") if k in o}
     return replace(s, **o)
 
-# %% ../nbs/01a_config.ipynb #c9fedb7d
+# %% ../nbs/01a_config.ipynb #4f2e9f9a
 _ENV = {"tracking_uri": "MLFLOW_TRACKING_URI", "experiment_name": "MLFLOW_EXPERIMENT_NAME", "registry_name": "MODEL_REGISTRY_NAME",
         "enable_mlops": "SIXSTACK_MLOPS", "root": "SIXSTACK_HOME", "reports_dir": "SIXSTACK_REPORTS_DIR", "data_dir": "SIXSTACK_DATA_DIR",
         "spool_path": "SIXSTACK_SPOOL", "optuna_storage": "SIXSTACK_OPTUNA_STORAGE", "monitor_db": "SIXSTACK_MONITOR_DB",
@@ -172,9 +172,12 @@ def environment(settings:Settings, # the settings to hand on
 
 # %% ../nbs/01a_config.ipynb #c05e2440
 PROFILES = {
-    "fast": dict(n_folds=3, tune_folds=2, n_trials=2, timeout=30, n_estimators=80, svm_max_rows=800, compare_folds=3, importance_rows=300),
-    "default": dict(n_folds=5, tune_folds=3, n_trials=6, timeout=90, n_estimators=250, svm_max_rows=3000, compare_folds=5, importance_rows=2000),
-    "full": dict(n_folds=5, tune_folds=5, n_trials=15, timeout=900, n_estimators=500, svm_max_rows=20000, compare_folds=5, importance_rows=5000),
+    "fast": dict(n_folds=3, tune_folds=2, n_trials=2, timeout=30, n_estimators=80, svm_max_rows=800, compare_folds=3, importance_rows=300,
+                 latency_budget_ms=1.0, max_latency_ms=10.0),
+    "default": dict(n_folds=5, tune_folds=3, n_trials=6, timeout=90, n_estimators=250, svm_max_rows=3000, compare_folds=5, importance_rows=2000,
+                    latency_budget_ms=2.0, max_latency_ms=10.0),
+    "full": dict(n_folds=5, tune_folds=5, n_trials=15, timeout=900, n_estimators=500, svm_max_rows=20000, compare_folds=5, importance_rows=5000,
+                 latency_budget_ms=None, max_latency_ms=None),
 }
 
 def profile(name:str, # "fast", "default" or "full"

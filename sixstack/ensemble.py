@@ -19,12 +19,13 @@ from sklearn.linear_model import LogisticRegression
 from .augmentation import augment, pseudo_label
 from .data import FEATURES, NUMERIC, add_match_p, match_lookup
 from .features import decode_labels, make_folds, oof_predict, scores
-from .stacks import StackModel, make_stack, stack_fit_predict, stack_pool
+from .fast import stack_pool
+from .stacks import StackModel, make_stack, stack_fit_predict
 
 # %% auto #0
-__all__ = ['PARALLEL_MIN_ROWS', 'blend_weights', 'combine', 'fit_combiner', 'nested_predictions', 'best_threshold',
-           'SixStackEnsemble', 'fit_oof', 'refit_stack', 'build_ensemble', 'quick_ensemble', 'permutation_importance',
-           'evaluation_report']
+__all__ = ['PARALLEL_MIN_ROWS', 'blend_weights', 'combine', 'fit_combiner', 'nested_predictions', 'best_threshold', 'Predictor',
+           'SixStackEnsemble', 'fit_oof', 'stack_table', 'refit_stack', 'build_ensemble', 'quick_ensemble',
+           'permutation_importance', 'evaluation_report']
 
 # %% ../nbs/05_ensemble.ipynb #052ac7e4
 def _clip(P:np.ndarray) -> np.ndarray: return np.clip(P, 1e-6, 1 - 1e-6)
@@ -70,16 +71,10 @@ def best_threshold(y:np.ndarray, p:np.ndarray) -> float:
 PARALLEL_MIN_ROWS = 1000  # batches from this size predict their stacks on parallel threads (`stack_pool`; the libraries release the GIL)
 
 # %% ../nbs/05_ensemble.ipynb #fff0a802
-@dataclass
-class SixStackEnsemble:
-    "Fitted stacks, their combiner and the decision threshold."
-    stacks: dict[str, StackModel]
-    method: str
-    threshold: float = 0.5
-    weights: np.ndarray|None = None
-    meta: LogisticRegression|None = None
-    external: pd.DataFrame|None = None
-    metrics: dict = field(default_factory=dict)
+class Predictor:
+    "What every served model shares: raw rows in, the training layout prepared, label and P(Introvert) out."
+    threshold: float
+    external: pd.DataFrame|None
 
     def _prepare(self, X:pd.DataFrame) -> pd.DataFrame:
         "Raw rows in the training layout: the seven features (missing → NaN), numerics as float, match_p."
@@ -89,6 +84,22 @@ class SixStackEnsemble:
         if self.external is None: return X
         if getattr(self, "_lookup", None) is None: self._lookup = match_lookup(self.external)  # built once per process
         return add_match_p(X, None, self._lookup)
+
+    def predict_frame(self, X:pd.DataFrame) -> pd.DataFrame:
+        "Label (Extrovert/Introvert) and P(Introvert) per row."
+        p = self.predict_proba(X)
+        return pd.DataFrame({"label": decode_labels((p > self.threshold).astype(int)), "probability": p})
+
+@dataclass
+class SixStackEnsemble(Predictor):
+    "Fitted stacks, their combiner and the decision threshold."
+    stacks: dict[str, StackModel]
+    method: str
+    threshold: float = 0.5
+    weights: np.ndarray|None = None
+    meta: LogisticRegression|None = None
+    external: pd.DataFrame|None = None
+    metrics: dict = field(default_factory=dict)
 
     def stack_probas(self, X:pd.DataFrame) -> pd.DataFrame:
         "P(Introvert) of each stack."
@@ -102,23 +113,27 @@ class SixStackEnsemble:
         "P(Introvert) of the ensemble."
         return combine(self.stack_probas(X).to_numpy(), self.method, self.weights, self.meta)
 
-    def predict_frame(self, X:pd.DataFrame) -> pd.DataFrame:
-        "Label (Extrovert/Introvert) and P(Introvert) per row."
-        p = self.predict_proba(X)
-        return pd.DataFrame({"label": decode_labels((p > self.threshold).astype(int)), "probability": p})
-
 # %% ../nbs/05_ensemble.ipynb #d9596d4f
 def fit_oof(stack_params:dict, # stack letter -> {model: params}, or None for a stack's defaults
             X:pd.DataFrame, y:np.ndarray, folds:list, aug:dict|None=None, features:dict|None=None,
             X_unlabelled:pd.DataFrame|None=None, noise_rate:float=0.05, n_jobs:int=1, seed:int=42, prof:dict|None=None,
-            progress:bool=True) -> pd.DataFrame:
-    "Out-of-fold P(Introvert) of each stack (columns) on the same folds."
+            progress:bool=True,
+            per_model:bool=False, # one column per model (`A.rf`, …) instead of per stack
+           ) -> pd.DataFrame:
+    "Out-of-fold P(Introvert) of each stack (or model) on the same folds."
     from tqdm.auto import tqdm
     out = {}
     for s, p in tqdm(stack_params.items(), desc="OOF per stack", disable=not progress):
         model = make_stack(s, p, noise_rate, features, n_jobs, seed, prof)
-        out[s] = oof_predict(stack_fit_predict(model, aug, seed, X_unlabelled), X, y, folds)
+        o = oof_predict(stack_fit_predict(model, aug, seed, X_unlabelled, per_model), X, y, folds)
+        out |= {f"{s}.{m}": o[:, j] for j, m in enumerate(model.params)} if per_model else {s: o}
     return pd.DataFrame(out, index=X.index)
+
+def stack_table(oof:pd.DataFrame, # per-model OOF (`A.rf`, …)
+               ) -> pd.DataFrame:
+    "The stacks' OOF from their models': each stack the plain average of its models."
+    stacks = list(dict.fromkeys(c.split(".")[0] for c in oof.columns))
+    return pd.DataFrame({s: np.mean([oof[c].to_numpy() for c in oof.columns if c.split(".")[0] == s], axis=0) for s in stacks}, index=oof.index)
 
 # %% ../nbs/05_ensemble.ipynb #e79aa925
 def refit_stack(model:StackModel, X:pd.DataFrame, y:np.ndarray, aug:dict|None=None, seed:int=42,
@@ -155,7 +170,7 @@ def build_ensemble(oof:pd.DataFrame, # `fit_oof`'s table
     ext = external.drop_duplicates(subset=FEATURES) if external is not None and (features or {}).get("match_p", True) else None
     return SixStackEnsemble(fitted, method, thr, external=ext, metrics=cv, **comb), table
 
-# %% ../nbs/05_ensemble.ipynb #2c5fd542
+# %% ../nbs/05_ensemble.ipynb #1556f73d
 def quick_ensemble(rows:pd.DataFrame, # labelled training rows
                    stacks:tuple=("C",), # stack letters, each with its default parameters
                    external:pd.DataFrame|None=None, # the external reference table (match_p)
@@ -206,14 +221,23 @@ def permutation_importance(ens:SixStackEnsemble, X:pd.DataFrame, y:np.ndarray, n
     return pd.Series(hit[0] - hit[1:].reshape(len(FEATURES), repeats).mean(1), index=FEATURES)
 
 # %% ../nbs/05_ensemble.ipynb #2915d549
-def evaluation_report(path:str|Path, stack_scores:pd.DataFrame, combiners:pd.DataFrame, y:np.ndarray, p:np.ndarray,
-                      ens:SixStackEnsemble, importance:pd.Series) -> Path:
+def evaluation_report(path:str|Path, # the HTML file to write
+                      stack_scores:pd.DataFrame, combiners:pd.DataFrame, # per stack, per combiner (out of fold)
+                      y:np.ndarray, # training labels
+                      p:np.ndarray, # the served model's out-of-fold P(Introvert)
+                      ens:SixStackEnsemble, # the full ensemble
+                      importance:pd.Series, # the served model's permutation importance
+                      threshold:float|None=None, # the served model's threshold (default: the ensemble's)
+                      head:str="", # HTML placed first (the served model and the latency frontier)
+                     ) -> Path:
     "Write the HTML evaluation report."
     from sixstack import report
-    imgs, m = _plots(y, p, ens.threshold, ens, importance), ens.metrics
+    thr = ens.threshold if threshold is None else threshold
+    imgs, m = _plots(y, p, thr, ens, importance), ens.metrics
     return report.write(path, report.page(
-        "Evaluation", f"<p>Combiner: <b>{ens.method}</b>, threshold {ens.threshold:.2f}. Ensemble CV (second-level, out-of-fold): "
-        f"accuracy <b>{m['accuracy']:.4f}</b>, log-loss {m['log_loss']:.4f}, ROC AUC {m['roc_auc']:.4f}.</p>",
+        "Evaluation", head, f"<h2>The full ensemble</h2><p>Combiner: <b>{ens.method}</b>, threshold {ens.threshold:.2f}. CV (second-level, "
+        f"out-of-fold): accuracy <b>{m['accuracy']:.4f}</b>, log-loss {m['log_loss']:.4f}, ROC AUC {m['roc_auc']:.4f}.</p>",
         f"<h2>Per stack and ensemble (out-of-fold)</h2>{stack_scores.to_html(float_format='%.4f')}",
         f"<h2>Combiners (second-level CV)</h2>{combiners.to_html(index=False, float_format='%.4f')}",
-        f"<h2>Confusion, ROC, calibration</h2>{imgs[0]}<h2>Weights and feature importance</h2>{imgs[1]}"))
+        f"<h2>The served model: confusion, ROC, calibration (out of fold)</h2>{imgs[0]}",
+        f"<h2>Full ensemble weights; the served model's feature importance</h2>{imgs[1]}"))

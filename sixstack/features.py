@@ -106,18 +106,20 @@ def make_folds(y:np.ndarray, # 0/1 labels
     return list(StratifiedKFold(n_splits, shuffle=True, random_state=seed).split(np.zeros(len(y)), y))
 
 # %% ../nbs/02_preprocessing.ipynb #8cde7640
-def oof_predict(fit_predict:Callable, # (X_train, y_train, X_valid) -> P(Introvert) for X_valid
+def oof_predict(fit_predict:Callable, # (X_train, y_train, X_valid) -> P(Introvert) for X_valid (one column per model: a matrix)
                 X:pd.DataFrame, # raw feature table
                 y:np.ndarray, # 0/1 labels
                 folds:list, # from `make_folds`
                 on_fold:Callable|None=None, # called with (fold number, running accuracy); may raise to stop early
                ) -> np.ndarray:
-    "Out-of-fold probabilities: each row predicted by a model that never saw it."
-    oof, done = np.full(len(y), np.nan), np.zeros(len(y), bool)
+    "Out-of-fold probabilities: each row predicted by a model that never saw it (rows × models for a matrix)."
+    oof, done = None, np.zeros(len(y), bool)
     for i, (tr, va) in enumerate(folds):
-        oof[va] = fit_predict(X.iloc[tr], y[tr], X.iloc[va])
+        p = np.asarray(fit_predict(X.iloc[tr], y[tr], X.iloc[va]))
+        if oof is None: oof = np.full((len(y),) + p.shape[1:], np.nan)
+        oof[va] = p
         done[va] = True
-        if on_fold: on_fold(i, accuracy_score(y[done], oof[done] > 0.5))
+        if on_fold: on_fold(i, accuracy_score(y[done], (oof[done] if oof.ndim == 1 else oof[done].mean(axis=1)) > 0.5))
     return oof
 
 # %% ../nbs/02_preprocessing.ipynb #39ebca83

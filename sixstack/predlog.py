@@ -21,9 +21,9 @@ from .data import CATEGORICAL, CLASSES, FEATURES, NUMERIC
 logger = logging.getLogger("sixstack.predlog")
 
 # %% auto #0
-__all__ = ['logger', 'META', 'PREDICTIONS', 'ERRORS', 'ALERTS', 'LogError', 'make_engine', 'PredictionLog', 'write',
-           'count_error', 'flush_errors', 'close', 'new_request', 'prediction_rows', 'add_feedback', 'predictions',
-           'errors', 'alerts', 'prune']
+__all__ = ['logger', 'META', 'PREDICTIONS', 'ERRORS', 'ALERTS', 'PRED_COLUMNS', 'LogError', 'make_engine', 'PredictionLog',
+           'write', 'count_error', 'flush_errors', 'close', 'new_request', 'Rows', 'prediction_rows', 'add_feedback',
+           'predictions', 'errors', 'alerts', 'prune']
 
 # %% ../nbs/07a_prediction_log.ipynb #5512a1ea
 META = sa.MetaData()
@@ -122,11 +122,21 @@ class PredictionLog:
         except Exception as e: logger.warning("prediction log probe failed: %s", scrub(f"{type(e).__name__}: {e}")[:300]); return False
         self.failures = 0; return True
 
-# %% ../nbs/07a_prediction_log.ipynb #f6075285
+# %% ../nbs/07a_prediction_log.ipynb #542b8b18
+def _insert_sql(dialect) -> str|None:
+    "The driver-level INSERT of `PRED_COLUMNS` for SQLite and PostgreSQL (others go through SQLAlchemy)."
+    mark = {"qmark": "?", "format": "%s", "pyformat": "%s"}.get(dialect.paramstyle)
+    if dialect.name not in ("sqlite", "postgresql") or mark is None: return None
+    return f"INSERT INTO predictions ({', '.join(PRED_COLUMNS)}) VALUES ({', '.join([mark] * len(PRED_COLUMNS))})"
+
 def _commit(self:PredictionLog, items:list[tuple]):
+    sql = _insert_sql(self.engine.dialect)
     with self.engine.begin() as conn:
         for table in (PREDICTIONS, ERRORS, ALERTS):
-            rows = [r for t, rs in items if t is table for r in rs]
+            groups = [rs for t, rs in items if t is table]
+            fast = [r for rs in groups if isinstance(rs, Rows) for r in rs] if sql and table is PREDICTIONS else []
+            rows = [r for rs in groups if not (fast and isinstance(rs, Rows)) for r in (rs.dicts() if isinstance(rs, Rows) else rs)]
+            if fast: conn.exec_driver_sql(sql, fast)  # the driver's executemany on tuples: 3x faster than SQLAlchemy's for a batch
             if rows: conn.execute(table.insert(), rows)
     self.commits += 1
 
@@ -143,7 +153,7 @@ def _commit_group(self:PredictionLog, group:list[_Pending]):
     for p in group: p.set()
 PredictionLog._commit, PredictionLog._commit_group = _commit, _commit_group
 
-# %% ../nbs/07a_prediction_log.ipynb #c4246f2f
+# %% ../nbs/07a_prediction_log.ipynb #6ca7110b
 def write(self:PredictionLog, table:sa.Table, # PREDICTIONS, ERRORS or ALERTS
           rows:list[dict], # column -> value
          ):
@@ -170,7 +180,7 @@ def write(self:PredictionLog, table:sa.Table, # PREDICTIONS, ERRORS or ALERTS
     if p.error: raise p.error
 PredictionLog.write = write
 
-# %% ../nbs/07a_prediction_log.ipynb #3a218950
+# %% ../nbs/07a_prediction_log.ipynb #b71432a5
 def count_error(self:PredictionLog, endpoint:str, status:int, message:str):
     "Count one failed request (written with the others of its endpoint, status and minute)."
     key = (endpoint, int(status), int(time.time() // 60))
@@ -214,16 +224,24 @@ for f in (count_error, flush_errors, _start_worker, close): setattr(PredictionLo
 # %% ../nbs/07a_prediction_log.ipynb #2e35bcf6
 def new_request() -> str: return uuid.uuid4().hex
 
+PRED_COLUMNS = ("request_id", "request", "ts", "model_version", "endpoint", *FEATURES, "label", "probability", "latency_ms")
+
+class Rows(list):
+    "Rows of `PREDICTIONS` as tuples in `PRED_COLUMNS` order: written through the driver's own executemany."
+    def dicts(self) -> list[dict]: return [dict(zip(PRED_COLUMNS, r)) for r in self]
+
 def prediction_rows(request:str, # the HTTP request's id (`new_request()`)
                     X:pd.DataFrame, # validated inputs, the seven features
                     out:pd.DataFrame, # the model's `label` and `probability`
-                    version:str, endpoint:str, latency_ms:float, ts:float|None=None) -> list[dict]:
-    "Log rows of one request: ids `<request>` for a single record, `<request>-<i>` for a batch."
+                    version:str, endpoint:str, latency_ms:float, ts:float|None=None) -> Rows:
+    "Log rows of one request: ids `<request>` for a single record, `<request>-<i>` for a batch; missing inputs as NULL."
     ts = time.time() if ts is None else ts
     ids = [request] if len(X) == 1 else [f"{request}-{i}" for i in range(len(X))]
-    const = {"request": request, "ts": ts, "model_version": version, "endpoint": endpoint, "latency_ms": latency_ms}
-    return [dict(zip(FEATURES, [None if v is None or v != v else v for v in feats]), request_id=rid, label=lab, probability=float(p), **const)
-            for rid, feats, lab, p in zip(ids, (X if list(X.columns) == FEATURES else X[FEATURES]).to_numpy(dtype=object).tolist(), out["label"].tolist(), out["probability"].tolist())]  # NaN -> NULL
+    feats = (X if list(X.columns) == FEATURES else X[FEATURES]).to_numpy(dtype=object)
+    feats[pd.isna(feats)] = None
+    const = (request, ts, version, endpoint)
+    return Rows((rid, *const, *f, lab, float(p), latency_ms)
+                for rid, f, lab, p in zip(ids, feats.tolist(), out["label"].tolist(), out["probability"].tolist()))
 
 # %% ../nbs/07a_prediction_log.ipynb #cfacfa8d
 def add_feedback(self:PredictionLog, items:list[dict], # [{"request_id": …, "label": "Introvert"|"Extrovert"}]

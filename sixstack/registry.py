@@ -5,14 +5,13 @@
 # %% ../nbs/06_model_registry.ipynb #413f2d74
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from .config import Settings, get_settings, redact, scrub
-from .data import FEATURES, LABEL, load_table
+from .data import LABEL, load_table
 from .features import encode_labels, scores
 from .packaging import sign
 from .tracking import MLOpsIntegration, load_model
@@ -88,20 +87,16 @@ def holdout_scores(model, # a loaded pyfunc model
     y = encode_labels(holdout[LABEL])
     return scores(y, pred["probability"].to_numpy()) | {"accuracy": float((pred["label"].to_numpy() == holdout[LABEL].to_numpy()).mean())}
 
-def latency(model, # a loaded pyfunc model, or an object with `predict_frame`
+def latency(model, # a loaded pyfunc model
             rows:pd.DataFrame, # rows to predict one at a time
             n:int=200, # timed predictions (after 20 warm-up ones)
            ) -> dict:
-    "One-record prediction latency in ms: p50 and p99."
-    model = getattr(model, "unwrap_python_model", lambda: None)() and model.unwrap_python_model().model or model
-    recs = [rows[FEATURES].iloc[[i % len(rows)]].reset_index(drop=True) for i in range(n + 20)]
-    times = []
-    for i, r in enumerate(recs):
-        t0 = time.perf_counter(); model.predict_frame(r); dt = time.perf_counter() - t0
-        if i >= 20: times.append(1000 * dt)
-    return {"latency_p50_ms": float(np.percentile(times, 50)), "latency_p99_ms": float(np.percentile(times, 99))}
+    "One-record prediction latency in ms, p50 and p99, as the service calls the model (in process)."
+    from sixstack.budget import measure
+    m = measure(model.unwrap_python_model().model, rows, n, n_rows=0)
+    return {k: m[k] for k in ("latency_p50_ms", "latency_p99_ms")}
 
-# %% ../nbs/06_model_registry.ipynb #ad18fdc6
+# %% ../nbs/06_model_registry.ipynb #00c6f577
 def gate(candidate:dict, # the candidate's held-out scores (and latency)
          production:dict|None, # production's (None: there is none)
          margin:float=0.0, # allowed accuracy loss

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, ORJSONResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from .config import Settings, scrub
@@ -54,7 +54,7 @@ class Served:
         return {"name": self.name, "version": self.version, "alias": self.alias, "source_run_id": self.run_id, "metrics": self.metrics,
                 "loaded_at": pd.Timestamp(self.loaded_at, unit="s").isoformat()}
 
-# %% ../nbs/07_serving.ipynb #53d52fdf
+# %% ../nbs/07_serving.ipynb #a58d50fa
 class ModelRefused(RuntimeError):
     "A registered version the service will not load, and why (safe to show clients)."
 
@@ -76,7 +76,7 @@ def vet(mv, # an MLflow ModelVersion
         out.append("its gate verdict is not signed with this service's key")
     return out
 
-# %% ../nbs/07_serving.ipynb #140f5341
+# %% ../nbs/07_serving.ipynb #244c95e1
 def _discard(path:Path|None):
     "Remove a downloaded model's files and the code folder MLflow put on `sys.path`."
     if path is None: return
@@ -126,37 +126,47 @@ class Holder:
         logger.error(self.error)
 
 # %% ../nbs/07_serving.ipynb #b6d0997e
+class _Job(threading.Event):
+    def __init__(self, served, df): super().__init__(); self.served, self.df, self.out, self.error = served, df, None, None
+
 class Coalescer:
-    "One worker that predicts queued single-record requests together."
+    "Single-record requests predicted together: whoever finds the model idle predicts for everyone queued."
     def __init__(self, max_rows:int=64, timeout:float=120.0):
-        self.max_rows, self.timeout, self._q, self._thread, self._lock, self.calls = max_rows, timeout, queue.Queue(), None, threading.Lock(), 0
+        self.max_rows, self.timeout, self._cv, self._pending, self._busy, self.calls = max_rows, timeout, threading.Condition(), [], False, 0
 
     def predict(self, served:Served, df:pd.DataFrame) -> pd.DataFrame:
         "The model's prediction for `df` (rows of one request), made in a shared call."
-        with self._lock:
-            if self._thread is None or not self._thread.is_alive(): self._thread = threading.Thread(target=self._run, name="sixstack-coalescer", daemon=True); self._thread.start()
-        job = {"served": served, "df": df, "done": threading.Event()}
-        self._q.put(job)
-        if not job["done"].wait(self.timeout): raise TimeoutError(f"no prediction within {self.timeout:.0f} s")
-        if "error" in job: raise job["error"]
-        return job["out"]
+        job, deadline = _Job(served, df), time.monotonic() + self.timeout
+        with self._cv:
+            self._pending.append(job)
+            while not job.is_set():
+                if self._busy:  # another caller is predicting: wait for it (it may take this job along next time)
+                    if not self._cv.wait(max(0.0, deadline - time.monotonic())) and time.monotonic() >= deadline and not job.is_set():
+                        if job in self._pending: self._pending.remove(job)
+                        raise TimeoutError(f"no prediction within {self.timeout:.0f} s")
+                    continue
+                self._busy, group, n = True, [], 0
+                while self._pending and (not group or n + len(self._pending[0].df) <= self.max_rows):
+                    group.append(self._pending.pop(0)); n += len(group[-1].df)
+                self._cv.release()
+                try: self._run(group)
+                finally:
+                    self._cv.acquire(); self._busy = False; self._cv.notify_all()
+        if job.error is not None: raise job.error
+        return job.out
 
-    def _run(self):
-        while True:
-            jobs = [self._q.get()]
-            while sum(len(j["df"]) for j in jobs) < self.max_rows:
-                try: jobs.append(self._q.get_nowait())
-                except queue.Empty: break
-            for s in {id(j["served"]): j["served"] for j in jobs}.values():
-                group = [j for j in jobs if j["served"] is s]
-                try:
-                    X = group[0]["df"] if len(group) == 1 else pd.concat([j["df"] for j in group], ignore_index=True)
-                    out = s.model.predict_frame(X); self.calls += 1
-                    at = np.cumsum([0] + [len(j["df"]) for j in group])
-                    for j, a, b in zip(group, at[:-1], at[1:]): j["out"] = out.iloc[a:b].reset_index(drop=True)
-                except Exception as e:
-                    for j in group: j["error"] = e
-                for j in group: j["done"].set()
+    def _run(self, jobs:list[_Job]):
+        "One model call per served version among `jobs`; each job gets its own rows (or the error)."
+        for s in {id(j.served): j.served for j in jobs}.values():
+            group = [j for j in jobs if j.served is s]
+            try:
+                X = group[0].df if len(group) == 1 else pd.concat([j.df for j in group], ignore_index=True)
+                out = s.model.predict_frame(X); self.calls += 1
+                at = np.cumsum([0] + [len(j.df) for j in group])
+                for j, a, b in zip(group, at[:-1], at[1:]): j.out = out if len(group) == 1 else out.iloc[a:b].reset_index(drop=True)
+            except Exception as e:
+                for j in group: j.error = e
+            for j in group: j.set()
 
 # %% ../nbs/07_serving.ipynb #5089adce
 class ServiceMetrics:
@@ -180,7 +190,7 @@ class ServiceMetrics:
         from prometheus_client import generate_latest
         return generate_latest(self.registry)
 
-# %% ../nbs/07_serving.ipynb #0c6262de
+# %% ../nbs/07_serving.ipynb #c2a7b497
 class Dashboard:
     "The monitoring dashboard behind a token: one render at a time, pages cached for `ttl` seconds."
     def __init__(self, render, # (version, name, last) -> HTML; must be picklable if `executor` is a process pool
@@ -214,7 +224,7 @@ def _rows(out:pd.DataFrame) -> list[dict]:
     "Response records (request_id, label, probability) of a prediction frame; 5× faster than `to_dict(orient='records')`."
     return [{"request_id": r, "label": lab, "probability": p} for r, lab, p in zip(out["request_id"].tolist(), out["label"].tolist(), out["probability"].tolist())]
 
-# %% ../nbs/07_serving.ipynb #0709816b
+# %% ../nbs/07_serving.ipynb #ffd15b77
 INLINE_PARSE_BYTES = 64_000  # bodies up to this size are parsed on the event loop; larger ones in the thread pool
 ONE_RECORD_BYTES = 65_536  # the body limit of endpoints that take one record
 
@@ -246,7 +256,7 @@ class Service:
         if len(raw) <= INLINE_PARSE_BYTES: return parse_json(raw, mlflow, self.max_values)
         return await run_in_threadpool(parse_json, raw, mlflow, self.max_values)
 
-# %% ../nbs/07_serving.ipynb #1591804c
+# %% ../nbs/07_serving.ipynb #a45c9d45
 def _predict(self:Service, df:pd.DataFrame, endpoint:str, t0:float, rid:str) -> tuple[pd.DataFrame, Served]:
     "Predict, then commit the rows to the log before anything is answered (in the thread pool)."
     served = self.holder.current  # one reference for the whole request: a reload cannot change it midway
@@ -264,14 +274,14 @@ def _predict(self:Service, df:pd.DataFrame, endpoint:str, t0:float, rid:str) -> 
     for lab, n in zip(*np.unique(out["label"].to_numpy(), return_counts=True)): self.metrics.predictions.labels(lab).inc(int(n))
     return out, served
 
-def _answer(self:Service, endpoint:str, t0:float, status:int, body:dict, headers:dict|None=None) -> JSONResponse:
+def _answer(self:Service, endpoint:str, t0:float, status:int, body:dict, headers:dict|None=None) -> ORJSONResponse:
     "Count the request, time it, count a failure in the log, and answer."
     self.metrics.requests.labels(endpoint, str(status)).inc(); self.metrics.latency.labels(endpoint).observe(time.perf_counter() - t0)
     if status >= 400 and self.predlog is not None: self.predlog.count_error(endpoint, status, str(body.get("error", "")))
-    return JSONResponse(body, status_code=status, headers=headers)
+    return ORJSONResponse(body, status_code=status, headers=headers)
 Service.predict, Service.answer = _predict, _answer
 
-# %% ../nbs/07_serving.ipynb #63f48aad
+# %% ../nbs/07_serving.ipynb #354d6aed
 def _scored(endpoint:str, handler):
     "An endpoint with uniform error handling, metrics and no internals in its answers."
     async def run(request:Request):
@@ -285,7 +295,7 @@ def _scored(endpoint:str, handler):
     run.__name__ = handler.__name__
     return run
 
-# %% ../nbs/07_serving.ipynb #2b7ba882
+# %% ../nbs/07_serving.ipynb #3949097f
 async def predict_one(svc:Service, request:Request, t0:float, rid:str) -> dict:
     "One record -> label, probability, model version, request id."
     body = await svc.body(request, limit=ONE_RECORD_BYTES)
@@ -306,7 +316,7 @@ async def invocations(svc:Service, request:Request, t0:float, rid:str) -> dict:
     out, s = await run_in_threadpool(lambda: svc.predict(validate_records(invocation_records(body, svc.max_batch), svc.max_batch), "invocations", t0, rid))
     return {"predictions": _rows(out)}
 
-# %% ../nbs/07_serving.ipynb #9c578070
+# %% ../nbs/07_serving.ipynb #7c8902c9
 async def feedback(svc:Service, request:Request, t0:float, rid:str) -> dict:
     "{'feedback': [{'request_id': ..., 'label': ...}]} -> how many predictions got their true label (feedback token)."
     if svc.predlog is None: raise RequestError("the prediction log is off (the service was started with --no-log)", 404)
@@ -330,7 +340,7 @@ async def reload(svc:Service, request:Request, t0:float, rid:str) -> dict:
     svc.metrics.version.set(float(s.version))
     return {"reloaded": True, "previous_version": old, "version": s.version}
 
-# %% ../nbs/07_serving.ipynb #c23b7c6a
+# %% ../nbs/07_serving.ipynb #0014bd08
 def health(): return {"status": "ok"}
 
 async def ready(request:Request):
@@ -353,7 +363,7 @@ def model_info(request:Request):
 
 def metrics(request:Request): return Response(request.app.state.service.metrics.text(), media_type="text/plain; version=0.0.4")
 
-# %% ../nbs/07_serving.ipynb #3e3fc2d8
+# %% ../nbs/07_serving.ipynb #4146b7a3
 async def dashboard(request:Request, last:int=1000, token:str|None=None):
     "The monitoring dashboard (token): figures of the last `last` predictions, refreshed every 30 s."
     svc = request.app.state.service
@@ -408,7 +418,7 @@ def create_app(svc:Service, # the service instance
         except Exception: pass  # /ready says why; the log has the details
     return app
 
-# %% ../nbs/07_serving.ipynb #65d94d35
+# %% ../nbs/07_serving.ipynb #2d96e0b6
 def _render_process():
     "A process of its own, at a lower CPU priority, for drawing dashboard pages."
     import multiprocessing

@@ -5,9 +5,6 @@
 # %% ../nbs/04_model_stacks.ipynb #cae63ac1
 from __future__ import annotations
 
-import os
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
 import numpy as np
@@ -17,11 +14,12 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from .augmentation import augmented_model
+from .fast import fast_proba
 from .features import FeaturePipeline, oof_predict, scores
 
 # %% auto #0
-__all__ = ['ENCODING', 'STACKS', 'FLAT_MAX_ROWS', 'RowCap', 'build_model', 'defaults', 'suggest', 'FlatForest', 'FlatBoosting',
-           'stack_pool', 'StackModel', 'stack_defaults', 'make_stack', 'stack_fit_predict', 'tune_stack', 'best_params']
+__all__ = ['ENCODING', 'STACKS', 'RowCap', 'build_model', 'defaults', 'suggest', 'StackModel', 'stack_defaults', 'make_stack',
+           'stack_fit_predict', 'tune_stack', 'best_params']
 
 # %% ../nbs/04_model_stacks.ipynb #64c9ef84
 class RowCap(BaseEstimator, ClassifierMixin):
@@ -128,125 +126,6 @@ STACKS = {"A": dict(models=["rf", "lr", "xgb", "lgbm", "cat"], wide=False, noise
           "E": dict(models=["mlp"], wide=False, noise=False),
           "F": dict(models=["rf", "lr", "xgb", "lgbm", "cat"], wide=False, noise=True)}
 
-# %% ../nbs/04_model_stacks.ipynb #007612b4
-def _matrix(X:pd.DataFrame, cache:dict|None=None) -> np.ndarray:
-    "`X` as a float matrix, categories as their codes (what XGBoost and LightGBM compute from a frame); kept in `cache` per frame."
-    hit = (cache or {}).get(("matrix", id(X)))
-    if hit is not None and hit[0] is X: return hit[1]
-    cats = [j for j, d in enumerate(X.dtypes) if isinstance(d, pd.CategoricalDtype)]
-    if not cats: out = np.asfortranarray(X.to_numpy(np.float64))  # column-major like scikit-learn's own conversion: dot products sum in the same order
-    else:  # one conversion of the whole frame, then the category columns replaced by their codes (column access costs more than the arithmetic)
-        obj, num = X.to_numpy(object), np.array([j not in cats for j in range(X.shape[1])])
-        out = np.empty(X.shape, order="F"); out[:, num] = obj[:, num].astype(np.float64)
-        for j in cats: c = X.iloc[:, j].cat.codes.to_numpy(); out[:, j] = np.where(c < 0, np.nan, c)  # code -1: missing
-    if cache is not None: cache[("matrix", id(X))] = (X, out)  # the frame is kept with it, so its id cannot be reused meanwhile
-    return out
-
-# %% ../nbs/04_model_stacks.ipynb #dd4c3e60
-FLAT_MAX_ROWS = 64  # batches up to this size use the flat predictors
-
-def _walk(X, left, right, roots, depth, go_left) -> np.ndarray:
-    "Leaf index per (row, tree): every tree walked at once; `go_left(X, rows, node)` decides a split."
-    node, rows = np.broadcast_to(roots, (len(X), len(roots))).copy(), np.arange(len(X))[:, None]
-    leaf = left < 0
-    for d in range(depth):
-        nxt = np.where(go_left(X, rows, node), left[node], right[node])
-        node = np.where(leaf[node], node, nxt)
-        if d % 4 == 3 and leaf[node].all(): break
-    return node
-
-class FlatForest:
-    "A fitted scikit-learn forest's trees in flat arrays: P(class 1) for a few rows, equal to `predict_proba`."
-    def __init__(self, forest):
-        ts = [e.tree_ for e in forest.estimators_]
-        off = np.concatenate([[0], np.cumsum([t.node_count for t in ts])[:-1]])
-        self.left = np.concatenate([np.where(t.children_left >= 0, t.children_left + o, -1) for t, o in zip(ts, off)])
-        self.right = np.concatenate([np.where(t.children_right >= 0, t.children_right + o, -1) for t, o in zip(ts, off)])
-        self.feature = np.concatenate([np.maximum(t.feature, 0) for t in ts])
-        self.threshold = np.concatenate([t.threshold for t in ts])
-        self.missing_left = np.concatenate([np.asarray(t.missing_go_to_left, bool) for t in ts])
-        v = np.concatenate([t.value[:, 0, :] for t in ts]); norm = v.sum(axis=1); norm[norm == 0] = 1.0
-        self.p1, self.roots, self.depth = v[:, 1] / norm, off, max(t.max_depth for t in ts)
-
-    def _go_left(self, X, rows, node):
-        x = X[rows, self.feature[node]]
-        return np.where(np.isnan(x), self.missing_left[node], x <= self.threshold[node])
-
-    def predict_proba(self, X, cache:dict|None=None) -> np.ndarray:
-        "P(class 1) per row of a float matrix or a numeric frame (`cache`: see `_matrix`)."
-        X = _matrix(X, cache) if isinstance(X, pd.DataFrame) else X
-        node = _walk(np.asarray(X, dtype=np.float32), self.left, self.right, self.roots, self.depth, self._go_left)
-        return np.cumsum(self.p1[node], axis=1)[:, -1] / len(self.roots)  # sequential like scikit-learn's accumulation
-
-# %% ../nbs/04_model_stacks.ipynb #ad10d018
-def _bits(sets:np.ndarray, row:np.ndarray, v:np.ndarray) -> np.ndarray:
-    "Whether integer `v` is in bitset `sets[row]` (8 × 32 bits, scikit-learn's layout)."
-    return ((sets[row, v >> 5] >> (v & 31).astype(np.uint32)) & 1).astype(bool)
-
-class FlatBoosting:
-    "A fitted binary HistGradientBoostingClassifier in flat arrays: P(class 1) for a few rows, equal to `predict_proba`."
-    def __init__(self, m):
-        ps = [it[0] for it in m._predictors]
-        off = np.concatenate([[0], np.cumsum([len(p.nodes) for p in ps])[:-1]])
-        boff = np.concatenate([[0], np.cumsum([len(p.raw_left_cat_bitsets) for p in ps])[:-1]])
-        nd = np.concatenate([p.nodes for p in ps]); o = np.repeat(off, [len(p.nodes) for p in ps])
-        leaf = nd["is_leaf"].astype(bool)
-        self.left, self.right = np.where(leaf, -1, nd["left"].astype(np.int64) + o), np.where(leaf, -1, nd["right"].astype(np.int64) + o)
-        self.feature, self.threshold, self.missing_left = nd["feature_idx"], nd["num_threshold"], nd["missing_go_to_left"].astype(bool)
-        self.cat, self.value, self.roots, self.depth = nd["is_categorical"].astype(bool), nd["value"], off, int(nd["depth"].max())
-        zero = np.zeros((1, 8), np.uint32)  # rows for non-categorical nodes (never read as decisions)
-        self.left_bits = np.concatenate([p.raw_left_cat_bitsets for p in ps] + [zero])
-        self.left_row = np.where(self.cat, nd["bitset_idx"].astype(np.int64) + np.repeat(boff, [len(p.nodes) for p in ps]), len(self.left_bits) - 1)
-        known, fmap = m._bin_mapper.make_known_categories_bitsets()
-        self.known_bits = np.concatenate([known, zero]); self.known_row = np.where(self.cat, fmap[self.feature], len(known))
-        self.baseline, self.loss = float(m._baseline_prediction[0, 0]), m._loss
-        pre = m._preprocessor  # categorical columns first, each mapped to its position in the encoder's categories
-        self.encoder = None if pre is None else (pre.transformers_[0][2], pre.transformers_[1][2], pre.named_transformers_["encoder"].categories_)
-
-    def _input(self, X:pd.DataFrame, cache:dict|None=None) -> np.ndarray:
-        "The model's input matrix: categorical columns first, as positions in its encoder's categories (unknown: missing), then the numeric ones."
-        M = _matrix(X, cache)
-        if self.encoder is None: return M
-        is_cat, is_num, categories = self.encoder
-        cols = []
-        for j, known in zip(np.flatnonzero(is_cat), categories):
-            known = list(known); lut = np.array([known.index(k) if k in known else np.nan for k in X.dtypes.iloc[j].categories] + [np.nan])
-            cols.append(lut[np.where(np.isnan(M[:, j]), -1, M[:, j]).astype(np.intp)])  # a missing value (NaN code) reads the last entry
-        return np.column_stack(cols + [M[:, is_num]])
-
-    def _go_left(self, X, rows, node):
-        x = X[rows, self.feature[node]]; cat, ml = self.cat[node], self.missing_left[node]
-        missing = np.isnan(x) | (cat & (x < 0))
-        v = np.where(cat & ~missing, x, 0).astype(np.intp)
-        in_left, known = _bits(self.left_bits, self.left_row[node], v), _bits(self.known_bits, self.known_row[node], v)
-        cat_left = np.where(in_left, True, np.where(known, False, ml))
-        return np.where(missing, ml, np.where(cat, cat_left, x <= self.threshold[node]))
-
-    def predict_proba(self, X:pd.DataFrame, cache:dict|None=None) -> np.ndarray:
-        "P(class 1) per row (`cache`: see `_matrix`)."
-        node = _walk(self._input(X, cache), self.left, self.right, self.roots, self.depth, self._go_left)
-        raw = np.cumsum(np.column_stack([np.full(len(node), self.baseline), self.value[node]]), axis=1)[:, -1]  # baseline, then trees in order
-        return self.loss.predict_proba(raw)[:, 1]
-
-# %% ../nbs/04_model_stacks.ipynb #56a4c186
-_POOL, _POOL_LOCK = None, threading.Lock()
-
-def stack_pool():
-    "The process's thread pool for predicting the stacks of a large batch (created on first use)."
-    global _POOL
-    with _POOL_LOCK:
-        if _POOL is None: _POOL = ThreadPoolExecutor(min(6, os.cpu_count() or 1), thread_name_prefix="sixstack-stacks")
-    return _POOL
-
-# %% ../nbs/04_model_stacks.ipynb #91114052
-def _nameless(m):
-    "A copy of a fitted estimator or pipeline that predicts from a float matrix (no feature-name checks)."
-    import copy
-    m = copy.deepcopy(m)
-    for step in [s for _, s in m.steps] if hasattr(m, "steps") else [m]:
-        step.__dict__.pop("feature_names_in_", None)
-    return m
-
 # %% ../nbs/04_model_stacks.ipynb #b648c326
 class StackModel(BaseEstimator, ClassifierMixin):
     "A stack: its models fitted on the same rows, probabilities averaged (soft voting)."
@@ -277,26 +156,16 @@ class StackModel(BaseEstimator, ClassifierMixin):
         self.classes_ = np.array([0, 1])
         return self
 
-    def predict_proba(self, X:pd.DataFrame, cache:dict|None=None) -> np.ndarray:
-        "Averaged class probabilities (`cache`: feature inputs shared across stacks in one prediction)."
+    def model_probas(self, X:pd.DataFrame, cache:dict|None=None) -> list[np.ndarray]:
+        "P(class 1) of each model, in `models_` order (`cache`: feature inputs shared across stacks in one prediction)."
         cache = {} if cache is None else cache
-        Xs = self._inputs(X, cache)
-        p = np.mean([self._proba(n, m, Xs[ENCODING[n]], cache) for n, m in self.models_.items()], axis=0)
-        return np.column_stack([1 - p, p])
+        Xs, flat = self._inputs(X, cache), self.__dict__.setdefault("_flat", {})
+        return [fast_proba(n, m, Xs[ENCODING[n]], cache, flat) for n, m in self.models_.items()]
 
-    def _proba(self, n:str, m, X, cache:dict|None=None) -> np.ndarray:
-        "P(class 1) of one model, by the fastest path that gives the library's own result."
-        if n in ("xgb", "lgbm"):  # the boosters themselves, on the codes the wrappers would compute
-            codes = _matrix(X, cache)
-            return m.get_booster().inplace_predict(codes) if n == "xgb" else m.booster_.predict(codes, num_threads=1)  # as the wrapper with n_jobs=1
-        if n == "cat": return m.predict_proba(X.to_numpy(dtype=object))[:, 1]  # from an object matrix CatBoost skips its frame checks (4× faster for a row)
-        flat = self.__dict__.setdefault("_flat", {})
-        if n in ("lr", "svm", "nb", "mlp"):  # a copy without feature names takes the float matrix and skips the frame checks
-            if n not in flat: flat[n] = _nameless(m)
-            return flat[n].predict_proba(_matrix(X, cache))[:, 1]
-        if n not in ("rf", "et", "hgb") or len(X) > FLAT_MAX_ROWS: return m.predict_proba(X)[:, 1]
-        if n not in flat: flat[n] = FlatBoosting(m) if n == "hgb" else FlatForest(m)
-        return flat[n].predict_proba(X, cache)
+    def predict_proba(self, X:pd.DataFrame, cache:dict|None=None) -> np.ndarray:
+        "Averaged class probabilities (soft voting)."
+        p = np.mean(self.model_probas(X, cache), axis=0)
+        return np.column_stack([1 - p, p])
 
     def __getstate__(self):  # the flat copies are rebuilt on demand, not pickled with the model
         return {k: v for k, v in super().__getstate__().items() if k != "_flat"}
@@ -318,10 +187,12 @@ def stack_fit_predict(model:StackModel, # an unfitted stack
                       aug:dict|None=None, # augmentation settings from 03: method, rate, pseudo_threshold
                       seed:int=42,
                       X_unlabelled:pd.DataFrame|None=None, # rows for pseudo-labelling (None: no pseudo-labelling)
+                      per_model:bool=False, # predict each model's probability (a column each) instead of the stack's
                      ) -> Callable:
     "A fit_predict for `oof_predict`: augment the training fold, fit a fresh copy of the stack, predict."
     aug = aug or {}
-    plain = lambda Xtr, ytr, Xva: clone(model).fit(Xtr, ytr).predict_proba(Xva)[:, 1]
+    if per_model: plain = lambda Xtr, ytr, Xva: np.column_stack(clone(model).fit(Xtr, ytr).model_probas(Xva))
+    else: plain = lambda Xtr, ytr, Xva: clone(model).fit(Xtr, ytr).predict_proba(Xva)[:, 1]
     return augmented_model(plain, aug.get("method", "none"), aug.get("rate", 0.3), seed, aug.get("pseudo_threshold", 0.0), X_unlabelled)
 
 # %% ../nbs/04_model_stacks.ipynb #1e4fc00f
