@@ -1,8 +1,10 @@
-"""CV quality of each stack and the ensemble against simple baselines, on the same folds.
+"""CV quality of each stack, the full ensemble and the served candidates against simple baselines, on the same folds.
 
 Baselines: logistic regression (imputed, scaled), LightGBM with its defaults, CatBoost with its defaults.
 Stacks are tuned as the pipeline does (the profile's trials on its tuning folds), then scored out-of-fold on the
 benchmark's folds; the ensemble's score is the second-level (nested) CV of its combiner, as notebook 05 reports it.
+The budgeted selection (within the profile's latency budget) and the distilled student are scored by the same
+second-level CV as 05 scores them; their one-record latency is measured in process.
 
     .venv/bin/python benchmarks/quality.py [--data train.csv] [--external ext.csv] [--profile default] [--folds 5]
 """
@@ -59,7 +61,7 @@ def main():
     train = add_match_p(load_table(a.data), load_table(a.external) if a.external else None)
     y = encode_labels(train[LABEL])
     folds, tune_folds = make_folds(y, a.folds, a.seed), make_folds(y, prof["tune_folds"], a.seed)
-    rows, oof = [], {}
+    rows, oof, params = [], {}, {}
     with threadpool_limits(a.n_jobs):
         for name, fp in baselines(a.n_jobs).items():
             t = time.perf_counter(); p = oof_predict(fp, train, y, folds)
@@ -67,11 +69,29 @@ def main():
         for s in STACKS:
             t = time.perf_counter()
             study = tune_stack(s, train, y, tune_folds, prof["n_trials"], prof["timeout"], None, None, None, None, 0.05, a.n_jobs, a.seed, prof, progress=False)
-            oof[s] = oof_predict(stack_fit_predict(make_stack(s, best_params(study, s, prof["n_estimators"]), 0.05, None, a.n_jobs, a.seed, prof)), train, y, folds)
+            params[s] = best_params(study, s, prof["n_estimators"])
+            oof[s] = oof_predict(stack_fit_predict(make_stack(s, params[s], 0.05, None, a.n_jobs, a.seed, prof)), train, y, folds)
             rows.append({"model": f"stack {s} (tuned)"} | scores(y, oof[s]) | {"seconds": time.perf_counter() - t}); print(rows[-1], file=sys.stderr)
     P = np.column_stack([oof[s] for s in STACKS])
     for method in ("blend", "meta"):
         rows.append({"model": f"ensemble ({method}, nested CV)"} | scores(y, nested_predictions(P, y, method, a.folds, a.seed + 1)) | {"seconds": float("nan")})
+    from sixstack.budget import measure, model_costs, nested_distill, nested_select, select, selected, distill
+    from sixstack.ensemble import best_threshold, build_ensemble, fit_oof, stack_table
+    t0 = time.perf_counter()
+    with threadpool_limits(a.n_jobs):  # the served candidates, as 05 builds them (per-model OOF on the same folds, the ensemble refit)
+        Pm = fit_oof(params, train, y, folds, n_jobs=a.n_jobs, seed=a.seed, prof=prof, progress=False, per_model=True)
+        ens, _ = build_ensemble(stack_table(Pm), train, y, params, n_jobs=a.n_jobs, seed=a.seed, prof=prof, n_folds=a.folds)
+        pe = nested_predictions(stack_table(Pm).to_numpy(), y, ens.method, a.folds, a.seed + 1)
+        budget, Pu = prof["latency_budget_ms"] or 2.0, Pm[[c for c in Pm.columns if c.split(".")[0] in ens.stacks]]
+        costs = model_costs(ens, train)
+        ns = nested_select(Pu, y, costs, budget, a.folds, a.seed + 1)
+        sel = selected(ens, select(Pu, y, costs, budget), best_threshold(y, ns))
+        nd = nested_distill(train, pe, y, None, prof["n_estimators"], 1.0, a.folds, a.seed + 1, a.n_jobs, ens.external)
+        dist = distill(train, pe, ens, None, prof["n_estimators"], 1.0, a.seed, a.n_jobs, best_threshold(y, nd), ens.external)
+    for name, model, p in [(f"budgeted selection ({budget:g} ms, nested CV)", sel, ns), ("distilled (nested CV)", dist, nd), ("full ensemble (refit)", ens, pe)]:
+        m = measure(model, train, 200, 10_000)
+        rows.append({"model": name} | scores(y, p, model.threshold) | {"seconds": float("nan"), "one_record_p50_ms": m["latency_p50_ms"]})
+    print(f"served candidates built in {time.perf_counter() - t0:.0f}s", file=sys.stderr)
     t = pd.DataFrame(rows).drop(columns="roc_auc")
     best_base = t[t["model"].str.startswith("baseline")].sort_values("accuracy").iloc[-1]
     print(f"\nCV quality on {len(train)} rows ({a.data.name}), {a.folds} stratified folds (the same for every row), profile {a.profile}\n")

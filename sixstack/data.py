@@ -13,7 +13,8 @@ import pandas as pd
 
 # %% auto #0
 __all__ = ['NUMERIC', 'CATEGORICAL', 'FEATURES', 'LABEL', 'ID', 'CLASSES', 'YES_NO', 'RANGES', 'DataValidationError',
-           'make_frame', 'write_sample', 'ensure_sample', 'load_table', 'match_lookup', 'add_match_p', 'fingerprint']
+           'make_frame', 'write_sample', 'ensure_sample', 'load_table', 'match_lookup', 'match_values', 'add_match_p',
+           'fingerprint']
 
 # %% ../nbs/00a_data.ipynb #2bab01d8
 NUMERIC = ["Time_spent_Alone", "Social_event_attendance", "Going_outside", "Friends_circle_size", "Post_frequency"]
@@ -126,9 +127,11 @@ def load_table(path:str|Path, # a `.csv`, `.parquet` or `.pq` file
     return df
 
 # %% ../nbs/00a_data.ipynb #270640f5
-def _row_keys(df:pd.DataFrame) -> list[tuple]:
-    "Hashable keys of the seven features: numbers as float, a missing value as None (so missing matches missing)."
-    cols = [df[c].to_numpy(np.float64, na_value=np.nan) if c in NUMERIC else df[c].to_numpy(object, na_value=None) for c in FEATURES]
+def _row_keys(df:pd.DataFrame|dict) -> list[tuple]:
+    "Hashable keys of the seven features (of a frame, or a dict of columns): numbers as float, a missing value as None (so missing matches missing)."
+    num = lambda v: v.to_numpy(np.float64, na_value=np.nan) if isinstance(v, pd.Series) else np.asarray(v, dtype=np.float64)
+    obj = lambda v: v.to_numpy(object, na_value=None) if isinstance(v, pd.Series) else np.asarray(v, dtype=object)
+    cols = [num(df[c]) if c in NUMERIC else obj(df[c]) for c in FEATURES]
     return [tuple(None if v is None or v != v else v for v in row) for row in zip(*cols)]
 
 def match_lookup(external:pd.DataFrame, # reference table with the features and `Personality`
@@ -138,6 +141,13 @@ def match_lookup(external:pd.DataFrame, # reference table with the features and 
     if missing: raise DataValidationError([f"external table: missing column '{c}'" for c in missing])
     ref = external.drop_duplicates(subset=FEATURES)
     return dict(zip(_row_keys(ref), (ref[LABEL] == "Extrovert").astype(float)))
+
+# %% ../nbs/00a_data.ipynb #42a994c2
+def match_values(cols:pd.DataFrame|dict, # the seven features: a frame or a dict of columns
+                 lookup:dict, # `match_lookup`'s
+                ) -> np.ndarray:
+    "The `match_p` value of every row: 1/0 where the external table has the same seven features, NaN otherwise."
+    return np.array([lookup.get(k, np.nan) for k in _row_keys(cols)], dtype=np.float64)
 
 # %% ../nbs/00a_data.ipynb #0107fcd7
 def add_match_p(df:pd.DataFrame, # rows with the seven feature columns
@@ -150,7 +160,7 @@ def add_match_p(df:pd.DataFrame, # rows with the seven feature columns
     out = df.drop(columns=["match_p"]) if "match_p" in df else df.copy()
     conv = {c: float for c in NUMERIC if out[c].dtype != np.float64}  # only what needs converting: one row must stay cheap
     if conv: out = out.astype(conv)
-    out["match_p"] = [lookup.get(k, np.nan) for k in _row_keys(out)]
+    out["match_p"] = match_values(out, lookup)
     return out
 
 # %% ../nbs/00a_data.ipynb #b462e572

@@ -17,7 +17,7 @@ from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression
 
 from .augmentation import augment, pseudo_label
-from .data import FEATURES, NUMERIC, add_match_p, match_lookup
+from .data import CATEGORICAL, FEATURES, NUMERIC, match_lookup, match_values
 from .features import decode_labels, make_folds, oof_predict, scores
 from .fast import stack_pool
 from .stacks import StackModel, make_stack, stack_fit_predict
@@ -76,14 +76,21 @@ class Predictor:
     threshold: float
     external: pd.DataFrame|None
 
+    def _columns(self, X:pd.DataFrame) -> dict:
+        "Raw rows as numpy columns in the training layout: the seven features (missing → NaN), numerics as float, Yes/No as objects, match_p."
+        X, nan = pd.DataFrame(X), np.full(len(X), np.nan)  # numpy columns: a pandas operation per column costs more than the models
+        cols = {c: nan if c not in X else X[c].to_numpy(np.float64, na_value=np.nan) if c in NUMERIC else
+                X[c].to_numpy(object, na_value=np.nan) for c in FEATURES}  # Yes/No as objects, not pandas 3 strings
+        if self.external is not None:
+            if getattr(self, "_lookup", None) is None: self._lookup = match_lookup(self.external)  # built once per process
+            cols["match_p"] = match_values(cols, self._lookup)
+        return cols
+
     def _prepare(self, X:pd.DataFrame) -> pd.DataFrame:
-        "Raw rows in the training layout: the seven features (missing → NaN), numerics as float, match_p."
-        X, nan = pd.DataFrame(X), np.full(len(X), np.nan)  # built from numpy columns: a pandas operation per column costs more than the models
-        X = pd.DataFrame({c: nan if c not in X else X[c].to_numpy(np.float64, na_value=np.nan) if c in NUMERIC else
-                          pd.Series(X[c].to_numpy(object, na_value=np.nan), index=X.index, dtype=object) for c in FEATURES}, index=X.index)  # Yes/No as objects, not pandas 3 strings
-        if self.external is None: return X
-        if getattr(self, "_lookup", None) is None: self._lookup = match_lookup(self.external)  # built once per process
-        return add_match_p(X, None, self._lookup)
+        "Raw rows in the training layout as a frame (see `_columns`)."
+        cols = self._columns(X)
+        index = X.index if isinstance(X, pd.DataFrame) else None
+        return pd.DataFrame({c: pd.Series(v, index=index, dtype=object) if c in CATEGORICAL else v for c, v in cols.items()}, index=index)
 
     def predict_frame(self, X:pd.DataFrame) -> pd.DataFrame:
         "Label (Extrovert/Introvert) and P(Introvert) per row."
@@ -170,7 +177,7 @@ def build_ensemble(oof:pd.DataFrame, # `fit_oof`'s table
     ext = external.drop_duplicates(subset=FEATURES) if external is not None and (features or {}).get("match_p", True) else None
     return SixStackEnsemble(fitted, method, thr, external=ext, metrics=cv, **comb), table
 
-# %% ../nbs/05_ensemble.ipynb #1556f73d
+# %% ../nbs/05_ensemble.ipynb #abed3a72
 def quick_ensemble(rows:pd.DataFrame, # labelled training rows
                    stacks:tuple=("C",), # stack letters, each with its default parameters
                    external:pd.DataFrame|None=None, # the external reference table (match_p)

@@ -246,7 +246,7 @@ def _by_time(df:pd.DataFrame):
     if not len(df): return None
     return df.assign(t=pd.to_datetime(df["ts"], unit="s"), intro=df["label"] == CLASSES[1]).groupby(_time_bins(df), observed=True)
 
-# %% ../nbs/08_monitoring.ipynb #472ad21f
+# %% ../nbs/08_monitoring.ipynb #d4d2c75b
 def chart_volume(res:MonitorResult):
     "Predictions per time bin, failed requests marked."
     f = report.figure(); ax = f.subplots(); g = _by_time(res.predictions)
@@ -276,7 +276,7 @@ def chart_drift(res:MonitorResult):
         ax.axvline(res.summary.get("psi_threshold", 0.05), ls="--", c="gray"); ax.set_xlabel("PSI (red: drift = significant test and PSI over threshold)")
     ax.set_title("Per-feature and prediction drift"); return f
 
-# %% ../nbs/08_monitoring.ipynb #be4b41d0
+# %% ../nbs/08_monitoring.ipynb #3297433f
 def chart_distributions(res:MonitorResult):
     "Reference vs window distribution of every feature and of the probability."
     f = report.figure(12, 5); axs = f.subplots(2, 4).ravel(); df, ref = res.predictions, res.reference

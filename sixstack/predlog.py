@@ -122,12 +122,13 @@ class PredictionLog:
         except Exception as e: logger.warning("prediction log probe failed: %s", scrub(f"{type(e).__name__}: {e}")[:300]); return False
         self.failures = 0; return True
 
-# %% ../nbs/07a_prediction_log.ipynb #542b8b18
+# %% ../nbs/07a_prediction_log.ipynb #62154e06
 def _insert_sql(dialect) -> str|None:
     "The driver-level INSERT of `PRED_COLUMNS` for SQLite and PostgreSQL (others go through SQLAlchemy)."
     mark = {"qmark": "?", "format": "%s", "pyformat": "%s"}.get(dialect.paramstyle)
     if dialect.name not in ("sqlite", "postgresql") or mark is None: return None
-    return f"INSERT INTO predictions ({', '.join(PRED_COLUMNS)}) VALUES ({', '.join([mark] * len(PRED_COLUMNS))})"
+    q = dialect.identifier_preparer.quote  # mixed-case names are quoted (PostgreSQL folds the rest to lower case)
+    return f"INSERT INTO predictions ({', '.join(q(c) for c in PRED_COLUMNS)}) VALUES ({', '.join([mark] * len(PRED_COLUMNS))})"
 
 def _commit(self:PredictionLog, items:list[tuple]):
     sql = _insert_sql(self.engine.dialect)
@@ -153,7 +154,7 @@ def _commit_group(self:PredictionLog, group:list[_Pending]):
     for p in group: p.set()
 PredictionLog._commit, PredictionLog._commit_group = _commit, _commit_group
 
-# %% ../nbs/07a_prediction_log.ipynb #6ca7110b
+# %% ../nbs/07a_prediction_log.ipynb #f99cf4be
 def write(self:PredictionLog, table:sa.Table, # PREDICTIONS, ERRORS or ALERTS
           rows:list[dict], # column -> value
          ):
@@ -180,7 +181,7 @@ def write(self:PredictionLog, table:sa.Table, # PREDICTIONS, ERRORS or ALERTS
     if p.error: raise p.error
 PredictionLog.write = write
 
-# %% ../nbs/07a_prediction_log.ipynb #b71432a5
+# %% ../nbs/07a_prediction_log.ipynb #22e6486f
 def count_error(self:PredictionLog, endpoint:str, status:int, message:str):
     "Count one failed request (written with the others of its endpoint, status and minute)."
     key = (endpoint, int(status), int(time.time() // 60))

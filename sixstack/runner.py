@@ -70,7 +70,7 @@ def _error(e:Exception) -> tuple[str, str]:
     if isinstance(e, PapermillExecutionError): return e.ename, scrub(f"cell {e.exec_count}: {e.ename}: {e.evalue}")
     return type(e).__name__, scrub(f"{type(e).__name__}: {e}")
 
-# %% ../nbs/01_experiment_tracking.ipynb #71682774
+# %% ../nbs/01_experiment_tracking.ipynb #4ce02d04
 def _kernel_manager(env:dict, ipc_dir:str):
     "A kernel manager class whose kernels get `env` and talk over IPC sockets in `ipc_dir`."
     from jupyter_client.manager import AsyncKernelManager
@@ -82,7 +82,7 @@ def _kernel_manager(env:dict, ipc_dir:str):
             if not self.shutting_down: await super()._async_interrupt_kernel()
     return JobKernelManager
 
-# %% ../nbs/01_experiment_tracking.ipynb #537d0498
+# %% ../nbs/01_experiment_tracking.ipynb #f513c597
 def _job_cells(path:Path):
     "The notebook without its `#| job: skip` cells."
     import nbformat
@@ -181,7 +181,7 @@ def _finish_parent(m:MLOpsIntegration, steps:list[RunResult], n:int, wall:float)
     m.end_experiment("SCHEDULED" if status == "DEFERRED" else status)
     return status
 
-# %% ../nbs/01_experiment_tracking.ipynb #09548ead
+# %% ../nbs/01_experiment_tracking.ipynb #0bd53906
 def _run_steps(m:MLOpsIntegration, notebooks:list[Path], inputs:dict, upstream:str|None, base:Path, settings:Settings,
                on_step=None, done:list|None=None) -> list[RunResult]:
     "Run the notebooks in order as children of `m`'s run, deferring what follows a deferred step; stop at a failure."
@@ -214,7 +214,7 @@ def run_pipeline(inputs:dict|None=None, # shared parameters, given to each noteb
     wall = time.perf_counter() - t0
     return PipelineResult(pid, _finish_parent(m, steps, len(notebooks), wall), steps, base, wall)
 
-# %% ../nbs/01_experiment_tracking.ipynb #72e8a3a7
+# %% ../nbs/01_experiment_tracking.ipynb #a7c3eeca
 def _find_run(c, settings:Settings, run_id:str):
     "A run by its id, or by the spooled id it was replayed from."
     try: return c.get_run(run_id)
@@ -250,7 +250,7 @@ def resume_pipeline(parent_run_id:str, # the pipeline's parent run (or its spool
     wall = time.perf_counter() - t0
     return PipelineResult(pid, _finish_parent(m, steps, len(names), wall), steps, base, wall)
 
-# %% ../nbs/01_experiment_tracking.ipynb #7b25baa3
+# %% ../nbs/01_experiment_tracking.ipynb #a94945f9
 def _literal(s:str):
     "A logged parameter value back as the Python value it was (a literal if it parses, else the string)."
     try: return ast.literal_eval(s)
@@ -345,7 +345,7 @@ def write_leaderboard(pipes:pd.DataFrame, per:pd.DataFrame, path:str|Path) -> Pa
                     f"{per.to_markdown() if len(per) else '(no notebook runs yet)'}\n")
     return path
 
-# %% ../nbs/01_experiment_tracking.ipynb #011b7859
+# %% ../nbs/01_experiment_tracking.ipynb #35812de7
 def __getattr__(name):
     "`main`: the `sixstack` command (`sixstack.cli.main`)."
     if name == "main":
