@@ -49,12 +49,12 @@ def main():
     ap.add_argument("--n-jobs", type=int, default=os.cpu_count())
     a = ap.parse_args()
     from threadpoolctl import threadpool_limits
-    from sixstack.config import profile
+    from sixstack.config import get_profile
     from sixstack.data import LABEL, add_match_p, load_table, write_sample
     from sixstack.ensemble import nested_predictions
     from sixstack.features import encode_labels, make_folds, oof_predict, scores
     from sixstack.stacks import STACKS, best_params, make_stack, stack_fit_predict, tune_stack
-    prof = profile(a.profile)
+    prof = get_profile(a.profile)
     if a.data is None:
         paths = write_sample(Path(tempfile.mkdtemp()) / "sample")
         a.data, a.external = paths["train"], a.external or paths["external"]

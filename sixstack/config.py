@@ -14,20 +14,33 @@ from urllib.parse import urlparse, urlsplit, urlunsplit
 
 # %% auto #0
 __all__ = ['DEFAULTS', 'PROFILES', 'project_root', 'resolve_tracking_uri', 'redact', 'scrub', 'Settings', 'get_settings',
-           'environment', 'profile']
+           'environment', 'get_profile']
 
 # %% ../nbs/01a_config.ipynb #57cff19f
-DEFAULTS = {"MLFLOW_TRACKING_URI": "sqlite:///mlflow.db", "MLFLOW_EXPERIMENT_NAME": "six_stack_personality",
-            "MODEL_REGISTRY_NAME": "six_stack_ensemble", "SIXSTACK_MLOPS": "1", "SIXSTACK_REPORTS_DIR": "reports",
-            "SIXSTACK_DATA_DIR": "data", "SIXSTACK_SPOOL": ".sixstack/spool.jsonl",
-            "SIXSTACK_OPTUNA_STORAGE": "sqlite:///optuna.db", "SIXSTACK_MONITOR_DB": "sqlite:///monitoring.db",
-            "SIXSTACK_ALERT_WEBHOOK": "", "SIXSTACK_RETENTION_DAYS": "90", "SIXSTACK_ADMIN_TOKEN": "", "SIXSTACK_FEEDBACK_TOKEN": "",
-            "SIXSTACK_DASHBOARD_TOKEN": "", "SIXSTACK_MODEL_SIGNING_KEY": "", "SIXSTACK_TRACKING_TIMEOUT": "10", "SIXSTACK_ARTIFACT_ROOT": ""}
+DEFAULTS = {
+    "MLFLOW_TRACKING_URI": "sqlite:///mlflow.db",
+    "MLFLOW_EXPERIMENT_NAME": "six_stack_personality",
+    "MODEL_REGISTRY_NAME": "six_stack_ensemble",
+    "SIXSTACK_MLOPS": "1",
+    "SIXSTACK_REPORTS_DIR": "reports",
+    "SIXSTACK_DATA_DIR": "data",
+    "SIXSTACK_SPOOL": ".sixstack/spool.jsonl",
+    "SIXSTACK_OPTUNA_STORAGE": "sqlite:///optuna.db",
+    "SIXSTACK_MONITOR_DB": "sqlite:///monitoring.db",
+    "SIXSTACK_ALERT_WEBHOOK": "",
+    "SIXSTACK_RETENTION_DAYS": "90",
+    "SIXSTACK_ADMIN_TOKEN": "",
+    "SIXSTACK_FEEDBACK_TOKEN": "",
+    "SIXSTACK_DASHBOARD_TOKEN": "",
+    "SIXSTACK_MODEL_SIGNING_KEY": "",
+    "SIXSTACK_TRACKING_TIMEOUT": "10",
+    "SIXSTACK_ARTIFACT_ROOT": "",
+}
 
 # %% ../nbs/01a_config.ipynb #8b43dede
 def project_root(start:str|Path|None=None, # where to start looking (default: the working directory)
                 ) -> Path:
-    "`SIXSTACK_HOME`, else the nearest folder up from `start` (then from this package, for an editable install) whose `settings.ini` is sixstack's, else `start`."
+    "`SIXSTACK_HOME`, else the nearest folder up from `start` (then from this package) with sixstack's `settings.ini`."
     if os.environ.get("SIXSTACK_HOME"): return Path(os.environ["SIXSTACK_HOME"]).resolve()
     start = Path(start or Path.cwd()).resolve()
     spec = importlib.util.find_spec("sixstack")
@@ -51,7 +64,7 @@ def resolve_tracking_uri(uri:str, # a tracking URI, file path or `sqlite:///rela
         return (path if path.is_absolute() else root / path).resolve().as_uri()
     return uri
 
-# %% ../nbs/01a_config.ipynb #02525a16
+# %% ../nbs/01a_config.ipynb #87a05459
 _SECRET_QUERY = re.compile(r"(?i)((?:password|passwd|pwd|token|secret|key)=)[^&;]*")
 
 def redact(url:str|None, # any URL (or None)
@@ -66,7 +79,7 @@ def redact(url:str|None, # any URL (or None)
     query = _SECRET_QUERY.sub(r"\1***", p.query)
     return url if (netloc, query) == (p.netloc, p.query) else urlunsplit((p.scheme, netloc, p.path, query, p.fragment))
 
-# %% ../nbs/01a_config.ipynb #2133003c
+# %% ../nbs/01a_config.ipynb #c37733c3
 _URL = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>]+")
 
 def scrub(text:str, # any text, e.g. an exception message
@@ -114,19 +127,23 @@ class Settings:
     artifacts: str|None = None  # SIXSTACK_ARTIFACT_ROOT
 
     def __post_init__(self):
-        if not self.retention_days > 0: raise ValueError(f"SIXSTACK_RETENTION_DAYS must be > 0 (days to keep), got {self.retention_days:g}")
-        if not self.tracking_timeout > 0: raise ValueError(f"SIXSTACK_TRACKING_TIMEOUT must be > 0 seconds, got {self.tracking_timeout:g}")
+        if not self.retention_days > 0:
+            raise ValueError(f"SIXSTACK_RETENTION_DAYS must be > 0 (days to keep), got {self.retention_days:g}")
+        if not self.tracking_timeout > 0:
+            raise ValueError(f"SIXSTACK_TRACKING_TIMEOUT must be > 0 seconds, got {self.tracking_timeout:g}")
 
     @property
     def artifact_root(self) -> str|None:
-        "Where new experiments keep artifacts: `SIXSTACK_ARTIFACT_ROOT`; else `mlartifacts/` beside a SQLite store, in the project for another database; a server decides its own."
+        "New experiments' artifact root: `SIXSTACK_ARTIFACT_ROOT`, else `mlartifacts/` (None for a server: it decides)."
         if self.artifacts: return self.artifacts
-        if self.tracking_uri.startswith("sqlite:////"): return (Path(self.tracking_uri[len("sqlite:///"):]).parent / "mlartifacts").as_uri()
-        if urlparse(self.tracking_uri).scheme.split("+")[0] in ("postgresql", "mysql", "mssql"): return (self.root / "mlartifacts").as_uri()
+        if self.tracking_uri.startswith("sqlite:////"):
+            return (Path(self.tracking_uri[len("sqlite:///") :]).parent / "mlartifacts").as_uri()
+        if urlparse(self.tracking_uri).scheme.split("+")[0] in ("postgresql", "mysql", "mssql"):
+            return (self.root / "mlartifacts").as_uri()
         return None
 
     def public(self) -> dict:
-        "The settings as strings, safe to print or log: URLs redacted, tokens as set/unset, the webhook only as set/unset."
+        "The settings as strings, safe to print or log: URLs redacted, tokens and the webhook as set/unset."
         out = {k: str(v) for k, v in self.__dict__.items()} | {k: redact(getattr(self, k)) for k in _URLS}
         return out | {k: "set" if getattr(self, k) else "unset" for k in (*_TOKENS, "webhook_url")}
 
@@ -137,51 +154,113 @@ def get_settings(env:dict|None=None, # variables to read (default: `os.environ`)
                  **overrides, # field values that win over the environment; None values are ignored
                 ) -> Settings:
     "Settings from the environment with defaults, paths resolved against the project root."
-    env = {**DEFAULTS, **{k: v for k, v in (os.environ if env is None else env).items() if v != "" or k in ("SIXSTACK_MLOPS", "SIXSTACK_ALERT_WEBHOOK")}}
+    env = {
+        **DEFAULTS,
+        **{
+            k: v
+            for k, v in (os.environ if env is None else env).items()
+            if v != "" or k in ("SIXSTACK_MLOPS", "SIXSTACK_ALERT_WEBHOOK")
+        },
+    }
     root = project_root()
     rel = lambda v: (root / Path(v).expanduser()).resolve()
-    s = Settings(tracking_uri=resolve_tracking_uri(env["MLFLOW_TRACKING_URI"], root),
-                 experiment_name=env["MLFLOW_EXPERIMENT_NAME"], registry_name=env["MODEL_REGISTRY_NAME"],
-                 enable_mlops=_flag(env["SIXSTACK_MLOPS"]), root=root, reports_dir=rel(env["SIXSTACK_REPORTS_DIR"]),
-                 data_dir=rel(env["SIXSTACK_DATA_DIR"]), spool_path=rel(env["SIXSTACK_SPOOL"]),
-                 optuna_storage=resolve_tracking_uri(env["SIXSTACK_OPTUNA_STORAGE"], root),
-                 monitor_db=resolve_tracking_uri(env["SIXSTACK_MONITOR_DB"], root), webhook_url=env["SIXSTACK_ALERT_WEBHOOK"] or None,
-                 retention_days=_number(env, "SIXSTACK_RETENTION_DAYS"), tracking_timeout=_number(env, "SIXSTACK_TRACKING_TIMEOUT"),
-                 admin_token=env["SIXSTACK_ADMIN_TOKEN"] or None, feedback_token=env["SIXSTACK_FEEDBACK_TOKEN"] or None,
-                 dashboard_token=env["SIXSTACK_DASHBOARD_TOKEN"] or env["SIXSTACK_ADMIN_TOKEN"] or None,
-                 signing_key=env["SIXSTACK_MODEL_SIGNING_KEY"] or None,
-                 artifacts=resolve_tracking_uri(env["SIXSTACK_ARTIFACT_ROOT"], root) if env["SIXSTACK_ARTIFACT_ROOT"] else None)
+    s = Settings(
+        tracking_uri=resolve_tracking_uri(env["MLFLOW_TRACKING_URI"], root),
+        experiment_name=env["MLFLOW_EXPERIMENT_NAME"],
+        registry_name=env["MODEL_REGISTRY_NAME"],
+        enable_mlops=_flag(env["SIXSTACK_MLOPS"]),
+        root=root,
+        reports_dir=rel(env["SIXSTACK_REPORTS_DIR"]),
+        data_dir=rel(env["SIXSTACK_DATA_DIR"]),
+        spool_path=rel(env["SIXSTACK_SPOOL"]),
+        optuna_storage=resolve_tracking_uri(env["SIXSTACK_OPTUNA_STORAGE"], root),
+        monitor_db=resolve_tracking_uri(env["SIXSTACK_MONITOR_DB"], root),
+        webhook_url=env["SIXSTACK_ALERT_WEBHOOK"] or None,
+        retention_days=_number(env, "SIXSTACK_RETENTION_DAYS"),
+        tracking_timeout=_number(env, "SIXSTACK_TRACKING_TIMEOUT"),
+        admin_token=env["SIXSTACK_ADMIN_TOKEN"] or None,
+        feedback_token=env["SIXSTACK_FEEDBACK_TOKEN"] or None,
+        dashboard_token=env["SIXSTACK_DASHBOARD_TOKEN"] or env["SIXSTACK_ADMIN_TOKEN"] or None,
+        signing_key=env["SIXSTACK_MODEL_SIGNING_KEY"] or None,
+        artifacts=resolve_tracking_uri(env["SIXSTACK_ARTIFACT_ROOT"], root) if env["SIXSTACK_ARTIFACT_ROOT"] else None,
+    )
     o = {k: v for k, v in overrides.items() if v is not None}
     o |= {k: resolve_tracking_uri(o[k], root) for k in ("tracking_uri", "optuna_storage", "monitor_db") if k in o}
     o |= {k: rel(o[k]) for k in ("reports_dir", "data_dir", "spool_path") if k in o}
     return replace(s, **o)
 
-# %% ../nbs/01a_config.ipynb #4f2e9f9a
-_ENV = {"tracking_uri": "MLFLOW_TRACKING_URI", "experiment_name": "MLFLOW_EXPERIMENT_NAME", "registry_name": "MODEL_REGISTRY_NAME",
-        "enable_mlops": "SIXSTACK_MLOPS", "root": "SIXSTACK_HOME", "reports_dir": "SIXSTACK_REPORTS_DIR", "data_dir": "SIXSTACK_DATA_DIR",
-        "spool_path": "SIXSTACK_SPOOL", "optuna_storage": "SIXSTACK_OPTUNA_STORAGE", "monitor_db": "SIXSTACK_MONITOR_DB",
-        "webhook_url": "SIXSTACK_ALERT_WEBHOOK", "retention_days": "SIXSTACK_RETENTION_DAYS", "admin_token": "SIXSTACK_ADMIN_TOKEN",
-        "feedback_token": "SIXSTACK_FEEDBACK_TOKEN", "dashboard_token": "SIXSTACK_DASHBOARD_TOKEN", "signing_key": "SIXSTACK_MODEL_SIGNING_KEY",
-        "tracking_timeout": "SIXSTACK_TRACKING_TIMEOUT", "artifacts": "SIXSTACK_ARTIFACT_ROOT"}
+# %% ../nbs/01a_config.ipynb #5f06aba3
+_ENV = {
+    "tracking_uri": "MLFLOW_TRACKING_URI",
+    "experiment_name": "MLFLOW_EXPERIMENT_NAME",
+    "registry_name": "MODEL_REGISTRY_NAME",
+    "enable_mlops": "SIXSTACK_MLOPS",
+    "root": "SIXSTACK_HOME",
+    "reports_dir": "SIXSTACK_REPORTS_DIR",
+    "data_dir": "SIXSTACK_DATA_DIR",
+    "spool_path": "SIXSTACK_SPOOL",
+    "optuna_storage": "SIXSTACK_OPTUNA_STORAGE",
+    "monitor_db": "SIXSTACK_MONITOR_DB",
+    "webhook_url": "SIXSTACK_ALERT_WEBHOOK",
+    "retention_days": "SIXSTACK_RETENTION_DAYS",
+    "admin_token": "SIXSTACK_ADMIN_TOKEN",
+    "feedback_token": "SIXSTACK_FEEDBACK_TOKEN",
+    "dashboard_token": "SIXSTACK_DASHBOARD_TOKEN",
+    "signing_key": "SIXSTACK_MODEL_SIGNING_KEY",
+    "tracking_timeout": "SIXSTACK_TRACKING_TIMEOUT",
+    "artifacts": "SIXSTACK_ARTIFACT_ROOT",
+}
 
 def environment(settings:Settings, # the settings to hand on
                ) -> dict[str, str]:
     "Environment variables under which `get_settings()` in a child process gives `settings`."
-    val = lambda v: "1" if v is True else "0" if v is False else "" if v is None else f"{v:g}" if isinstance(v, float) else str(v)
+    val = lambda v: (
+        "1" if v is True else "0" if v is False else "" if v is None else f"{v:g}" if isinstance(v, float) else str(v)
+    )
     return {var: val(getattr(settings, f)) for f, var in _ENV.items()}
 
 # %% ../nbs/01a_config.ipynb #c05e2440
 PROFILES = {
-    "fast": dict(n_folds=3, tune_folds=2, n_trials=2, timeout=30, n_estimators=80, svm_max_rows=800, compare_folds=3, importance_rows=300,
-                 latency_budget_ms=1.0, max_latency_ms=10.0),
-    "default": dict(n_folds=5, tune_folds=3, n_trials=6, timeout=90, n_estimators=250, svm_max_rows=3000, compare_folds=5, importance_rows=2000,
-                    latency_budget_ms=2.0, max_latency_ms=10.0),
-    "full": dict(n_folds=5, tune_folds=5, n_trials=15, timeout=900, n_estimators=500, svm_max_rows=20000, compare_folds=5, importance_rows=5000,
-                 latency_budget_ms=None, max_latency_ms=None),
+    "fast": dict(
+        n_folds=3,
+        tune_folds=2,
+        n_trials=2,
+        timeout=30,
+        n_estimators=80,
+        svm_max_rows=800,
+        compare_folds=3,
+        importance_rows=300,
+        latency_budget_ms=1.0,
+        max_latency_ms=10.0,
+    ),
+    "default": dict(
+        n_folds=5,
+        tune_folds=3,
+        n_trials=6,
+        timeout=90,
+        n_estimators=250,
+        svm_max_rows=3000,
+        compare_folds=5,
+        importance_rows=2000,
+        latency_budget_ms=2.0,
+        max_latency_ms=10.0,
+    ),
+    "full": dict(
+        n_folds=5,
+        tune_folds=5,
+        n_trials=15,
+        timeout=900,
+        n_estimators=500,
+        svm_max_rows=20000,
+        compare_folds=5,
+        importance_rows=5000,
+        latency_budget_ms=None,
+        max_latency_ms=None,
+    ),
 }
 
-def profile(name:str, # "fast", "default" or "full"
-           ) -> dict:
+def get_profile(name:str, # "fast", "default" or "full"
+               ) -> dict:
     "The settings of a training profile."
     if name not in PROFILES: raise ValueError(f"unknown profile {name!r}; choose one of {', '.join(PROFILES)}")
     return dict(PROFILES[name])

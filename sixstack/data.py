@@ -128,8 +128,10 @@ def load_table(path:str|Path, # a `.csv`, `.parquet` or `.pq` file
 
 # %% ../nbs/00a_data.ipynb #270640f5
 def _row_keys(df:pd.DataFrame|dict) -> list[tuple]:
-    "Hashable keys of the seven features (of a frame, or a dict of columns): numbers as float, a missing value as None (so missing matches missing)."
-    num = lambda v: v.to_numpy(np.float64, na_value=np.nan) if isinstance(v, pd.Series) else np.asarray(v, dtype=np.float64)
+    "Hashable keys of the seven features (frame or dict of columns): numbers as float, missing as None."
+    num = lambda v: (
+        v.to_numpy(np.float64, na_value=np.nan) if isinstance(v, pd.Series) else np.asarray(v, dtype=np.float64)
+    )
     obj = lambda v: v.to_numpy(object, na_value=None) if isinstance(v, pd.Series) else np.asarray(v, dtype=object)
     cols = [num(df[c]) if c in NUMERIC else obj(df[c]) for c in FEATURES]
     return [tuple(None if v is None or v != v else v for v in row) for row in zip(*cols)]
@@ -142,7 +144,7 @@ def match_lookup(external:pd.DataFrame, # reference table with the features and 
     ref = external.drop_duplicates(subset=FEATURES)
     return dict(zip(_row_keys(ref), (ref[LABEL] == "Extrovert").astype(float)))
 
-# %% ../nbs/00a_data.ipynb #42a994c2
+# %% ../nbs/00a_data.ipynb #2c710d04
 def match_values(cols:pd.DataFrame|dict, # the seven features: a frame or a dict of columns
                  lookup:dict, # `match_lookup`'s
                 ) -> np.ndarray:
@@ -158,7 +160,8 @@ def add_match_p(df:pd.DataFrame, # rows with the seven feature columns
     if external is None and lookup is None: return df
     lookup = match_lookup(external) if lookup is None else lookup
     out = df.drop(columns=["match_p"]) if "match_p" in df else df.copy()
-    conv = {c: float for c in NUMERIC if out[c].dtype != np.float64}  # only what needs converting: one row must stay cheap
+    # only what needs converting: one row must stay cheap
+    conv = {c: float for c in NUMERIC if out[c].dtype != np.float64}
     if conv: out = out.astype(conv)
     out["match_p"] = match_values(out, lookup)
     return out

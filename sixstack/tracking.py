@@ -24,8 +24,8 @@ from fastcore.basics import patch_to
 from .config import Settings, get_settings, redact, scrub
 
 # %% auto #0
-__all__ = ['DOWN_HOLD_S', 'Spool', 'store_down', 'mark_down', 'experiment_id', 'MLOpsIntegration', 'Deferred', 'download_model',
-           'load_local', 'load_model', 'job_run']
+__all__ = ['DOWN_HOLD_S', 'Spool', 'store_down', 'mark_down', 'connect', 'experiment_id', 'MLOpsIntegration', 'log_batch',
+           'handoff_path', 'write_atomic', 'Deferred', 'job_run']
 
 # %% ../nbs/01b_tracking.ipynb #6f6befd6
 class Spool:
@@ -44,10 +44,11 @@ class Spool:
             data["path"] = str(shutil.copy2(src, dest) if op == "artifact" else shutil.copytree(src, dest / src.name))
         line = json.dumps({"run": run, "op": op, "time": int(time.time() * 1000), **data}, default=str)
         with self.lock(), self.path.open("a+b") as f:
-            torn = f.tell() > 0 and f.seek(-1, os.SEEK_END) >= 0 and f.read(1) != b"\n"  # a crash left half a line: start a new one
+            # a crash left half a line: start a new one
+            torn = f.tell() > 0 and f.seek(-1, os.SEEK_END) >= 0 and f.read(1) != b"\n"
             f.write((b"\n" if torn else b"") + line.encode() + b"\n")
 
-# %% ../nbs/01b_tracking.ipynb #977d6d37
+# %% ../nbs/01b_tracking.ipynb #3a5083c8
 def _parse(lines:list[str]) -> tuple[list[dict], list[str]]:
     "Readable records and unreadable lines."
     good, bad = [], []
@@ -67,16 +68,20 @@ def records(self, path:str|Path|None=None, # another file of this spool (default
         if not path.exists(): return []
         good, bad = _parse(path.read_text(encoding="utf-8", errors="replace").splitlines())
         if bad:
-            with open(str(self.path) + ".quarantine", "a", encoding="utf-8") as q: q.write("".join(b + "\n" for b in bad))
-            tmp = path.with_name(path.name + ".tmp"); tmp.write_text("".join(json.dumps(r) + "\n" for r in good), encoding="utf-8")
+            with open(str(self.path) + ".quarantine", "a", encoding="utf-8") as q:
+                q.write("".join(b + "\n" for b in bad))
+            tmp = path.with_name(path.name + ".tmp")
+            tmp.write_text("".join(json.dumps(r) + "\n" for r in good), encoding="utf-8")
             os.replace(tmp, path)
-            warnings.warn(f"{len(bad)} unreadable line(s) of {path} moved to {self.path}.quarantine", RuntimeWarning, stacklevel=2)
+            warnings.warn(
+                f"{len(bad)} unreadable line(s) of {path} moved to {self.path}.quarantine", RuntimeWarning, stacklevel=2
+            )
     return good
 
 @patch_to(Spool)
 def all_records(self, pending:bool=False, # only what is still to be replayed
                ) -> list[dict]:
-    "The records of the spool and of its batches being (or, unless `pending`, already) replayed — where spooled artifacts are looked up."
+    "Records of the spool and its batches being (unless `pending`, also already) replayed: where artifacts are found."
     files = sorted(self.path.parent.glob(f"{self.path.name}.replay{'ing' if pending else '*'}-*"))
     return [r for f in files if not f.name.endswith((".done", ".tmp")) for r in self.records(f)] + self.records()
 
@@ -87,7 +92,7 @@ def _warn_once(key:str, msg:str):
     "Warn once per process for each kind of degradation."
     if key not in _warned: _warned.add(key); warnings.warn(msg, RuntimeWarning, stacklevel=3)
 
-# %% ../nbs/01b_tracking.ipynb #77135373
+# %% ../nbs/01b_tracking.ipynb #198f45b9
 DOWN_HOLD_S = 30.0  # after a failed call, an HTTP store counts as down for this long, in every process of the project
 
 def _http(settings:Settings) -> bool: return urlparse(settings.tracking_uri).scheme in ("http", "https")
@@ -114,17 +119,28 @@ def mark_down(settings:Settings, down:bool=True):
         p.write_text(json.dumps(state))
 
 # %% ../nbs/01b_tracking.ipynb #cb99adba
-def _client(settings:Settings):
+def connect(settings:Settings):
     "An MlflowClient for `settings`, after checking an HTTP server answers its health check."
     t = settings.tracking_timeout
-    for k, v in {"MLFLOW_DISABLE_TELEMETRY": "true", "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "0",
-                 "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "1", "MLFLOW_HTTP_REQUEST_TIMEOUT": str(max(1, int(t * 0.4)))}.items():
+    for k, v in {
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
+        "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "0",
+        "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "1",
+        "MLFLOW_HTTP_REQUEST_TIMEOUT": str(max(1, int(t * 0.4))),
+    }.items():
         os.environ.setdefault(k, v)
     if _http(settings):
         import httpx
-        try: r = httpx.get(settings.tracking_uri.rstrip("/") + "/health", timeout=min(3.0, t))
-        except httpx.HTTPError as e: raise ConnectionError(f"tracking server {redact(settings.tracking_uri)} unreachable ({type(e).__name__})") from None
-        if r.status_code >= 500: raise ConnectionError(f"tracking server {redact(settings.tracking_uri)} answered {r.status_code}")
+        try:
+            r = httpx.get(settings.tracking_uri.rstrip("/") + "/health", timeout=min(3.0, t))
+        except httpx.HTTPError as e:
+            raise ConnectionError(
+                f"tracking server {redact(settings.tracking_uri)} unreachable ({type(e).__name__})"
+            ) from None
+        if r.status_code >= 500:
+            raise ConnectionError(f"tracking server {redact(settings.tracking_uri)} answered {r.status_code}")
     from mlflow.tracking import MlflowClient
     return MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
 
@@ -134,10 +150,14 @@ def experiment_id(client, settings:Settings, name:str|None=None) -> str:
     name = name or settings.experiment_name
     exp = client.get_experiment_by_name(name)
     if exp is not None: return exp.experiment_id
-    try: return client.create_experiment(name, artifact_location=settings.artifact_root and f"{settings.artifact_root}/{name}")
+    try:
+        return client.create_experiment(
+            name, artifact_location=settings.artifact_root and f"{settings.artifact_root}/{name}"
+        )
     except Exception:  # another worker created it meanwhile
         exp = client.get_experiment_by_name(name)
-        if exp is None: raise
+        if exp is None:
+            raise
         return exp.experiment_id
 
 # %% ../nbs/01b_tracking.ipynb #3e772089
@@ -154,8 +174,11 @@ class MLOpsIntegration:
         elif self.degraded: self._warn_down("it failed less than a minute ago")
 
     def _warn_down(self, why:str):
-        _warn_once("down", f"MLflow tracking at {redact(self.settings.tracking_uri)} is unavailable ({why}); training goes on and "
-                   f"what cannot be logged is spooled to {self.spool.path} (`sixstack tracking replay` restores it)")
+        _warn_once(
+            "down",
+            f"MLflow tracking at {redact(self.settings.tracking_uri)} is unavailable ({why}); training goes on and "
+            f"what cannot be logged is spooled to {self.spool.path} (`sixstack tracking replay` restores it)",
+        )
 
     def _degrade(self, e:Exception):
         "Switch to the spool for the rest of this object's life (and tell other processes the store is down)."
@@ -166,7 +189,7 @@ class MLOpsIntegration:
     @property
     def client(self):
         "The MlflowClient (connects on first use)."
-        if self._c is None: self._c = _client(self.settings)
+        if self._c is None: self._c = connect(self.settings)
         return self._c
 
     def _do(self, op:str, fn, **record):
@@ -184,12 +207,14 @@ def start_experiment(self, name:str|None=None, # experiment name (default: the s
                      tags:dict|None=None, # extra tags
                     ) -> str:
     "Start a new run and make it this object's current run; returns its id."
-    tags = {k: str(v) for k, v in (tags or {}).items()} | ({"mlflow.parentRunId": parent_run_id} if parent_run_id else {})
+    tags = {k: str(v) for k, v in (tags or {}).items()}
+    if parent_run_id: tags["mlflow.parentRunId"] = parent_run_id
     name, self._own = name or self.settings.experiment_name, True
     def create(c):
         return c.create_run(experiment_id(c, self.settings, name), run_name=run_name, tags=tags).info.run_id
     self.run_id = None
-    if not self.degraded and not (parent_run_id or "").startswith("local-"):  # a spooled parent's children live in the spool too
+    # a spooled parent's children live in the spool too
+    if not self.degraded and not (parent_run_id or "").startswith("local-"):
         try: self.run_id = create(self.client)
         except Exception as e: self._degrade(e)
     if self.run_id is None:
@@ -214,18 +239,31 @@ def _key(k) -> str:
     return re.sub(r"[^\w\-. /:]", "_", str(k))
 
 # %% ../nbs/01b_tracking.ipynb #7f4cde8b
-def _log_batch(c, run_id:str, params:dict|None=None, metrics:dict|None=None, tags:dict|None=None, step:int=0, timestamp:int|None=None):
+def log_batch(
+    c,  # an MlflowClient
+    run_id: str,
+    params: dict | None = None,
+    metrics: dict | None = None,
+    tags: dict | None = None,
+    step: int = 0,
+    timestamp: int | None = None,
+):
     "One MLflow `log_batch` request from plain dicts."
     from mlflow.entities import Metric, Param, RunTag
-    c.log_batch(run_id, metrics=[Metric(k, v, timestamp or int(time.time() * 1000), step) for k, v in (metrics or {}).items()],
-                params=[Param(k, v) for k, v in (params or {}).items()], tags=[RunTag(k, v) for k, v in (tags or {}).items()])
+
+    c.log_batch(
+        run_id,
+        metrics=[Metric(k, v, timestamp or int(time.time() * 1000), step) for k, v in (metrics or {}).items()],
+        params=[Param(k, v) for k, v in (params or {}).items()],
+        tags=[RunTag(k, v) for k, v in (tags or {}).items()],
+    )
 
 @patch_to(MLOpsIntegration)
 def log_parameters(self, params:dict, # names to values (stored as strings)
                   ):
     "Log parameters in one batched call."
     ps = {_key(k): str(v) for k, v in params.items()}
-    self._do("params", lambda c: _log_batch(c, self.run_id, params=ps), params=ps)
+    self._do("params", lambda c: log_batch(c, self.run_id, params=ps), params=ps)
 
 @patch_to(MLOpsIntegration)
 def log_metrics(self, metrics:dict, # names to numbers
@@ -233,14 +271,20 @@ def log_metrics(self, metrics:dict, # names to numbers
                ):
     "Log metrics in one batched call."
     ms, ts = {_key(k): float(v) for k, v in metrics.items()}, int(time.time() * 1000)
-    self._do("metrics", lambda c: _log_batch(c, self.run_id, metrics=ms, step=step, timestamp=ts), metrics=ms, step=step, timestamp=ts)
+    self._do(
+        "metrics",
+        lambda c: log_batch(c, self.run_id, metrics=ms, step=step, timestamp=ts),
+        metrics=ms,
+        step=step,
+        timestamp=ts,
+    )
 
 @patch_to(MLOpsIntegration)
 def set_tags(self, tags:dict, # names to values (stored as strings)
             ):
     "Set tags in one batched call."
     ts = {_key(k): str(v) for k, v in tags.items()}
-    self._do("tags", lambda c: _log_batch(c, self.run_id, tags=ts), tags=ts)
+    self._do("tags", lambda c: log_batch(c, self.run_id, tags=ts), tags=ts)
 
 # %% ../nbs/01b_tracking.ipynb #8c0047b2
 @patch_to(MLOpsIntegration)
@@ -249,7 +293,9 @@ def log_artifact(self, path:str|Path, # a file to store with the run
                 ):
     "Store a file with the current run."
     path = str(path)
-    self._do("artifact", lambda c: c.log_artifact(self.run_id, path, artifact_path), path=path, artifact_path=artifact_path)
+    self._do(
+        "artifact", lambda c: c.log_artifact(self.run_id, path, artifact_path), path=path, artifact_path=artifact_path
+    )
 
 @patch_to(MLOpsIntegration)
 def log_artifacts(self, folder:str|Path, # a folder whose files are stored with the run
@@ -257,7 +303,12 @@ def log_artifacts(self, folder:str|Path, # a folder whose files are stored with 
                  ):
     "Store a folder's files with the current run."
     folder = str(folder)
-    self._do("artifacts", lambda c: c.log_artifacts(self.run_id, folder, artifact_path), path=folder, artifact_path=artifact_path)
+    self._do(
+        "artifacts",
+        lambda c: c.log_artifacts(self.run_id, folder, artifact_path),
+        path=folder,
+        artifact_path=artifact_path,
+    )
 
 @patch_to(MLOpsIntegration)
 def log_dict(self, d:dict, # JSON-serialisable content
@@ -303,7 +354,9 @@ def search_runs(self, filter_string:str="", # MLflow search filter, e.g. "tags.`
     try:
         exp = self.client.get_experiment_by_name(self.settings.experiment_name)
         if exp is None: return pd.DataFrame()
-        runs = self.client.search_runs([exp.experiment_id], filter_string, max_results=max_results, order_by=["start_time DESC"])
+        runs = self.client.search_runs(
+            [exp.experiment_id], filter_string, max_results=max_results, order_by=["start_time DESC"]
+        )
     except Exception as e:
         self._degrade(e); return pd.DataFrame()
     return pd.DataFrame([{"run_id": r.info.run_id, "status": r.info.status, "start_time": r.info.start_time,
@@ -326,18 +379,23 @@ def download_artifact(self, path:str, # artifact path inside the run, e.g. "data
     return Path(hits[-1]) if hits else None
 
 # %% ../nbs/01b_tracking.ipynb #02698a04
-def _handoff_cache(settings:Settings, run_id:str) -> Path: return settings.spool_path.parent / "handoffs" / f"{run_id}.json"
+def handoff_path(settings:Settings, run_id:str) -> Path:
+    "Where the local copy of a run's hand-over lives (beside the spool)."
+    return settings.spool_path.parent / "handoffs" / f"{run_id}.json"
 
-def _write_atomic(path:Path, text:str):
+def write_atomic(path:Path, text:str):
+    "Write a file whole or not at all (a temporary file renamed into place)."
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:6]}.tmp"); tmp.write_text(text, encoding="utf-8"); os.replace(tmp, path)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:6]}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
 
 @patch_to(MLOpsIntegration)
 def read_handoff(self, upstream_run_id:str|None, # the previous step's run; None: nothing handed on
                 ) -> dict:
     "The hand-over dict of the upstream run ({} if none): the local copy, else its artifact."
     if not upstream_run_id: return {}
-    local = _handoff_cache(self.settings, upstream_run_id)
+    local = handoff_path(self.settings, upstream_run_id)
     p = local if local.exists() else self.download_artifact("handoff.json", upstream_run_id)
     if p is None: raise FileNotFoundError(f"upstream run {upstream_run_id} has no handoff.json artifact")
     return json.loads(p.read_text())
@@ -348,10 +406,11 @@ def write_handoff(self, handoff:dict, # everything the next steps need
                  ):
     "Write this step's hand-over locally, then log it as the run's `handoff.json`."
     text = json.dumps(handoff, indent=1, default=str)
-    for p in [_handoff_cache(self.settings, self.run_id)] + ([Path(local_dir) / "handoff.json"] if local_dir else []): _write_atomic(p, text)
+    for p in [handoff_path(self.settings, self.run_id)] + ([Path(local_dir) / "handoff.json"] if local_dir else []):
+        write_atomic(p, text)
     self.log_dict(handoff, "handoff.json")
 
-# %% ../nbs/01b_tracking.ipynb #67cc25c2
+# %% ../nbs/01b_tracking.ipynb #16ff3b30
 class Deferred(RuntimeError):
     "Work that needs the tracking store or its registry, postponed until it answers again (`sixstack run --resume`)."
 
@@ -377,52 +436,9 @@ def log_pyfunc_model(self, model, # an object with `predict_frame`
 def __getattr__(name):
     "`SixstackPyfunc`, for models logged before the wrapper moved to `sixstack.packaging`."
     if name == "SixstackPyfunc":
-        from sixstack.packaging import _pyfunc_class
-        return _pyfunc_class()
+        from sixstack.packaging import pyfunc_class
+        return pyfunc_class()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-# %% ../nbs/01b_tracking.ipynb #9806e494
-def download_model(uri:str, # runs:/RUN/model or models:/NAME/VERSION or models:/NAME@ALIAS
-                   settings:Settings|None=None, # the tracking store to load from
-                  ) -> tuple[Path, bool]:
-    "A local folder with the model's files, and whether it is a temporary download (else the spool's copy)."
-    if not uri.startswith(("runs:/", "models:/")):
-        raise ValueError(f"refusing to load {uri!r}: only runs:/ and models:/ URIs of the tracking store are loaded "
-                         "(a pickled model runs code when it is loaded)")
-    settings = settings or get_settings()
-    if uri.startswith("runs:/"):  # a run that lives in the spool (tracking was down) keeps its model there
-        run_id, path = uri[len("runs:/"):].split("/", 1)
-        hits = [r["path"] for r in Spool(settings.spool_path).all_records() if r["run"] == run_id and r["op"] == "artifacts" and r["artifact_path"] == path]
-        if hits: return Path(hits[-1]), False
-    c = _client(settings)
-    if uri.startswith("models:/"):  # resolved here: MLflow would ask its global registry URI, not this store
-        ref = uri[len("models:/"):]
-        name, alias = ref.split("@", 1) if "@" in ref else (ref.rsplit("/", 1)[0], None)
-        version = c.get_model_version_by_alias(name, alias).version if alias else ref.rsplit("/", 1)[1]
-        uri = c.get_model_version_download_uri(name, version)
-    import mlflow.artifacts
-    return Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tempfile.mkdtemp(prefix="sixstack-model-"),
-                                                    tracking_uri=settings.tracking_uri)), True
-
-def load_local(path:str|Path, # a model folder
-               sha256:str|None=None, # its expected `model_digest` (None: not checked)
-              ):
-    "Load a pyfunc model from a folder, after checking its digest."
-    import mlflow.pyfunc
-    from sixstack.packaging import model_digest
-    if sha256 is not None and model_digest(path) != sha256:
-        raise ValueError("refusing to load the model: its files do not match the digest recorded when it was registered")
-    return mlflow.pyfunc.load_model(str(path))
-
-def load_model(uri:str, # runs:/RUN/model or models:/NAME/VERSION or models:/NAME@ALIAS
-               settings:Settings|None=None, # the tracking store to load from
-               sha256:str|None=None, # expected digest of its files (None: not checked)
-              ):
-    "Load a pyfunc model from the tracking store (the download is removed once it is loaded)."
-    path, temporary = download_model(uri, settings)
-    try: return load_local(path, sha256)
-    finally:
-        if temporary: shutil.rmtree(path.parent if path.parent.name.startswith("sixstack-model-") else path, ignore_errors=True)
 
 # %% ../nbs/01b_tracking.ipynb #b72ec75a
 def job_run(run_id:str|None, # the `run_id` parameter of the notebook (None: standalone)

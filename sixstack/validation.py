@@ -89,7 +89,8 @@ def soft_warnings(df:pd.DataFrame, # a validated table
                  ) -> list[str]:
     "Issues that do not stop the pipeline: sparse columns, many duplicates, a rare class, unknown columns."
     out = [f"{name}: column '{c}' is {m:.0%} missing" for c, m in profile["missing"].items() if m > 0.2]
-    if profile["duplicate_share"] > 0.5: out.append(f"{name}: {profile['duplicate_share']:.0%} of rows repeat another row's features")
+    if profile["duplicate_share"] > 0.5:
+        out.append(f"{name}: {profile['duplicate_share']:.0%} of rows repeat another row's features")
     out += [f"{name}: class '{k}' is only {v:.1%} of rows" for k, v in profile["class_balance"].items() if v < 0.05]
     extra = [c for c in df.columns if c not in FEATURES + [LABEL, ID, "match_p"]]
     if extra: out.append(f"{name}: unknown columns ignored: {', '.join(map(str, extra))}")
@@ -101,7 +102,10 @@ def _shares(ref:pd.Series, cur:pd.Series, bins:int=10) -> tuple[np.ndarray, np.n
     r, c = ref.dropna(), cur.dropna()
     if r.dtype == object or str(r.dtype) in ("str", "string", "category") or r.nunique() <= 20:
         cats = sorted(set(r.astype(str)) | set(c.astype(str)))
-        rc, cc = r.astype(str).value_counts().reindex(cats, fill_value=0), c.astype(str).value_counts().reindex(cats, fill_value=0)
+        rc, cc = (
+            r.astype(str).value_counts().reindex(cats, fill_value=0),
+            c.astype(str).value_counts().reindex(cats, fill_value=0),
+        )
         rc, cc = rc.to_numpy(), cc.to_numpy()
     else:
         edges = np.unique(np.quantile(r, np.linspace(0, 1, bins + 1)[1:-1]))
@@ -197,7 +201,9 @@ def validate(train_path:str|Path, # training table (CSV or Parquet)
     if warn:
         for w in warns: warnings.warn(w, stacklevel=2)
     drift = drift_table(train, test, alpha, psi_threshold) if test is not None else None
-    paths = {k: str(v) for k, v in dict(train=train_path, test=test_path, external=external_path).items() if v is not None}
+    paths = {
+        k: str(v) for k, v in dict(train=train_path, test=test_path, external=external_path).items() if v is not None
+    }
     prof["fingerprints"] = {"train": fingerprint(train)} | ({"test": fingerprint(test)} if test is not None else {})
     return ValidationResult(train, test, prof, drift, warns, paths)
 
@@ -241,10 +247,16 @@ def data_report(res:ValidationResult, # what `validate` returned
     drift = "<p>No test table given.</p>" if res.drift is None else res.drift.style.format(precision=4).apply(
         lambda r: ["background:#fdd" if r["drift"] else ""] * len(r), axis=1).to_html()
     figs = _figures(res)
-    return report.write(path, report.page(
-        "Data report", f"<p>Files: {', '.join(f'{k}: <code>{esc(str(v))}</code>' for k, v in res.paths.items())}</p>",
-        f"<p>Training rows: {p['rows']} · quality score: <b>{p['quality_score']}</b> · missing share: {p['missing_share']:.2%} · "
-        f"duplicate feature rows: {p['duplicate_share']:.1%} · fingerprints: {res.profile['fingerprints']}</p>",
-        f"<h2>Warnings</h2><ul>{warn}</ul><h2>Missingness and balance</h2>{figs[0]}",
-        f"<h2>Feature distributions</h2>{figs[1]}<h2>Train vs test drift</h2>{drift}",
-        f"<h2>Profile</h2><pre>{esc(json.dumps(res.profile, indent=1))}</pre>"))
+    return report.write(
+        path,
+        report.page(
+            "Data report",
+            f"<p>Files: {', '.join(f'{k}: <code>{esc(str(v))}</code>' for k, v in res.paths.items())}</p>",
+            f"<p>Training rows: {p['rows']} · quality score: <b>{p['quality_score']}</b> · "
+            f"missing share: {p['missing_share']:.2%} · "
+            f"duplicate feature rows: {p['duplicate_share']:.1%} · fingerprints: {res.profile['fingerprints']}</p>",
+            f"<h2>Warnings</h2><ul>{warn}</ul><h2>Missingness and balance</h2>{figs[0]}",
+            f"<h2>Feature distributions</h2>{figs[1]}<h2>Train vs test drift</h2>{drift}",
+            f"<h2>Profile</h2><pre>{esc(json.dumps(res.profile, indent=1))}</pre>",
+        ),
+    )

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import ROOT, cli, start_server, train_model
+from conftest import cli, start_server, train_model
 from sixstack.data import FEATURES, make_frame
 
 NAME = "interop_model"
@@ -104,7 +104,7 @@ def test_shipped_code_imports_only_what_the_model_pins(world, tmp_path):
     "The static half of self-containment: the logged model's code imports the standard library, itself, or pinned requirements."
     settings, *_ = world
     from sixstack.packaging import import_problems
-    from sixstack.tracking import download_model
+    from sixstack.models import download_model
     path, _ = download_model(f"models:/{NAME}@production", settings)
     reqs = (path / "requirements.txt").read_text().split()
     shipped = sorted(p.stem for p in (path / "code" / "sixstack").glob("*.py"))
@@ -127,7 +127,7 @@ def test_mlflow_models_predict_agrees_with_sixstack_predict(world, tmp_path):
     assert (ours["Personality"].to_numpy() == theirs["label"].to_numpy()).all()
     np.testing.assert_allclose(ours["probability"].to_numpy(), theirs["probability"].to_numpy(), rtol=0, atol=1e-12)
     from mlflow.models import validate_serving_input
-    from sixstack.tracking import download_model
+    from sixstack.models import download_model
     path, _ = download_model(f"models:/{NAME}@production", settings)
     example = (path / "serving_input_example.json").read_text()
     assert len(validate_serving_input(str(path), example)) == 5

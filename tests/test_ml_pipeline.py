@@ -7,7 +7,8 @@ import pytest
 from conftest import NBS, ROOT, cli
 from sixstack.data import FEATURES, LABEL, load_table, write_sample
 from sixstack.runner import run_notebook, run_pipeline
-from sixstack.tracking import MLOpsIntegration, load_model
+from sixstack.models import load_model
+from sixstack.tracking import MLOpsIntegration
 
 
 @pytest.fixture(scope="module")

@@ -90,7 +90,7 @@ def test_pipeline_with_tracking_down_then_replay(settings, sample, monkeypatch, 
     from sixstack.config import get_settings
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")
     down = get_settings()
-    res = run_pipeline({"train_path": str(sample["train"]), "test_path": str(sample["test"]), "stack": "C", "stacks": "C", "methods": "none"},
+    res = run_pipeline({"train_path": str(sample["train"]), "test_path": str(sample["test"]), "stacks": "C", "methods": "none"},
                        settings=down)
     assert res.status == "DEFERRED", [s.error for s in res.steps]  # trained; registration and what follows wait for the store
     assert [s.status for s in res.steps] == ["FINISHED"] * 6 + ["DEFERRED"] * 3, [(s.name, s.status, s.error) for s in res.steps]

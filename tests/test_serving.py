@@ -53,7 +53,7 @@ def test_health_ready_model(server):
 
 def test_served_equals_in_process_pyfunc(server, world):
     settings, tmp, train, hold, ens = world
-    from sixstack.tracking import load_model
+    from sixstack.models import load_model
     pyf = load_model("models:/served_model@production", settings)
     want = pyf.predict(hold[FEATURES].assign(**{c: hold[c].astype(float) for c in ["Time_spent_Alone"]}))
     got = httpx.post(f"{server}/predict/batch", json={"records": _recs(hold)}, timeout=60).json()
