@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 export MLFLOW_DISABLE_TELEMETRY ?= true
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install browser postgres run test sync-check lint nbtest pytest lab ui serve sample export clean bench check-model help
+.PHONY: install browser postgres run test sync-check lint nbtest pytest lab ui serve sample export clean bench check-model stack stack-down help
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
@@ -36,10 +36,12 @@ sync-check: install  ## fail if nbdev_export or nbdev_clean would change a file
 	fi
 	echo "notebooks and package in sync"
 
-lint: install  ## undefined names in the exported package (a notebook's hidden test imports can hide them)
-	$(BIN)/ruff check --select F --ignore F401,F403,F405 --output-format concise sixstack benchmarks tests
+lint: install  ## undefined names and unused imports, and no exported line over 120 characters (nbdev's generated lists aside)
+	$(BIN)/ruff check --select F --ignore F403,F405 --output-format concise sixstack benchmarks tests
+	long=$$(for f in sixstack/*.py; do [ $$f = sixstack/_modidx.py ] || awk -v f=$$f 'length > 120 && !/^__all__ = / {print f ":" FNR}' $$f; done)
+	if [ -n "$$long" ]; then echo "lines over 120 characters (shorten them in the notebooks):"; echo "$$long"; exit 1; fi
 
-nbtest: install  ## every notebook's inline tests (each notebook logs to a throw-away store)
+nbtest: install postgres  ## every notebook's inline tests (each notebook logs to a throw-away store)
 	tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT
 	MLFLOW_TRACKING_URI=sqlite:///$$tmp/mlflow.db SIXSTACK_REPORTS_DIR=$$tmp/reports SIXSTACK_DATA_DIR=$$tmp/data \
 	  SIXSTACK_SPOOL=$$tmp/spool.jsonl SIXSTACK_OPTUNA_STORAGE=sqlite:///$$tmp/optuna.db $(BIN)/nbdev_test --n_workers 2
@@ -55,7 +57,13 @@ postgres:  ## Debian's postgresql for the prediction-log test on a real PostgreS
 	else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; fi
 
 pytest: install browser postgres  ## the cross-process tests under tests/
-	$(BIN)/python -m pytest tests -q -p no:cacheprovider --timeout 900
+	$(BIN)/python -m pytest tests -q -p no:cacheprovider --timeout 900 --durations=12
+
+stack: install postgres  ## the production stack on this machine: PostgreSQL + MLflow server (prints the environment to use it)
+	$(BIN)/sixstack stack up
+
+stack-down: install  ## stop the stack (its data stays in .stack/; `sixstack stack down --purge` deletes it)
+	$(BIN)/sixstack stack down
 
 lab: install  ## JupyterLab on the notebooks
 	$(BIN)/jupyter lab nbs

@@ -98,7 +98,8 @@ def main():
     from sixstack.data import FEATURES, make_frame
     rows = make_frame(max(a.n, 10_000), seed=99)[FEATURES]
     recs = json.loads(rows.to_json(orient="records"))
-    from sixstack.serving import free_port, start_service
+    from sixstack.serving import start_service
+    from sixstack.stack import free_port
     theirs = free_port()
     p1, u1 = start_service(a.tracking_uri, a.model_name, monitor_db=f"sqlite:///{tmp}/bench-log.db", env=env)  # the prediction log on, as deployed
     p3, u3 = start_service(a.tracking_uri, a.model_name, args=["--no-log"], env=env)  # what the log costs, side by side

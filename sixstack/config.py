@@ -6,15 +6,16 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlparse, urlsplit, urlunsplit
 
 # %% auto #0
-__all__ = ['DEFAULTS', 'PROFILES', 'project_root', 'resolve_tracking_uri', 'redact', 'scrub', 'Settings', 'get_settings',
-           'environment', 'get_profile']
+__all__ = ['DEFAULTS', 'ENV_KEYS', 'PROFILES', 'project_root', 'resolve_tracking_uri', 'redact', 'scrub', 'Settings',
+           'named_environment', 'get_settings', 'environment', 'get_profile']
 
 # %% ../nbs/01a_config.ipynb #57cff19f
 DEFAULTS = {
@@ -35,6 +36,8 @@ DEFAULTS = {
     "SIXSTACK_MODEL_SIGNING_KEY": "",
     "SIXSTACK_TRACKING_TIMEOUT": "10",
     "SIXSTACK_ARTIFACT_ROOT": "",
+    "SIXSTACK_ENV": "",
+    "SIXSTACK_THRESHOLDS": "",
 }
 
 # %% ../nbs/01a_config.ipynb #8b43dede
@@ -64,7 +67,7 @@ def resolve_tracking_uri(uri:str, # a tracking URI, file path or `sqlite:///rela
         return (path if path.is_absolute() else root / path).resolve().as_uri()
     return uri
 
-# %% ../nbs/01a_config.ipynb #87a05459
+# %% ../nbs/01a_config.ipynb #0839c393
 _SECRET_QUERY = re.compile(r"(?i)((?:password|passwd|pwd|token|secret|key)=)[^&;]*")
 
 def redact(url:str|None, # any URL (or None)
@@ -79,7 +82,7 @@ def redact(url:str|None, # any URL (or None)
     query = _SECRET_QUERY.sub(r"\1***", p.query)
     return url if (netloc, query) == (p.netloc, p.query) else urlunsplit((p.scheme, netloc, p.path, query, p.fragment))
 
-# %% ../nbs/01a_config.ipynb #c37733c3
+# %% ../nbs/01a_config.ipynb #841a3661
 _URL = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>]+")
 
 def scrub(text:str, # any text, e.g. an exception message
@@ -125,6 +128,8 @@ class Settings:
     signing_key: str|None = None
     tracking_timeout: float = 10.0
     artifacts: str|None = None  # SIXSTACK_ARTIFACT_ROOT
+    environment: str|None = None  # SIXSTACK_ENV: the named environment these settings come from
+    thresholds: dict = field(default_factory=dict)  # the environment's monitoring thresholds
 
     def __post_init__(self):
         if not self.retention_days > 0:
@@ -149,6 +154,44 @@ class Settings:
 
     def __repr__(self): return f"Settings({', '.join(f'{k}={v!r}' for k, v in self.public().items())})"
 
+# %% ../nbs/01a_config.ipynb #c206a20a
+ENV_KEYS = {
+    "tracking_uri": "MLFLOW_TRACKING_URI",
+    "experiment_name": "MLFLOW_EXPERIMENT_NAME",
+    "registry_name": "MODEL_REGISTRY_NAME",
+    "optuna_storage": "SIXSTACK_OPTUNA_STORAGE",
+    "monitor_db": "SIXSTACK_MONITOR_DB",
+    "webhook_url": "SIXSTACK_ALERT_WEBHOOK",
+    "retention_days": "SIXSTACK_RETENTION_DAYS",
+    "artifact_root": "SIXSTACK_ARTIFACT_ROOT",
+}
+_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+def named_environment(name:str, # the environment's section in the file
+                      env:dict, # the process's variables (for `${VAR}` references)
+                      root:Path, # the project root
+                     ) -> tuple[dict, dict]:
+    "The named environment's settings (as variables) and monitoring thresholds, from `environments.toml`."
+    import tomllib
+    path = Path(env.get("SIXSTACK_ENVIRONMENTS") or root / "environments.toml")
+    if not path.is_file(): raise ValueError(f"SIXSTACK_ENV={name}, but there is no {path}")
+    try: doc = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as e: raise ValueError(f"{path}: not valid TOML ({e})") from None
+    if not isinstance(doc.get(name), dict): raise ValueError(f"{path}: no environment [{name}] (has: {', '.join(doc)})")
+    sec = dict(doc[name]); th = sec.pop("thresholds", {})
+    if set(sec) - set(ENV_KEYS):
+        unknown = sorted(set(sec) - set(ENV_KEYS))
+        raise ValueError(f"{path} [{name}]: unknown keys {unknown} (known: {', '.join(ENV_KEYS)})")
+    out = {}
+    for k, v in sec.items():
+        v = str(v)
+        if redact(v) != v or (k == "webhook_url" and not _REF.fullmatch(v)):
+            raise ValueError(f"{path} [{name}] {k}: secrets do not go in the file; write ${{VAR}} and set VAR")
+        missing = [m for m in _REF.findall(v) if not env.get(m)]
+        if missing: raise ValueError(f"{path} [{name}] {k}: {', '.join(missing)} is not set")
+        out[ENV_KEYS[k]] = _REF.sub(lambda m: env[m.group(1)], v)
+    return out, th
+
 # %% ../nbs/01a_config.ipynb #b04fe426
 def get_settings(env:dict|None=None, # variables to read (default: `os.environ`)
                  **overrides, # field values that win over the environment; None values are ignored
@@ -164,6 +207,11 @@ def get_settings(env:dict|None=None, # variables to read (default: `os.environ`)
     }
     root = project_root()
     rel = lambda v: (root / Path(v).expanduser()).resolve()
+    name = overrides.pop("environment", None) or env["SIXSTACK_ENV"] or None
+    thresholds = json.loads(env["SIXSTACK_THRESHOLDS"] or "{}")
+    if name and env.get("SIXSTACK_ENV_RESOLVED") != name:  # a parent resolved it already: its values are explicit
+        values, th = named_environment(name, env, root)
+        env, thresholds = env | values, thresholds | th
     s = Settings(
         tracking_uri=resolve_tracking_uri(env["MLFLOW_TRACKING_URI"], root),
         experiment_name=env["MLFLOW_EXPERIMENT_NAME"],
@@ -183,13 +231,15 @@ def get_settings(env:dict|None=None, # variables to read (default: `os.environ`)
         dashboard_token=env["SIXSTACK_DASHBOARD_TOKEN"] or env["SIXSTACK_ADMIN_TOKEN"] or None,
         signing_key=env["SIXSTACK_MODEL_SIGNING_KEY"] or None,
         artifacts=resolve_tracking_uri(env["SIXSTACK_ARTIFACT_ROOT"], root) if env["SIXSTACK_ARTIFACT_ROOT"] else None,
+        environment=name,
+        thresholds=thresholds,
     )
     o = {k: v for k, v in overrides.items() if v is not None}
     o |= {k: resolve_tracking_uri(o[k], root) for k in ("tracking_uri", "optuna_storage", "monitor_db") if k in o}
     o |= {k: rel(o[k]) for k in ("reports_dir", "data_dir", "spool_path") if k in o}
     return replace(s, **o)
 
-# %% ../nbs/01a_config.ipynb #5f06aba3
+# %% ../nbs/01a_config.ipynb #943b2389
 _ENV = {
     "tracking_uri": "MLFLOW_TRACKING_URI",
     "experiment_name": "MLFLOW_EXPERIMENT_NAME",
@@ -217,7 +267,9 @@ def environment(settings:Settings, # the settings to hand on
     val = lambda v: (
         "1" if v is True else "0" if v is False else "" if v is None else f"{v:g}" if isinstance(v, float) else str(v)
     )
-    return {var: val(getattr(settings, f)) for f, var in _ENV.items()}
+    out = {var: val(getattr(settings, f)) for f, var in _ENV.items()}
+    return out | {"SIXSTACK_ENV": settings.environment or "", "SIXSTACK_ENV_RESOLVED": settings.environment or "",
+                  "SIXSTACK_THRESHOLDS": json.dumps(settings.thresholds) if settings.thresholds else ""}
 
 # %% ../nbs/01a_config.ipynb #c05e2440
 PROFILES = {

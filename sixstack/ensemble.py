@@ -205,7 +205,7 @@ def build_ensemble(oof:pd.DataFrame, # `fit_oof`'s table
     )
     return SixStackEnsemble(fitted, method, thr, external=ext, metrics=cv, **comb), table
 
-# %% ../nbs/05_ensemble.ipynb #fe1eb3e0
+# %% ../nbs/05_ensemble.ipynb #0f2a271f
 def quick_ensemble(rows:pd.DataFrame, # labelled training rows
                    stacks:tuple=("C",), # stack letters, each with its default parameters
                    external:pd.DataFrame|None=None, # the external reference table (match_p)

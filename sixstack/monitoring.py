@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +21,7 @@ from .predlog import ALERTS, PredictionLog
 logger = logging.getLogger("sixstack.monitoring")
 
 # %% auto #0
-__all__ = ['logger', 'REFERENCE_ARTIFACT', 'reference_profile', 'load_reference', 'shift_sample', 'Thresholds',
+__all__ = ['logger', 'REFERENCE_ARTIFACT', 'reference_profile', 'load_reference', 'shift_sample', 'Thresholds', 'thresholds_for',
            'prediction_drift', 'performance', 'MonitorResult', 'evaluate', 'dispatch', 'parse_since', 'version_context',
            'monitor', 'retrain_table', 'retrain']
 
@@ -98,6 +98,18 @@ class Thresholds:
     # an alert of the same kind for the same version is not raised again within this time (0: always)
     repeat_hours: float = 6.0
 
+def thresholds_for(settings:Settings, # its environment's thresholds (`environments.toml`) apply
+                   **given, # thresholds set explicitly (e.g. command-line flags); None: not set
+                  ) -> Thresholds:
+    "The thresholds in force: those given, else the environment's, else the defaults."
+    known = {f.name: f.type for f in fields(Thresholds)}
+    unknown = sorted(set(settings.thresholds) - set(known))
+    if unknown:
+        names = ", ".join(known)
+        raise ValueError(f"environment {settings.environment}: unknown thresholds {unknown} (known: {names})")
+    return Thresholds(**(settings.thresholds | {k: v for k, v in given.items() if v is not None}))
+
+# %% ../nbs/08_monitoring.ipynb #743a404a
 def prediction_drift(ref:pd.DataFrame, cur:pd.DataFrame, th:Thresholds) -> pd.DataFrame:
     "Drift of the predicted probability (ten fixed bins) and class against the reference (chi-square + PSI)."
     # here, not at import: `sixstack --help` need not load scipy and pandera
@@ -340,7 +352,7 @@ def version_context(settings:Settings, version:str|None, name:str|None=None
 def monitor(log:PredictionLog, settings:Settings, version:str|None=None, last:int|None=None, since:str|float|None=None,
             th:Thresholds|None=None, raise_alerts:bool=True, name:str|None=None) -> MonitorResult:
     "Check a window of the log (last N, or since a time) and raise its alerts."
-    th, t0 = th or Thresholds(), parse_since(since)
+    th, t0 = th or thresholds_for(settings), parse_since(since)
     last = None if t0 is not None else (last or 1000)
     df = log.predictions(last=last, since=t0)
     version = version or (str(df["model_version"].iloc[-1]) if len(df) else None)

@@ -18,7 +18,7 @@ from .tracking import MLOpsIntegration
 
 # %% auto #0
 __all__ = ['RegistryError', 'register', 'aliases', 'versions', 'describe', 'holdout_scores', 'latency', 'gate', 'promote',
-           'rollback', 'lineage_tags']
+           'rollback', 'lineage_tags', 'copy_version']
 
 # %% ../nbs/06_model_registry.ipynb #1a6143f1
 class RegistryError(RuntimeError):
@@ -132,7 +132,7 @@ def latency(model, # a loaded pyfunc model
     m = measure(model.unwrap_python_model().model, rows, n, n_rows=0)
     return {k: m[k] for k in ("latency_p50_ms", "latency_p99_ms")}
 
-# %% ../nbs/06_model_registry.ipynb #de5c98c1
+# %% ../nbs/06_model_registry.ipynb #60fc1531
 def gate(candidate:dict, # the candidate's held-out scores (and latency)
          production:dict|None, # production's (None: there is none)
          margin:float=0.0, # allowed accuracy loss
@@ -248,3 +248,37 @@ def lineage_tags(handoff:dict, run_id:str, git_commit:str|None=None) -> dict:
         **{f"cv_{k}": round(v, 6) for k, v in cv.items()},
         **handoff.get("latency", {}),
     }
+
+# %% ../nbs/06_model_registry.ipynb #bc9c07ab
+_NOT_COPIED = ("gate", "gate_signature", "latency_p99_ms", "previous_production", "model_sha256")
+
+def copy_version(version:str|int, # the version in the source registry
+                 source:Settings, # the source environment (its store and registered model name)
+                 target:Settings, # the target environment
+                ) -> str:
+    "Copy a version (files, reference profile, hand-over, lineage) into the target's registry; returns the new version."
+    from sixstack.models import discard, download_model
+    from sixstack.packaging import model_digest
+    sc = _registry(source); _registry(target)  # both answer, or nothing is written
+    try: mv = sc.get_model_version(source.registry_name, str(version))
+    except Exception: raise RegistryError(f"{source.registry_name} has no version {version}") from None
+    origin = f"{source.environment or redact(source.tracking_uri)}:{source.registry_name}/{mv.version}"
+    digest = mv.tags.get("model_sha256")
+    path, temporary = download_model(f"models:/{source.registry_name}/{mv.version}", source)
+    try:
+        if not digest or model_digest(path) != digest:
+            raise RegistryError(f"{origin}: its files do not match the digest recorded at registration")
+        src, dst = MLOpsIntegration(settings=source), MLOpsIntegration(settings=target)
+        dst.start_experiment(run_name=f"copy of {origin}", tags={"sixstack.copied_from": origin})
+        dst.set_tags({"sixstack.model_sha256": digest}); dst.log_artifacts(path, "model")
+        monitoring = src.download_artifact("monitoring", mv.run_id) if mv.run_id else None
+        if monitoring is not None and monitoring.is_dir() and any(monitoring.iterdir()):
+            dst.log_artifacts(monitoring, "monitoring")
+        try: dst.write_handoff(src.read_handoff(mv.run_id) if mv.run_id else {})
+        except FileNotFoundError: pass
+        dst.end_experiment()
+        if dst.degraded: raise RegistryError(f"the target store {redact(target.tracking_uri)} stopped answering")
+        tags = {k: v for k, v in mv.tags.items() if k not in _NOT_COPIED} | {"copied_from": origin}
+        return register(f"runs:/{dst.run_id}/model", target, tags)
+    finally:
+        discard(path if temporary else None)

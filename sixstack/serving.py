@@ -32,14 +32,15 @@ from sixstack.protocol import (
     read_body,
     validate_records,
 )
-from .served import Coalescer, Holder, Served, discard, load_served
+from .models import discard
+from .served import Coalescer, Holder, Served, Watcher, alias_version, load_served
 
 logger = logging.getLogger("sixstack.serving")
 
 # %% auto #0
 __all__ = ['logger', 'INLINE_PARSE_BYTES', 'ONE_RECORD_BYTES', 'ServiceMetrics', 'Dashboard', 'Service', 'FastJSON',
            'predict_one', 'predict_batch', 'invocations', 'feedback', 'reload', 'health', 'ready', 'model_info',
-           'metrics', 'dashboard', 'create_app', 'service_app', 'free_port', 'start_service']
+           'metrics', 'dashboard', 'create_app', 'service_app', 'start_service']
 
 # %% ../nbs/07_serving.ipynb #5089adce
 class ServiceMetrics:
@@ -81,7 +82,7 @@ class ServiceMetrics:
         from prometheus_client import generate_latest
         return generate_latest(self.registry)
 
-# %% ../nbs/07_serving.ipynb #7f4d772e
+# %% ../nbs/07_serving.ipynb #0c179a6d
 class Dashboard:
     "The monitoring dashboard behind a token: one render at a time, pages cached for `ttl` seconds."
     def __init__(self, render, # (version, name, last) -> HTML; must be picklable if `executor` is a process pool
@@ -123,7 +124,7 @@ def _rows(out:pd.DataFrame) -> list[dict]:
         for r, lab, p in zip(out["request_id"].tolist(), out["label"].tolist(), out["probability"].tolist())
     ]
 
-# %% ../nbs/07_serving.ipynb #ad7d7ec7
+# %% ../nbs/07_serving.ipynb #29886a62
 INLINE_PARSE_BYTES = 64_000  # bodies up to this size are parsed on the event loop; larger ones in the thread pool
 ONE_RECORD_BYTES = 65_536  # the body limit of endpoints that take one record
 
@@ -148,7 +149,7 @@ class Service:
         # 7 features, keys and separators per record
         self.budget, self.max_values = ByteBudget(max_inflight_bytes), 16 * max_batch + 64
         self.holder, self.predlog, self.dashboard = Holder(loader), predlog, dashboard
-        self.metrics = ServiceMetrics(predlog)
+        self.metrics, self.watcher = ServiceMetrics(predlog), None  # a `Watcher` when it follows its alias
         self.coalescer, self.coalesce_rows, self._probed = (
             (Coalescer(coalesce_rows) if coalesce_rows > 0 else None),
             coalesce_rows,
@@ -166,7 +167,7 @@ class Service:
         if len(raw) <= INLINE_PARSE_BYTES: return parse_json(raw, mlflow, self.max_values)
         return await run_in_threadpool(parse_json, raw, mlflow, self.max_values)
 
-# %% ../nbs/07_serving.ipynb #ae615011
+# %% ../nbs/07_serving.ipynb #28ebb106
 def _predict(self:Service, df:pd.DataFrame, endpoint:str, t0:float, rid:str) -> tuple[pd.DataFrame, Served]:
     "Predict, then commit the rows to the log before anything is answered (in the thread pool)."
     served = self.holder.current  # one reference for the whole request: a reload cannot change it midway
@@ -198,7 +199,7 @@ def _answer(self:Service, endpoint:str, t0:float, status:int, body:dict, headers
     return FastJSON(body, status_code=status, headers=headers)
 Service.predict, Service.answer = _predict, _answer
 
-# %% ../nbs/07_serving.ipynb #d8daa187
+# %% ../nbs/07_serving.ipynb #0a60929b
 def _scored(endpoint:str, handler):
     "An endpoint with uniform error handling, metrics and no internals in its answers."
     async def run(request:Request):
@@ -213,7 +214,7 @@ def _scored(endpoint:str, handler):
     run.__name__ = handler.__name__
     return run
 
-# %% ../nbs/07_serving.ipynb #8bd7d690
+# %% ../nbs/07_serving.ipynb #0e4702d8
 async def predict_one(svc:Service, request:Request, t0:float, rid:str) -> dict:
     "One record -> label, probability, model version, request id."
     body = await svc.body(request, limit=ONE_RECORD_BYTES)
@@ -245,7 +246,7 @@ async def invocations(svc:Service, request:Request, t0:float, rid:str) -> dict:
     )
     return {"predictions": _rows(out)}
 
-# %% ../nbs/07_serving.ipynb #336d0452
+# %% ../nbs/07_serving.ipynb #0145d445
 async def feedback(svc:Service, request:Request, t0:float, rid:str) -> dict:
     "{'feedback': [{'request_id': ..., 'label': ...}]} -> how many predictions got their true label (feedback token)."
     if svc.predlog is None: raise RequestError("the prediction log is off (the service was started with --no-log)", 404)
@@ -272,7 +273,7 @@ async def reload(svc:Service, request:Request, t0:float, rid:str) -> dict:
     svc.metrics.version.set(float(s.version))
     return {"reloaded": True, "previous_version": old, "version": s.version}
 
-# %% ../nbs/07_serving.ipynb #5e50a70c
+# %% ../nbs/07_serving.ipynb #9bbb016c
 def health(): return {"status": "ok"}
 
 async def ready(request:Request):
@@ -293,13 +294,13 @@ def model_info(request:Request):
     "The served version: name, version, alias, source run, CV metrics."
     svc = request.app.state.service
     s = svc.holder.current
-    if s: return s.info()
+    if s: return s.info() | ({"watch_s": svc.watcher.interval} if svc.watcher else {})
     return JSONResponse({"error": f"no model loaded ({svc.holder.error or 'loading'})"}, status_code=503)
 
 def metrics(request: Request):
     return Response(request.app.state.service.metrics.text(), media_type="text/plain; version=0.0.4")
 
-# %% ../nbs/07_serving.ipynb #63620967
+# %% ../nbs/07_serving.ipynb #c5fb1d74
 async def dashboard(request:Request, last:int=1000, token:str|None=None):
     "The monitoring dashboard (token): figures of the last `last` predictions, refreshed every 30 s."
     svc = request.app.state.service
@@ -369,7 +370,9 @@ def create_app(svc:Service, # the service instance
     from contextlib import asynccontextmanager
     @asynccontextmanager
     async def lifespan(app):
+        if svc.watcher is not None: svc.watcher.start()
         yield
+        if svc.watcher is not None: svc.watcher.stop()
         if svc.predlog is not None: await run_in_threadpool(svc.predlog.close)
         if svc.dashboard is not None and hasattr(svc.dashboard.executor, "shutdown"):
             svc.dashboard.executor.shutdown(cancel_futures=True)
@@ -399,7 +402,7 @@ def create_app(svc:Service, # the service instance
         except Exception: pass  # /ready says why; the log has the details
     return app
 
-# %% ../nbs/07_serving.ipynb #a4acc9bc
+# %% ../nbs/07_serving.ipynb #a58add9c
 def _render_process():
     "A process of its own, at a lower CPU priority, for drawing dashboard pages."
     import multiprocessing
@@ -413,6 +416,7 @@ def service_app(settings:Settings, # tokens, stores and the experiment
                 log:bool=True, # keep the prediction log (False: no feedback, no dashboard)
                 allow_ungated:bool=False, # also serve a version the gate did not pass
                 log_timeout:float=10.0, # longest a prediction waits for its log commit (seconds)
+                watch_s:float|None=None, # follow the alias: poll the registry this often (None: only /reload)
                ) -> FastAPI:
     "The app `sixstack serve` runs."
     import functools
@@ -435,14 +439,12 @@ def service_app(settings:Settings, # tokens, stores and the experiment
         predlog=predlog,
         dashboard=board,
     )
+    if watch_s:
+        on_swap = lambda new: svc.metrics.version.set(float(new.version))
+        svc.watcher = Watcher(svc.holder, lambda: alias_version(settings, name, alias), watch_s, on_swap)
     return create_app(svc)
 
 # %% ../nbs/07_serving.ipynb #9125cd2a
-def free_port() -> int:
-    "A free TCP port on 127.0.0.1."
-    import socket
-    with socket.socket() as s: s.bind(("127.0.0.1", 0)); return s.getsockname()[1]
-
 def start_service(tracking_uri:str, # the registry's MLflow tracking URI
                   name:str, # registered model to serve
                   alias:str="production", # its alias
@@ -454,6 +456,7 @@ def start_service(tracking_uri:str, # the registry's MLflow tracking URI
     "Start the service (`python -m sixstack.serving`) on a free local port; returns (process, url) once /ready answers."
     import subprocess
     import httpx
+    from sixstack.stack import free_port
     port = free_port(); url = f"http://127.0.0.1:{port}"
     cmd = [
         sys.executable,

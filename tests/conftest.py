@@ -5,6 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from sixstack.stack import Postgres
+
 ROOT = Path(__file__).resolve().parents[1]
 NBS = ROOT / "nbs"
 
@@ -72,49 +74,21 @@ def start_server(settings, name, monitor_db, env=None, *args, log_file=None):
                          cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
 
 
-class Postgres:
-    "A throw-away PostgreSQL cluster (Debian's postgresql) on 127.0.0.1 with password authentication."
-    PASSWORD = "pg-secret-pw"
+class PgCluster(Postgres):
+    "The stack's PostgreSQL cluster, its URLs with the password in them (the tests check it never leaks)."
+    def url(self, db="postgres", driver="postgresql+psycopg", with_password=True):
+        return super().url(db, driver, with_password)
 
-    def __init__(self, root):
-        import glob, shutil, subprocess, time
-        from sixstack.serving import free_port
-        found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-        path = found[-1] if found else shutil.which("initdb")
-        if not path: pytest.fail("PostgreSQL is not installed: run `make postgres` (Debian's postgresql package)")
-        self.bin, self.dir, self.port = os.path.dirname(path), str(root), free_port()
-        self.as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-        if self.as_user: shutil.chown(self.dir, "postgres")
-        pw = os.path.join(self.dir, "pw"); open(pw, "w").write(self.PASSWORD)
-        if self.as_user: shutil.chown(pw, "postgres")
-        subprocess.run(self.as_user + [f"{self.bin}/initdb", "-D", f"{self.dir}/data", "-A", "scram-sha-256", "-U", "postgres", f"--pwfile={pw}", "--no-sync"],
-                       check=True, capture_output=True)
-        self.proc = subprocess.Popen(self.as_user + [f"{self.bin}/postgres", "-D", f"{self.dir}/data", "-p", str(self.port), "-k", self.dir,
-                                                     "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        for _ in range(300):
-            if self.proc.poll() is not None: pytest.fail(f"postgres exited: {self.proc.stderr.read()[-2000:]}")
-            if os.path.exists(os.path.join(self.dir, f".s.PGSQL.{self.port}")): break
-            time.sleep(0.1)
-
-    def url(self, db="postgres", driver="postgresql+psycopg"):
-        return f"{driver}://postgres:{self.PASSWORD}@127.0.0.1:{self.port}/{db}"
-
-    def create_db(self, name):
-        "A new empty database; returns its URL."
-        import psycopg
-        with psycopg.connect(self.url(driver="postgresql"), autocommit=True) as c: c.execute(f'CREATE DATABASE "{name}"')
-        return self.url(name)
-
-    def stop(self):
-        self.proc.terminate(); self.proc.wait(30)
+    @property
+    def PASSWORD(self): return self.password
 
 
 @pytest.fixture(scope="session")
 def pg(tmp_path_factory):
     "One PostgreSQL cluster for the whole test session."
     import shutil, tempfile
-    d = tempfile.mkdtemp(prefix="sixstack-pg-")
-    server = Postgres(d)
+    d = tempfile.mkdtemp(prefix="sixstack-pg-"); os.chmod(d, 0o755)  # as root the cluster runs as the postgres user
+    try: server = PgCluster(Path(d) / "pg").init().start(fsync=False)
+    except RuntimeError as e: pytest.fail(str(e))
     yield server
     server.stop(); shutil.rmtree(d, ignore_errors=True)

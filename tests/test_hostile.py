@@ -232,7 +232,7 @@ def _ready_error(settings, base) -> str:
     "The /ready error of a service for the alias's version (which must be refused)."
     import subprocess
     import sys
-    from sixstack.serving import free_port
+    from sixstack.stack import free_port
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "sixstack.serving", "--model-name", settings.registry_name, "--port", str(port)],
                             env=os.environ | {"MLFLOW_TRACKING_URI": settings.tracking_uri, "MLFLOW_EXPERIMENT_NAME": settings.experiment_name,

@@ -46,7 +46,7 @@ def world(tmp_path_factory):
 def mlflow_serve(world):
     "`mlflow models serve` of the same registered version (the reference implementation of the protocol)."
     settings, tmp, _ = world
-    from sixstack.serving import free_port
+    from sixstack.stack import free_port
     port = free_port()
     env = os.environ | {"MLFLOW_TRACKING_URI": settings.tracking_uri, "PATH": f"{BIN}:{os.environ['PATH']}", "MLFLOW_DISABLE_TELEMETRY": "true"}
     proc = subprocess.Popen([str(BIN / "mlflow"), "models", "serve", "-m", f"models:/{NAME}@production", "--env-manager", "local",

@@ -113,3 +113,36 @@ def test_cli_predict_bad_input_files(trained, tmp_path):
     for name, text in [("empty.csv", "the file is empty"), ("missing.csv", "no such file"), ("bin.csv", "not a readable table")]:
         r = cli("predict", "--model-uri", uri, "--input", tmp_path / name, "--output", tmp_path / "out.csv")
         assert r.returncode == 1 and text in r.stderr and "Traceback" not in r.stderr, (name, r.stderr)
+
+
+def test_served_candidate_is_the_best_within_the_budget(trained):
+    "05 serves the most accurate candidate whose measured one-record median fits the fast profile's budget."
+    settings, sample, res, tmp = trained
+    from sixstack.config import get_profile
+    m = MLOpsIntegration(settings=settings)
+    rid = _step(res, "05_ensemble").run_id
+    run = m.get_run(rid)
+    table = pd.read_csv(m.download_artifact("reports/frontier.csv", rid), index_col=0)
+    assert {"full ensemble", "budgeted selection", "distilled"} <= set(table.index) and len(table) == 4
+    budget, served = get_profile("fast")["latency_budget_ms"], run["tags"]["served_candidate"]
+    fits = table[table["latency_p50_ms"] <= budget]
+    assert len(fits), table  # on this machine the distilled model fits 1 ms by a wide margin
+    assert table.loc[served, "latency_p50_ms"] <= budget and table.loc[served, "oof_accuracy"] == fits["oof_accuracy"].max()
+    assert run["metrics"]["served_latency_p50_ms"] == pytest.approx(table.loc[served, "latency_p50_ms"], abs=1e-3)
+    # what was logged is what was chosen: the pyfunc's model is the served candidate's class
+    kind = type(load_model(f"runs:/{rid}/model", settings).unwrap_python_model().model).__name__
+    assert kind == {"full ensemble": "SixStackEnsemble", "budgeted selection": "SelectedEnsemble", "distilled": "DistilledModel"}.get(served, "SixStackEnsemble")
+
+
+def test_gate_refuses_a_version_over_the_latency_budget(trained):
+    "A version whose measured one-record p99 exceeds --max-latency-ms stays in staging; the verdict says why."
+    settings, sample, res, tmp = trained
+    from sixstack import registry as reg
+    rid = _step(res, "05_ensemble").run_id
+    before = reg.aliases(settings).get("production")
+    version = reg.register(f"runs:/{rid}/model", settings, {"source_run_id": rid})
+    r = cli("registry", "promote", version, "--max-latency-ms", "0.001")
+    assert r.returncode == 3, r.stdout + r.stderr
+    assert "over the budget of 0.001 ms" in r.stdout and reg.aliases(settings).get("production") == before
+    tags = reg.describe(version, settings)["tags"]
+    assert tags["gate"].startswith("rejected:") and float(tags["latency_p99_ms"]) > 0.001

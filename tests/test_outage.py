@@ -8,47 +8,22 @@ the version through the gate and finishes the pipeline — one run per step, as 
 """
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 
 from conftest import ROOT, cli
 from sixstack.data import write_sample
-from sixstack.serving import free_port
+from sixstack.stack import MlflowServer
 
 BIN = Path(sys.executable).parent
 STEPS = ["00_data_validation", "01_experiment_tracking", "02_preprocessing", "03_augmentation", "04_model_stacks", "05_ensemble",
          "06_model_registry", "07_serving", "08_monitoring"]
 KEY = {"00_data_validation": "quality_score", "02_preprocessing": "best_accuracy", "03_augmentation": "best_accuracy",
        "04_model_stacks": "best_accuracy_C", "05_ensemble": "ensemble_accuracy"}
-
-
-class MlflowServer:
-    "`mlflow server` on 127.0.0.1 with a SQLite backend and proxied artifacts, in a process group of its own."
-    def __init__(self, root:Path):
-        self.root, self.port = root, free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-
-    def start(self):
-        cmd = [str(BIN / "mlflow"), "server", "--backend-store-uri", f"sqlite:///{self.root}/mlflow.db", "--serve-artifacts",
-               "--artifacts-destination", str(self.root / "artifacts"), "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1"]
-        self.proc = subprocess.Popen(cmd, start_new_session=True, env=os.environ | {"PATH": f"{BIN}:{os.environ['PATH']}"},
-                                     stdout=open(self.root / "server.log", "a"), stderr=subprocess.STDOUT)
-        for _ in range(600):
-            try:
-                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200: return
-            except httpx.HTTPError: pass
-            assert self.proc.poll() is None, (self.root / "server.log").read_text()[-3000:]
-            time.sleep(0.1)
-        raise AssertionError("mlflow server did not start")
-
-    def kill(self):
-        os.killpg(self.proc.pid, signal.SIGKILL); self.proc.wait(30)
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +44,7 @@ def _wait_for(pattern:str, base:Path, proc, timeout=300) -> Path:
 
 @pytest.mark.parametrize("when", ["before 01", "during 04", "between 05 and 06"])
 def test_server_killed_mid_pipeline(when, sample, tmp_path):
-    server = MlflowServer(tmp_path); server.start()
+    server = MlflowServer(f"sqlite:///{tmp_path}/mlflow.db", tmp_path / "artifacts", tmp_path).start()
     env = {"MLFLOW_TRACKING_URI": server.url, "MLFLOW_EXPERIMENT_NAME": "outage", "SIXSTACK_REPORTS_DIR": str(tmp_path / "reports"),
            "SIXSTACK_DATA_DIR": str(tmp_path / "data"), "SIXSTACK_SPOOL": str(tmp_path / "spool" / "spool.jsonl"),
            "SIXSTACK_OPTUNA_STORAGE": f"sqlite:///{tmp_path}/optuna.db", "SIXSTACK_TRACKING_TIMEOUT": "5", "MODEL_REGISTRY_NAME": "outage_model"}
