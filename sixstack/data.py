@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 # %% auto #0
-__all__ = ['NUMERIC', 'CATEGORICAL', 'FEATURES', 'LABEL', 'ID', 'CLASSES', 'YES_NO', 'RANGES', 'DataValidationError',
+__all__ = ['NUMERIC', 'CATEGORICAL', 'FEATURES', 'LABEL', 'ID', 'CLASSES', 'YES_NO', 'RANGES', 'DataValidationError', 'Columns',
            'make_frame', 'write_sample', 'ensure_sample', 'load_table', 'match_lookup', 'match_values', 'add_match_p',
            'fingerprint']
 
@@ -34,6 +34,29 @@ class DataValidationError(ValueError):
         self.problems = list(problems)
         super().__init__(f"{title} ({len(self.problems)} problem{'s'*(len(self.problems)!=1)}):\n"
                          + "\n".join(f"  - {p}" for p in self.problems))
+
+# %% ../nbs/00a_data.ipynb #e68215f6
+class Columns:
+    "Rows as numpy columns of the seven features (numbers float, Yes/No objects, missing NaN): a frame without pandas."
+    def __init__(self, cols:dict): self.cols = {c: cols[c] for c in FEATURES}
+    def __len__(self) -> int: return len(self.cols[FEATURES[0]])
+    def __getitem__(self, c:str) -> np.ndarray: return self.cols[c]
+    def __contains__(self, c:str) -> bool: return c in self.cols
+    columns = FEATURES
+
+    def frame(self) -> pd.DataFrame:
+        "As a DataFrame (Yes/No as objects)."
+        return pd.DataFrame({c: pd.Series(v, dtype=object) if c in CATEGORICAL else v for c, v in self.cols.items()})
+
+    def records(self) -> list[tuple]:
+        "Rows as tuples, a missing value as None."
+        miss = lambda v: v is None or (isinstance(v, float) and v != v)
+        return list(zip(*[[None if miss(v) else v for v in self.cols[c].tolist()] for c in FEATURES]))
+
+    @staticmethod
+    def concat(parts:list[Columns]) -> Columns:
+        "The rows of several, in order."
+        return Columns({c: np.concatenate([p.cols[c] for p in parts]) for c in FEATURES})
 
 # %% ../nbs/00a_data.ipynb #adeaa601
 # class-conditional (mean, sd) of each numeric feature and P(Yes) of each Yes/No feature
@@ -144,7 +167,7 @@ def match_lookup(external:pd.DataFrame, # reference table with the features and 
     ref = external.drop_duplicates(subset=FEATURES)
     return dict(zip(_row_keys(ref), (ref[LABEL] == "Extrovert").astype(float)))
 
-# %% ../nbs/00a_data.ipynb #2c710d04
+# %% ../nbs/00a_data.ipynb #693cd5d2
 def match_values(cols:pd.DataFrame|dict, # the seven features: a frame or a dict of columns
                  lookup:dict, # `match_lookup`'s
                 ) -> np.ndarray:

@@ -17,7 +17,7 @@ from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression
 
 from .augmentation import augment, pseudo_label
-from .data import CATEGORICAL, FEATURES, NUMERIC, match_lookup, match_values
+from .data import CATEGORICAL, FEATURES, NUMERIC, Columns, match_lookup, match_values
 from .features import decode_labels, make_folds, oof_predict, scores
 from .fast import stack_pool
 from .stacks import StackModel, make_stack, stack_fit_predict
@@ -88,9 +88,11 @@ class Predictor:
     def _columns(self, X:pd.DataFrame) -> dict:
         "Raw rows as numpy columns in the training layout: numerics as float (missing NaN), Yes/No as objects, match_p."
         # numpy columns: a pandas operation per column costs more than the models
-        X, nan = pd.DataFrame(X), np.full(len(X), np.nan)
-        cols = {c: nan if c not in X else X[c].to_numpy(np.float64, na_value=np.nan) if c in NUMERIC else
-                X[c].to_numpy(object, na_value=np.nan) for c in FEATURES}  # Yes/No as objects, not pandas 3 strings
+        if isinstance(X, Columns): cols = dict(X.cols)  # validated by the service: already in this layout
+        else:
+            X, nan = pd.DataFrame(X), np.full(len(X), np.nan)
+            cols = {c: nan if c not in X else X[c].to_numpy(np.float64, na_value=np.nan) if c in NUMERIC else
+                    X[c].to_numpy(object, na_value=np.nan) for c in FEATURES}  # Yes/No as objects, not pandas 3 strings
         if self.external is not None:
             # built once per process
             if getattr(self, "_lookup", None) is None: self._lookup = match_lookup(self.external)
@@ -106,10 +108,15 @@ class Predictor:
             index=index,
         )
 
+    def predict_arrays(self, X:pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        "Labels (Extrovert/Introvert) and P(Introvert) per row, as arrays."
+        p = self.predict_proba(X)
+        return decode_labels((p > self.threshold).astype(int)), p
+
     def predict_frame(self, X:pd.DataFrame) -> pd.DataFrame:
         "Label (Extrovert/Introvert) and P(Introvert) per row."
-        p = self.predict_proba(X)
-        return pd.DataFrame({"label": decode_labels((p > self.threshold).astype(int)), "probability": p})
+        label, p = self.predict_arrays(X)
+        return pd.DataFrame({"label": label, "probability": p})
 
 @dataclass
 class SixStackEnsemble(Predictor):
@@ -205,7 +212,7 @@ def build_ensemble(oof:pd.DataFrame, # `fit_oof`'s table
     )
     return SixStackEnsemble(fitted, method, thr, external=ext, metrics=cv, **comb), table
 
-# %% ../nbs/05_ensemble.ipynb #0f2a271f
+# %% ../nbs/05_ensemble.ipynb #fae11fa9
 def quick_ensemble(rows:pd.DataFrame, # labelled training rows
                    stacks:tuple=("C",), # stack letters, each with its default parameters
                    external:pd.DataFrame|None=None, # the external reference table (match_p)

@@ -15,7 +15,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from .config import redact, scrub
-from .data import CATEGORICAL, CLASSES, FEATURES, NUMERIC
+from .data import CATEGORICAL, CLASSES, FEATURES, NUMERIC, Columns
 
 logger = logging.getLogger("sixstack.predlog")
 
@@ -164,7 +164,7 @@ class PredictionLog:
             return False
         self.failures = 0; return True
 
-# %% ../nbs/07a_prediction_log.ipynb #4af50b68
+# %% ../nbs/07a_prediction_log.ipynb #7738e8e2
 def _insert_sql(dialect) -> str|None:
     "The driver-level INSERT of `PRED_COLUMNS` for SQLite and PostgreSQL (others go through SQLAlchemy)."
     mark = {"qmark": "?", "format": "%s", "pyformat": "%s"}.get(dialect.paramstyle)
@@ -201,7 +201,7 @@ def _commit_group(self:PredictionLog, group:list[_Pending]):
     for p in group: p.set()
 PredictionLog._commit, PredictionLog._commit_group = _commit, _commit_group
 
-# %% ../nbs/07a_prediction_log.ipynb #c3ec143c
+# %% ../nbs/07a_prediction_log.ipynb #50941a01
 def write(self:PredictionLog, table:sa.Table, # PREDICTIONS, ERRORS or ALERTS
           rows:list[dict], # column -> value
          ):
@@ -231,7 +231,7 @@ def write(self:PredictionLog, table:sa.Table, # PREDICTIONS, ERRORS or ALERTS
     if p.error: raise p.error
 PredictionLog.write = write
 
-# %% ../nbs/07a_prediction_log.ipynb #2f640e6d
+# %% ../nbs/07a_prediction_log.ipynb #b8cb6986
 def count_error(self:PredictionLog, endpoint:str, status:int, message:str):
     "Count one failed request (written with the others of its endpoint, status and minute)."
     key = (endpoint, int(status), int(time.time() // 60))
@@ -300,17 +300,19 @@ class Rows(list):
     def dicts(self) -> list[dict]: return [dict(zip(PRED_COLUMNS, r)) for r in self]
 
 def prediction_rows(request:str, # the HTTP request's id (`new_request()`)
-                    X:pd.DataFrame, # validated inputs, the seven features
+                    X:pd.DataFrame|Columns, # validated inputs, the seven features
                     out:pd.DataFrame, # the model's `label` and `probability`
                     version:str, endpoint:str, latency_ms:float, ts:float|None=None) -> Rows:
     "Log rows of one request: ids `<request>` for a single record, `<request>-<i>` for a batch; missing inputs as NULL."
     ts = time.time() if ts is None else ts
     ids = [request] if len(X) == 1 else [f"{request}-{i}" for i in range(len(X))]
-    feats = (X if list(X.columns) == FEATURES else X[FEATURES]).to_numpy(dtype=object)
-    feats[pd.isna(feats)] = None
+    if isinstance(X, Columns): feats = X.records()
+    else:
+        feats = (X if list(X.columns) == FEATURES else X[FEATURES]).to_numpy(dtype=object)
+        feats[pd.isna(feats)] = None; feats = feats.tolist()
     const = (request, ts, version, endpoint)
     return Rows((rid, *const, *f, lab, float(p), latency_ms)
-                for rid, f, lab, p in zip(ids, feats.tolist(), out["label"].tolist(), out["probability"].tolist()))
+                for rid, f, lab, p in zip(ids, feats, out["label"].tolist(), out["probability"].tolist()))
 
 # %% ../nbs/07a_prediction_log.ipynb #cfacfa8d
 def add_feedback(self:PredictionLog, items:list[dict], # [{"request_id": …, "label": "Introvert"|"Extrovert"}]

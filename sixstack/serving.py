@@ -22,6 +22,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from starlette.concurrency import run_in_threadpool
 
 from .config import Settings, scrub
+from .data import Columns
 from .predlog import PREDICTIONS, LogError, PredictionLog, new_request, prediction_rows
 from sixstack.protocol import (
     ByteBudget,
@@ -33,7 +34,7 @@ from sixstack.protocol import (
     validate_records,
 )
 from .models import discard
-from .served import Coalescer, Holder, Served, Watcher, alias_version, load_served
+from .served import Answers, Coalescer, Holder, Served, Watcher, alias_version, load_served
 
 logger = logging.getLogger("sixstack.serving")
 
@@ -82,7 +83,7 @@ class ServiceMetrics:
         from prometheus_client import generate_latest
         return generate_latest(self.registry)
 
-# %% ../nbs/07_serving.ipynb #0c179a6d
+# %% ../nbs/07_serving.ipynb #61b7c2d9
 class Dashboard:
     "The monitoring dashboard behind a token: one render at a time, pages cached for `ttl` seconds."
     def __init__(self, render, # (version, name, last) -> HTML; must be picklable if `executor` is a process pool
@@ -117,14 +118,13 @@ class Dashboard:
             return html
 
 # %% ../nbs/07_serving.ipynb #2d5ba28a
-def _rows(out:pd.DataFrame) -> list[dict]:
+def _rows(out:pd.DataFrame, rid:str) -> list[dict]:
     "Response records (request_id, label, probability) of a prediction frame (5× faster than `to_dict`)."
-    return [
-        {"request_id": r, "label": lab, "probability": p}
-        for r, lab, p in zip(out["request_id"].tolist(), out["label"].tolist(), out["probability"].tolist())
-    ]
+    ids = [rid] if len(out) == 1 else [f"{rid}-{i}" for i in range(len(out))]  # as `prediction_rows` logs them
+    return [{"request_id": r, "label": lab, "probability": p}
+            for r, lab, p in zip(ids, out["label"].tolist(), out["probability"].tolist())]
 
-# %% ../nbs/07_serving.ipynb #29886a62
+# %% ../nbs/07_serving.ipynb #2b652695
 INLINE_PARSE_BYTES = 64_000  # bodies up to this size are parsed on the event loop; larger ones in the thread pool
 ONE_RECORD_BYTES = 65_536  # the body limit of endpoints that take one record
 
@@ -167,14 +167,13 @@ class Service:
         if len(raw) <= INLINE_PARSE_BYTES: return parse_json(raw, mlflow, self.max_values)
         return await run_in_threadpool(parse_json, raw, mlflow, self.max_values)
 
-# %% ../nbs/07_serving.ipynb #28ebb106
-def _predict(self:Service, df:pd.DataFrame, endpoint:str, t0:float, rid:str) -> tuple[pd.DataFrame, Served]:
+# %% ../nbs/07_serving.ipynb #4af96ca1
+def _predict(self:Service, df:Columns, endpoint:str, t0:float, rid:str) -> tuple[Answers, Served]:
     "Predict, then commit the rows to the log before anything is answered (in the thread pool)."
     served = self.holder.current  # one reference for the whole request: a reload cannot change it midway
     if served is None: raise RequestError(f"no model loaded ({self.holder.error or 'loading'})", 503)
     use_co = self.coalescer is not None and len(df) < self.coalesce_rows
-    out = self.coalescer.predict(served, df) if use_co else served.model.predict_frame(df)
-    out.insert(0, "request_id", [rid] if len(out) == 1 else [f"{rid}-{i}" for i in range(len(out))])
+    out = self.coalescer.predict(served, df) if use_co else Answers.of(served.model, df)
     if self.predlog is not None:  # committed before the response is sent: an answered prediction is always in the log
         t1 = time.perf_counter()
         try: self.predlog.write(PREDICTIONS, prediction_rows(rid, df, out, served.version, endpoint, 1000 * (t1 - t0)))
@@ -182,7 +181,7 @@ def _predict(self:Service, df:pd.DataFrame, endpoint:str, t0:float, rid:str) -> 
             logger.error("request %s not answered: %s", rid, e)
             raise RequestError(f"not answered: the prediction log is unavailable (request {rid})", 503) from None
         self.metrics.log_write.observe(time.perf_counter() - t1)
-    for lab, n in zip(*np.unique(out["label"].to_numpy(), return_counts=True)):
+    for lab, n in zip(*np.unique(np.asarray(out["label"]), return_counts=True)):
         self.metrics.predictions.labels(lab).inc(int(n))
     return out, served
 
@@ -199,7 +198,7 @@ def _answer(self:Service, endpoint:str, t0:float, status:int, body:dict, headers
     return FastJSON(body, status_code=status, headers=headers)
 Service.predict, Service.answer = _predict, _answer
 
-# %% ../nbs/07_serving.ipynb #0a60929b
+# %% ../nbs/07_serving.ipynb #c0cf40fc
 def _scored(endpoint:str, handler):
     "An endpoint with uniform error handling, metrics and no internals in its answers."
     async def run(request:Request):
@@ -214,15 +213,15 @@ def _scored(endpoint:str, handler):
     run.__name__ = handler.__name__
     return run
 
-# %% ../nbs/07_serving.ipynb #0e4702d8
+# %% ../nbs/07_serving.ipynb #f7b78194
 async def predict_one(svc:Service, request:Request, t0:float, rid:str) -> dict:
     "One record -> label, probability, model version, request id."
     body = await svc.body(request, limit=ONE_RECORD_BYTES)
     if not isinstance(body, dict): raise RequestError("send one record as a JSON object", 422)
     out, s = await run_in_threadpool(lambda: svc.predict(validate_records([body], 1), "predict", t0, rid))
     return {
-        "label": out["label"].iloc[0],
-        "probability": float(out["probability"].iloc[0]),
+        "label": str(out["label"][0]),
+        "probability": float(out["probability"][0]),
         "model_version": s.version,
         "request_id": rid,
     }
@@ -234,7 +233,7 @@ async def predict_batch(svc:Service, request:Request, t0:float, rid:str) -> dict
     out, s = await run_in_threadpool(
         lambda: svc.predict(validate_records(recs, svc.max_batch), "predict_batch", t0, rid)
     )
-    return {"predictions": _rows(out), "model_version": s.version}
+    return {"predictions": _rows(out, rid), "model_version": s.version}
 
 async def invocations(svc:Service, request:Request, t0:float, rid:str) -> dict:
     "MLflow's scoring protocol (NaN means missing) -> {'predictions': [...]}."
@@ -244,9 +243,9 @@ async def invocations(svc:Service, request:Request, t0:float, rid:str) -> dict:
             validate_records(invocation_records(body, svc.max_batch), svc.max_batch), "invocations", t0, rid
         )
     )
-    return {"predictions": _rows(out)}
+    return {"predictions": _rows(out, rid)}
 
-# %% ../nbs/07_serving.ipynb #0145d445
+# %% ../nbs/07_serving.ipynb #cf610226
 async def feedback(svc:Service, request:Request, t0:float, rid:str) -> dict:
     "{'feedback': [{'request_id': ..., 'label': ...}]} -> how many predictions got their true label (feedback token)."
     if svc.predlog is None: raise RequestError("the prediction log is off (the service was started with --no-log)", 404)
@@ -273,7 +272,7 @@ async def reload(svc:Service, request:Request, t0:float, rid:str) -> dict:
     svc.metrics.version.set(float(s.version))
     return {"reloaded": True, "previous_version": old, "version": s.version}
 
-# %% ../nbs/07_serving.ipynb #9bbb016c
+# %% ../nbs/07_serving.ipynb #1fbe57cb
 def health(): return {"status": "ok"}
 
 async def ready(request:Request):
@@ -300,7 +299,7 @@ def model_info(request:Request):
 def metrics(request: Request):
     return Response(request.app.state.service.metrics.text(), media_type="text/plain; version=0.0.4")
 
-# %% ../nbs/07_serving.ipynb #c5fb1d74
+# %% ../nbs/07_serving.ipynb #ccd61303
 async def dashboard(request:Request, last:int=1000, token:str|None=None):
     "The monitoring dashboard (token): figures of the last `last` predictions, refreshed every 30 s."
     svc = request.app.state.service
@@ -402,7 +401,7 @@ def create_app(svc:Service, # the service instance
         except Exception: pass  # /ready says why; the log has the details
     return app
 
-# %% ../nbs/07_serving.ipynb #a58add9c
+# %% ../nbs/07_serving.ipynb #c68e0af1
 def _render_process():
     "A process of its own, at a lower CPU priority, for drawing dashboard pages."
     import multiprocessing
