@@ -132,7 +132,7 @@ def latency(model, # a loaded pyfunc model
     m = measure(model.unwrap_python_model().model, rows, n, n_rows=0)
     return {k: m[k] for k in ("latency_p50_ms", "latency_p99_ms")}
 
-# %% ../nbs/06_model_registry.ipynb #60fc1531
+# %% ../nbs/06_model_registry.ipynb #300d4cae
 def gate(candidate:dict, # the candidate's held-out scores (and latency)
          production:dict|None, # production's (None: there is none)
          margin:float=0.0, # allowed accuracy loss
@@ -249,7 +249,7 @@ def lineage_tags(handoff:dict, run_id:str, git_commit:str|None=None) -> dict:
         **handoff.get("latency", {}),
     }
 
-# %% ../nbs/06_model_registry.ipynb #bc9c07ab
+# %% ../nbs/06_model_registry.ipynb #c4f9d42e
 _NOT_COPIED = ("gate", "gate_signature", "latency_p99_ms", "previous_production", "model_sha256")
 
 def copy_version(version:str|int, # the version in the source registry

@@ -32,15 +32,17 @@ __all__ = ['notebook_parameters', 'job_params', 'RunResult', 'run_notebook', 'pi
 # %% ../nbs/01_experiment_tracking.ipynb #c1b55ea3
 def notebook_parameters(path:str|Path, # a notebook with a cell tagged `parameters`
                        ) -> dict[str, object]:
-    "The notebook's parameters and their default values."
-    import papermill as pm
+    "The notebook's parameters and their default values (read with `ast`: importing papermill costs a second)."
+    cells = json.loads(Path(path).read_text())["cells"]
+    src = next(("".join(c["source"]) for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])), "")
     out = {}
-    for k, v in pm.inspect_notebook(str(path)).items():
-        try: out[k] = ast.literal_eval(v["default"])
-        except (ValueError, SyntaxError): out[k] = v["default"]
+    for node in ast.parse(src).body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            try: out[node.targets[0].id] = ast.literal_eval(node.value)
+            except ValueError: out[node.targets[0].id] = ast.get_source_segment(src, node.value)
     return out
 
-# %% ../nbs/01_experiment_tracking.ipynb #dfbf14f0
+# %% ../nbs/01_experiment_tracking.ipynb #9dde278a
 def job_params(namespace:dict, # the notebook's globals, after its parameters cell
                notebook:str, # its name, e.g. "05_ensemble" (in the project's nbs/ folder)
               ) -> dict:
@@ -79,7 +81,7 @@ def _error(e:Exception) -> tuple[str, str]:
     if isinstance(e, PapermillExecutionError): return e.ename, scrub(f"cell {e.exec_count}: {e.ename}: {e.evalue}")
     return type(e).__name__, scrub(f"{type(e).__name__}: {e}")
 
-# %% ../nbs/01_experiment_tracking.ipynb #e09814c5
+# %% ../nbs/01_experiment_tracking.ipynb #d407b961
 def _kernel_manager(env:dict, ipc_dir:str):
     "A kernel manager class whose kernels get `env` and talk over IPC sockets in `ipc_dir`."
     from jupyter_client.manager import AsyncKernelManager
@@ -94,7 +96,7 @@ def _kernel_manager(env:dict, ipc_dir:str):
             if not self.shutting_down: await super()._async_interrupt_kernel()
     return JobKernelManager
 
-# %% ../nbs/01_experiment_tracking.ipynb #8ef89463
+# %% ../nbs/01_experiment_tracking.ipynb #d8d4d6da
 def _job_cells(path:Path):
     "The notebook without its `#| job: skip` cells."
     import nbformat
@@ -208,7 +210,7 @@ def _finish_parent(m:MLOpsIntegration, steps:list[RunResult], n:int, wall:float)
     m.end_experiment("SCHEDULED" if status == "DEFERRED" else status)
     return status
 
-# %% ../nbs/01_experiment_tracking.ipynb #1e67b3dc
+# %% ../nbs/01_experiment_tracking.ipynb #c1e1e63d
 def _run_steps(m:MLOpsIntegration, notebooks:list[Path], inputs:dict, upstream:str|None, base:Path, settings:Settings,
                on_step=None, done:list|None=None) -> list[RunResult]:
     "Run the notebooks in order as children of `m`'s run, deferring what follows a deferred step; stop at a failure."
@@ -256,7 +258,7 @@ def run_pipeline(inputs:dict|None=None, # shared parameters, given to each noteb
     wall = time.perf_counter() - t0
     return PipelineResult(pid, _finish_parent(m, steps, len(notebooks), wall), steps, base, wall)
 
-# %% ../nbs/01_experiment_tracking.ipynb #2b942d7e
+# %% ../nbs/01_experiment_tracking.ipynb #0f1044ca
 def _find_run(c, settings:Settings, run_id:str):
     "A run by its id, or by the spooled id it was replayed from."
     try: return c.get_run(run_id)
@@ -298,7 +300,7 @@ def resume_pipeline(parent_run_id:str, # the pipeline's parent run (or its spool
     wall = time.perf_counter() - t0
     return PipelineResult(pid, _finish_parent(m, steps, len(names), wall), steps, base, wall)
 
-# %% ../nbs/01_experiment_tracking.ipynb #ff6610ba
+# %% ../nbs/01_experiment_tracking.ipynb #03da4060
 def _literal(s:str):
     "A logged parameter value back as the Python value it was (a literal if it parses, else the string)."
     try: return ast.literal_eval(s)
@@ -424,7 +426,7 @@ def write_leaderboard(pipes:pd.DataFrame, per:pd.DataFrame, path:str|Path) -> Pa
     )
     return path
 
-# %% ../nbs/01_experiment_tracking.ipynb #b0b494a2
+# %% ../nbs/01_experiment_tracking.ipynb #167e6082
 def __getattr__(name):
     "`main`: the `sixstack` command (`sixstack.cli.main`)."
     if name == "main":
