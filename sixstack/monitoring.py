@@ -97,6 +97,7 @@ class Thresholds:
     p95_latency_ms: float = 1000.0  # alert above this 95th-percentile latency
     # an alert of the same kind for the same version is not raised again within this time (0: always)
     repeat_hours: float = 6.0
+    ab_alpha: float = 0.05  # significance level of the champion/challenger tests
 
 def thresholds_for(settings:Settings, # its environment's thresholds (`environments.toml`) apply
                    **given, # thresholds set explicitly (e.g. command-line flags); None: not set
@@ -109,7 +110,7 @@ def thresholds_for(settings:Settings, # its environment's thresholds (`environme
         raise ValueError(f"environment {settings.environment}: unknown thresholds {unknown} (known: {names})")
     return Thresholds(**(settings.thresholds | {k: v for k, v in given.items() if v is not None}))
 
-# %% ../nbs/08_monitoring.ipynb #743a404a
+# %% ../nbs/08_monitoring.ipynb #103950e9
 def prediction_drift(ref:pd.DataFrame, cur:pd.DataFrame, th:Thresholds) -> pd.DataFrame:
     "Drift of the predicted probability (ten fixed bins) and class against the reference (chi-square + PSI)."
     # here, not at import: `sixstack --help` need not load scipy and pandera
@@ -149,6 +150,7 @@ class MonitorResult:
     drift: pd.DataFrame|None = None
     reference: pd.DataFrame|None = field(default=None, repr=False)
     cv_accuracy: float|None = None
+    ab: object|None = None  # `sixstack.ab.ABResult` when a challenger answered (or shadowed) in the window
 
 def _alert(kind, severity, message, value, threshold, window, version, **details) -> dict:
     return {
@@ -354,9 +356,11 @@ def monitor(log:PredictionLog, settings:Settings, version:str|None=None, last:in
     "Check a window of the log (last N, or since a time) and raise its alerts."
     th, t0 = th or thresholds_for(settings), parse_since(since)
     last = None if t0 is not None else (last or 1000)
-    df = log.predictions(last=last, since=t0)
-    version = version or (str(df["model_version"].iloc[-1]) if len(df) else None)
-    if version is not None: df = df[df["model_version"] == str(version)]
+    full = log.predictions(last=last, since=t0)
+    prod = full[full["arm"].fillna("production") == "production"] if "arm" in full else full
+    # the version judged: production's, not a challenger's
+    version = version or (str(prod["model_version"].iloc[-1]) if len(prod) else None)
+    df = full[full["model_version"] == str(version)] if version is not None else full
     minute = lambda t: t // 60 * 60  # failed requests are counted per minute: the window takes the minutes it touches
     errs = (
         log.errors(since=minute(df["ts"].min()))
@@ -368,6 +372,10 @@ def monitor(log:PredictionLog, settings:Settings, version:str|None=None, last:in
     window = f"since {pd.Timestamp(t0, unit='s'):%Y-%m-%d %H:%M}" if t0 is not None else f"last {last}"
     _, ref, cv = version_context(settings, version, name)
     res = evaluate(df.reset_index(drop=True), errs, ref, cv, th, window, version)
+    chal = "arm" in full and (full["arm"] == "challenger").any()
+    if chal or ("shadow_label" in full and full["shadow_label"].notna().any()):
+        from sixstack.ab import compare_arms
+        res.ab = compare_arms(full.reset_index(drop=True), th.ab_alpha)
     if raise_alerts:
         d = dispatch(res.alerts, log, settings.webhook_url, repeat_hours=th.repeat_hours)
         res.summary |= {"webhook_posted": d["posted"], "alerts_repeated": d["repeated"]}

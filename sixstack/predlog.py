@@ -22,7 +22,7 @@ logger = logging.getLogger("sixstack.predlog")
 # %% auto #0
 __all__ = ['logger', 'META', 'PREDICTIONS', 'ERRORS', 'ALERTS', 'PRED_COLUMNS', 'LogError', 'make_engine', 'PredictionLog',
            'write', 'count_error', 'flush_errors', 'close', 'new_request', 'Rows', 'prediction_rows', 'add_feedback',
-           'predictions', 'errors', 'alerts', 'prune']
+           'record_shadow', 'predictions', 'errors', 'alerts', 'prune']
 
 # %% ../nbs/07a_prediction_log.ipynb #5512a1ea
 META = sa.MetaData()
@@ -37,7 +37,11 @@ PREDICTIONS = sa.Table(
     *[sa.Column(c, sa.Float) for c in NUMERIC], *[sa.Column(c, sa.String(8)) for c in CATEGORICAL],
     sa.Column("label", sa.String(16)), sa.Column("probability", sa.Float),
     sa.Column("latency_ms", sa.Float),  # arrival to prediction, before the log write
-    sa.Column("true_label", sa.String(16)), sa.Column("feedback_ts", sa.Float))
+    sa.Column("true_label", sa.String(16)), sa.Column("feedback_ts", sa.Float),
+    sa.Column("arm", sa.String(16)),  # which arm answered: production (also when no A/B runs) or challenger
+    # shadow mode: the challenger's answer to the same record, logged after the response
+    sa.Column("shadow_version", sa.String(32)), sa.Column("shadow_label", sa.String(16)),
+    sa.Column("shadow_probability", sa.Float))
 ERRORS = sa.Table(  # one row per endpoint, status and minute, with the number of failed requests in it
     "errors",
     META,
@@ -83,12 +87,14 @@ def _timeouts(url:str, seconds:float) -> dict:
     return {}
 
 # columns newer than the first version
-_ADDED = {"alerts": ("posted", "BOOLEAN"), "errors": ("count", "INTEGER NOT NULL DEFAULT 1")}
+_ADDED = [("alerts", "posted", "BOOLEAN"), ("errors", "count", "INTEGER NOT NULL DEFAULT 1"),
+          ("predictions", "arm", "VARCHAR(16)"), ("predictions", "shadow_version", "VARCHAR(32)"),
+          ("predictions", "shadow_label", "VARCHAR(16)"), ("predictions", "shadow_probability", "FLOAT")]
 
 def _migrate(engine:sa.Engine):
     "Create the tables and add the columns a log from an older version lacks."
     META.create_all(engine)
-    for table, (col, ddl) in _ADDED.items():
+    for table, col, ddl in _ADDED:
         has = lambda: col in {c["name"] for c in sa.inspect(engine).get_columns(table)}
         if has(): continue
         try:
@@ -164,7 +170,7 @@ class PredictionLog:
             return False
         self.failures = 0; return True
 
-# %% ../nbs/07a_prediction_log.ipynb #7738e8e2
+# %% ../nbs/07a_prediction_log.ipynb #9dca3017
 def _insert_sql(dialect) -> str|None:
     "The driver-level INSERT of `PRED_COLUMNS` for SQLite and PostgreSQL (others go through SQLAlchemy)."
     mark = {"qmark": "?", "format": "%s", "pyformat": "%s"}.get(dialect.paramstyle)
@@ -201,7 +207,7 @@ def _commit_group(self:PredictionLog, group:list[_Pending]):
     for p in group: p.set()
 PredictionLog._commit, PredictionLog._commit_group = _commit, _commit_group
 
-# %% ../nbs/07a_prediction_log.ipynb #50941a01
+# %% ../nbs/07a_prediction_log.ipynb #3842f771
 def write(self:PredictionLog, table:sa.Table, # PREDICTIONS, ERRORS or ALERTS
           rows:list[dict], # column -> value
          ):
@@ -231,7 +237,7 @@ def write(self:PredictionLog, table:sa.Table, # PREDICTIONS, ERRORS or ALERTS
     if p.error: raise p.error
 PredictionLog.write = write
 
-# %% ../nbs/07a_prediction_log.ipynb #b8cb6986
+# %% ../nbs/07a_prediction_log.ipynb #a0fbadd0
 def count_error(self:PredictionLog, endpoint:str, status:int, message:str):
     "Count one failed request (written with the others of its endpoint, status and minute)."
     key = (endpoint, int(status), int(time.time() // 60))
@@ -293,6 +299,7 @@ PRED_COLUMNS = (
     "label",
     "probability",
     "latency_ms",
+    "arm",
 )
 
 class Rows(list):
@@ -302,7 +309,9 @@ class Rows(list):
 def prediction_rows(request:str, # the HTTP request's id (`new_request()`)
                     X:pd.DataFrame|Columns, # validated inputs, the seven features
                     out:pd.DataFrame, # the model's `label` and `probability`
-                    version:str, endpoint:str, latency_ms:float, ts:float|None=None) -> Rows:
+                    version:str, endpoint:str, latency_ms:float, ts:float|None=None,
+                    arm:str="production", # the arm that answered
+                   ) -> Rows:
     "Log rows of one request: ids `<request>` for a single record, `<request>-<i>` for a batch; missing inputs as NULL."
     ts = time.time() if ts is None else ts
     ids = [request] if len(X) == 1 else [f"{request}-{i}" for i in range(len(X))]
@@ -311,7 +320,7 @@ def prediction_rows(request:str, # the HTTP request's id (`new_request()`)
         feats = (X if list(X.columns) == FEATURES else X[FEATURES]).to_numpy(dtype=object)
         feats[pd.isna(feats)] = None; feats = feats.tolist()
     const = (request, ts, version, endpoint)
-    return Rows((rid, *const, *f, lab, float(p), latency_ms)
+    return Rows((rid, *const, *f, lab, float(p), latency_ms, arm)
                 for rid, f, lab, p in zip(ids, feats, out["label"].tolist(), out["probability"].tolist()))
 
 # %% ../nbs/07a_prediction_log.ipynb #cfacfa8d
@@ -343,6 +352,15 @@ def add_feedback(self:PredictionLog, items:list[dict], # [{"request_id": …, "l
         "unknown": [it["request_id"] for it in items if it["request_id"] not in known],
     }
 PredictionLog.add_feedback = add_feedback
+
+def record_shadow(self:PredictionLog, rows:list[dict], # {"rid": request_id, "v": version, "lab": label, "p": P}
+                 ) -> int:
+    "The shadow challenger's answers beside the logged ones (written after the response); returns how many."
+    stmt = PREDICTIONS.update().where(PREDICTIONS.c.request_id == sa.bindparam("rid")).values(
+        shadow_version=sa.bindparam("v"), shadow_label=sa.bindparam("lab"), shadow_probability=sa.bindparam("p"))
+    with self.engine.begin() as conn: conn.execute(stmt, rows)
+    return len(rows)
+PredictionLog.record_shadow = record_shadow
 
 # %% ../nbs/07a_prediction_log.ipynb #9dba7591
 def _read(self:PredictionLog, table:sa.Table, last:int|None=None, since:float|None=None, until:float|None=None,

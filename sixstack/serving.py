@@ -34,56 +34,18 @@ from sixstack.protocol import (
     validate_records,
 )
 from .models import discard
+from .page import prediction_page
+from .arms import Arms, ServiceMetrics
 from .served import Answers, Coalescer, Holder, Served, Watcher, alias_version, load_served
 
 logger = logging.getLogger("sixstack.serving")
 
 # %% auto #0
-__all__ = ['logger', 'INLINE_PARSE_BYTES', 'ONE_RECORD_BYTES', 'ServiceMetrics', 'Dashboard', 'Service', 'FastJSON',
-           'predict_one', 'predict_batch', 'invocations', 'feedback', 'reload', 'health', 'ready', 'model_info',
-           'metrics', 'dashboard', 'create_app', 'service_app', 'start_service']
+__all__ = ['logger', 'INLINE_PARSE_BYTES', 'ONE_RECORD_BYTES', 'Dashboard', 'Service', 'FastJSON', 'predict_one', 'predict_batch',
+           'invocations', 'feedback', 'reload', 'health', 'ready', 'model_info', 'metrics', 'dashboard', 'create_app',
+           'service_app', 'start_service']
 
-# %% ../nbs/07_serving.ipynb #5089adce
-class ServiceMetrics:
-    "Prometheus metrics of one service instance (its own registry, so tests can run several)."
-    def __init__(self, predlog:PredictionLog|None=None):
-        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-        self.registry = CollectorRegistry()
-        self.requests = Counter(
-            "sixstack_requests_total", "Requests by endpoint and status", ["endpoint", "status"], registry=self.registry
-        )
-        self.latency = Histogram(
-            "sixstack_request_seconds",
-            "Request latency by endpoint",
-            ["endpoint"],
-            registry=self.registry,
-            buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5),
-        )
-        self.predictions = Counter(
-            "sixstack_predictions_total", "Predictions by class", ["label"], registry=self.registry
-        )
-        self.version = Gauge("sixstack_model_version", "Served model version", registry=self.registry)
-        self.log_write = Histogram(
-            "sixstack_log_write_seconds",
-            "Time a request waits for its prediction-log commit",
-            registry=self.registry,
-            buckets=(0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.05, 0.2, 1),
-        )
-        if predlog is not None:
-            Gauge(
-                "sixstack_error_log_dropped",
-                "Failed requests not counted in the log (its counters were full or it was down)",
-                registry=self.registry,
-            ).set_function(lambda: predlog.errors_dropped)
-            Gauge(
-                "sixstack_log_healthy", "1 while the prediction log accepts writes", registry=self.registry
-            ).set_function(lambda: float(predlog.healthy))
-
-    def text(self) -> bytes:
-        from prometheus_client import generate_latest
-        return generate_latest(self.registry)
-
-# %% ../nbs/07_serving.ipynb #61b7c2d9
+# %% ../nbs/07_serving.ipynb #43df5aa9
 class Dashboard:
     "The monitoring dashboard behind a token: one render at a time, pages cached for `ttl` seconds."
     def __init__(self, render, # (version, name, last) -> HTML; must be picklable if `executor` is a process pool
@@ -124,7 +86,7 @@ def _rows(out:pd.DataFrame, rid:str) -> list[dict]:
     return [{"request_id": r, "label": lab, "probability": p}
             for r, lab, p in zip(ids, out["label"].tolist(), out["probability"].tolist())]
 
-# %% ../nbs/07_serving.ipynb #2b652695
+# %% ../nbs/07_serving.ipynb #613c9a37
 INLINE_PARSE_BYTES = 64_000  # bodies up to this size are parsed on the event loop; larger ones in the thread pool
 ONE_RECORD_BYTES = 65_536  # the body limit of endpoints that take one record
 
@@ -139,6 +101,9 @@ class Service:
                  dashboard:Dashboard|None=None, # GET /dashboard (None: no dashboard)
                  coalesce_rows:int=64, # most rows of concurrent one-record requests predicted in one call (0: none)
                  max_inflight_bytes:int=64_000_000, # request-body bytes held at once by all requests together
+                 challenger=None, # () -> Served: loads the challenger (None: production alone)
+                 mode:str|None=None, # with a challenger: "ab" or "shadow"
+                 share:float=0.1, # A/B: the challenger's share of requests
                 ):
         self.max_batch, self.max_body, self.admin_token, self.feedback_token = (
             max_batch,
@@ -149,7 +114,9 @@ class Service:
         # 7 features, keys and separators per record
         self.budget, self.max_values = ByteBudget(max_inflight_bytes), 16 * max_batch + 64
         self.holder, self.predlog, self.dashboard = Holder(loader), predlog, dashboard
-        self.metrics, self.watcher = ServiceMetrics(predlog), None  # a `Watcher` when it follows its alias
+        self.arms = Arms(self.holder, Holder(challenger) if challenger else None, mode, share,
+                         sink=lambda *a: self.shadow_sink(*a))
+        self.metrics, self.watchers = ServiceMetrics(predlog, self.arms), []  # `Watcher`s when it follows its aliases
         self.coalescer, self.coalesce_rows, self._probed = (
             (Coalescer(coalesce_rows) if coalesce_rows > 0 else None),
             coalesce_rows,
@@ -167,23 +134,33 @@ class Service:
         if len(raw) <= INLINE_PARSE_BYTES: return parse_json(raw, mlflow, self.max_values)
         return await run_in_threadpool(parse_json, raw, mlflow, self.max_values)
 
-# %% ../nbs/07_serving.ipynb #4af96ca1
-def _predict(self:Service, df:Columns, endpoint:str, t0:float, rid:str) -> tuple[Answers, Served]:
-    "Predict, then commit the rows to the log before anything is answered (in the thread pool)."
-    served = self.holder.current  # one reference for the whole request: a reload cannot change it midway
+# %% ../nbs/07_serving.ipynb #9bc90dbb
+def _predict(self:Service, df:Columns, endpoint:str, t0:float, rid:str, subject:str|None=None
+            ) -> tuple[Answers, Served, str]:
+    "Predict, commit the rows to the log before anything is answered (in the thread pool); then the shadow, if any."
+    arm, served = self.arms.pick(subject)  # one reference for the whole request: a reload cannot change it midway
     if served is None: raise RequestError(f"no model loaded ({self.holder.error or 'loading'})", 503)
+    tp = time.perf_counter()
     use_co = self.coalescer is not None and len(df) < self.coalesce_rows
     out = self.coalescer.predict(served, df) if use_co else Answers.of(served.model, df)
+    t1 = time.perf_counter(); self.metrics.model_time.labels(arm, served.version).observe(t1 - tp)
     if self.predlog is not None:  # committed before the response is sent: an answered prediction is always in the log
-        t1 = time.perf_counter()
-        try: self.predlog.write(PREDICTIONS, prediction_rows(rid, df, out, served.version, endpoint, 1000 * (t1 - t0)))
+        try: self.predlog.write(PREDICTIONS, prediction_rows(rid, df, out, served.version, endpoint, 1000 * (t1 - t0),
+                                                            arm=arm))
         except LogError as e:
             logger.error("request %s not answered: %s", rid, e)
             raise RequestError(f"not answered: the prediction log is unavailable (request {rid})", 503) from None
         self.metrics.log_write.observe(time.perf_counter() - t1)
+        shadow = self.arms.shadow_model()
+        if shadow is not None: self.arms.shadow(df, rid)
     for lab, n in zip(*np.unique(np.asarray(out["label"]), return_counts=True)):
-        self.metrics.predictions.labels(lab).inc(int(n))
-    return out, served
+        self.metrics.predictions.labels(lab, arm, served.version).inc(int(n))
+    return out, served, arm
+
+def _shadow_sink(self:Service, version:str, ids:list[str], out:Answers):
+    "The shadow challenger's answers, written beside production's in the log (called on the shadow thread)."
+    self.predlog.record_shadow([{"rid": r, "v": version, "lab": lab, "p": float(p)}
+                                for r, lab, p in zip(ids, out["label"].tolist(), out["probability"].tolist())])
 
 class FastJSON(JSONResponse):
     "A JSON response rendered by orjson (numpy scalars included): faster than the standard library's json."
@@ -196,14 +173,17 @@ def _answer(self:Service, endpoint:str, t0:float, status:int, body:dict, headers
     if status >= 400 and self.predlog is not None:
         self.predlog.count_error(endpoint, status, str(body.get("error", "")))
     return FastJSON(body, status_code=status, headers=headers)
-Service.predict, Service.answer = _predict, _answer
+Service.predict, Service.shadow_sink, Service.answer = _predict, _shadow_sink, _answer
 
-# %% ../nbs/07_serving.ipynb #c0cf40fc
+# %% ../nbs/07_serving.ipynb #0edc86d6
 def _scored(endpoint:str, handler):
     "An endpoint with uniform error handling, metrics and no internals in its answers."
     async def run(request:Request):
         svc, t0, rid = request.app.state.service, time.perf_counter(), new_request()
-        try: return svc.answer(endpoint, t0, 200, await handler(svc, request, t0, rid))
+        try:
+            body = await handler(svc, request, t0, rid)
+            by = getattr(request.state, "answered_by", None)  # (version, arm) of a prediction
+            return svc.answer(endpoint, t0, 200, body, {"X-Model-Version": by[0], "X-Arm": by[1]} if by else None)
         # (after an early 413 uvicorn reads and drops the rest of the body: memory stays bounded)
         except RequestError as e:
             return svc.answer(endpoint, t0, e.status, {"error": str(e), "request_id": rid})
@@ -213,16 +193,24 @@ def _scored(endpoint:str, handler):
     run.__name__ = handler.__name__
     return run
 
-# %% ../nbs/07_serving.ipynb #f7b78194
+# %% ../nbs/07_serving.ipynb #f3f387ee
+async def _predicted(svc:Service, request:Request, rows, endpoint:str, t0:float, rid:str) -> tuple[Answers, str]:
+    "Validate and predict `rows` (on the arm the request's subject key picks); the answering version and arm."
+    subject = request.headers.get("x-subject-id")
+    out, s, arm = await run_in_threadpool(lambda: svc.predict(rows(), endpoint, t0, rid, subject))
+    request.state.answered_by = (s.version, arm)
+    return out, s.version
+
 async def predict_one(svc:Service, request:Request, t0:float, rid:str) -> dict:
-    "One record -> label, probability, model version, request id."
+    "One record -> label, probability, model version, arm, request id."
     body = await svc.body(request, limit=ONE_RECORD_BYTES)
     if not isinstance(body, dict): raise RequestError("send one record as a JSON object", 422)
-    out, s = await run_in_threadpool(lambda: svc.predict(validate_records([body], 1), "predict", t0, rid))
+    out, version = await _predicted(svc, request, lambda: validate_records([body], 1), "predict", t0, rid)
     return {
         "label": str(out["label"][0]),
         "probability": float(out["probability"][0]),
-        "model_version": s.version,
+        "model_version": version,
+        "arm": request.state.answered_by[1],
         "request_id": rid,
     }
 
@@ -230,22 +218,18 @@ async def predict_batch(svc:Service, request:Request, t0:float, rid:str) -> dict
     "{'records': [...]} (or a bare list) -> predictions with request ids."
     body = await svc.body(request)
     recs = body.get("records") if isinstance(body, dict) else body
-    out, s = await run_in_threadpool(
-        lambda: svc.predict(validate_records(recs, svc.max_batch), "predict_batch", t0, rid)
-    )
-    return {"predictions": _rows(out, rid), "model_version": s.version}
+    rows = lambda: validate_records(recs, svc.max_batch)
+    out, version = await _predicted(svc, request, rows, "predict_batch", t0, rid)
+    return {"predictions": _rows(out, rid), "model_version": version, "arm": request.state.answered_by[1]}
 
 async def invocations(svc:Service, request:Request, t0:float, rid:str) -> dict:
     "MLflow's scoring protocol (NaN means missing) -> {'predictions': [...]}."
     body = await svc.body(request, mlflow=True)
-    out, s = await run_in_threadpool(
-        lambda: svc.predict(
-            validate_records(invocation_records(body, svc.max_batch), svc.max_batch), "invocations", t0, rid
-        )
-    )
-    return {"predictions": _rows(out, rid)}
+    rows = lambda: validate_records(invocation_records(body, svc.max_batch), svc.max_batch)
+    out, _ = await _predicted(svc, request, rows, "invocations", t0, rid)
+    return {"predictions": _rows(out, rid)}  # MLflow's shape; the version and arm are in the headers
 
-# %% ../nbs/07_serving.ipynb #cf610226
+# %% ../nbs/07_serving.ipynb #d805b336
 async def feedback(svc:Service, request:Request, t0:float, rid:str) -> dict:
     "{'feedback': [{'request_id': ..., 'label': ...}]} -> how many predictions got their true label (feedback token)."
     if svc.predlog is None: raise RequestError("the prediction log is off (the service was started with --no-log)", 404)
@@ -270,9 +254,13 @@ async def reload(svc:Service, request:Request, t0:float, rid:str) -> dict:
     try: s = await run_in_threadpool(svc.holder.load)
     except Exception: raise RequestError(svc.holder.error, 409 if svc.holder.current else 503) from None
     svc.metrics.version.set(float(s.version))
-    return {"reloaded": True, "previous_version": old, "version": s.version}
+    out = {"reloaded": True, "previous_version": old, "version": s.version}
+    if svc.arms.challenger is not None:  # its failure leaves production serving alone, and is reported
+        try: out["challenger_version"] = (await run_in_threadpool(svc.arms.challenger.load)).version
+        except Exception: out["challenger_error"] = svc.arms.challenger.error
+    return out
 
-# %% ../nbs/07_serving.ipynb #1fbe57cb
+# %% ../nbs/07_serving.ipynb #f3b4b0de
 def health(): return {"status": "ok"}
 
 async def ready(request:Request):
@@ -285,21 +273,23 @@ async def ready(request:Request):
         if time.monotonic() - svc._probed > 2:  # at most one probe every 2 s
             svc._probed = time.monotonic(); await run_in_threadpool(log.probe)
         if not log.healthy: why.append("the prediction log is unavailable")
-    return JSONResponse(
-        {"ready": not why, "version": s and s.version, "error": "; ".join(why) or None}, status_code=503 if why else 200
-    )
+    body = {"ready": not why, "version": s and s.version, "error": "; ".join(why) or None}
+    ch = svc.arms.challenger
+    if ch is not None:  # not needed to be ready: without it production answers everything
+        body["challenger"] = f"version {ch.current.version}" if ch.current else f"not loaded: {ch.error or 'loading'}"
+    return JSONResponse(body, status_code=503 if why else 200)
 
 def model_info(request:Request):
-    "The served version: name, version, alias, source run, CV metrics."
+    "The served version (name, version, alias, source run, CV metrics), and the challenger's arm if there is one."
     svc = request.app.state.service
     s = svc.holder.current
-    if s: return s.info() | ({"watch_s": svc.watcher.interval} if svc.watcher else {})
+    if s: return s.info() | {"watch_s": svc.watchers[0].interval if svc.watchers else None, "arms": svc.arms.info()}
     return JSONResponse({"error": f"no model loaded ({svc.holder.error or 'loading'})"}, status_code=503)
 
 def metrics(request: Request):
     return Response(request.app.state.service.metrics.text(), media_type="text/plain; version=0.0.4")
 
-# %% ../nbs/07_serving.ipynb #ccd61303
+# %% ../nbs/07_serving.ipynb #c32a8c25
 async def dashboard(request:Request, last:int=1000, token:str|None=None):
     "The monitoring dashboard (token): figures of the last `last` predictions, refreshed every 30 s."
     svc = request.app.state.service
@@ -369,13 +359,15 @@ def create_app(svc:Service, # the service instance
     from contextlib import asynccontextmanager
     @asynccontextmanager
     async def lifespan(app):
-        if svc.watcher is not None: svc.watcher.start()
+        for w in svc.watchers: w.start()
         yield
-        if svc.watcher is not None: svc.watcher.stop()
+        for w in svc.watchers: w.stop()
+        svc.arms.close()
         if svc.predlog is not None: await run_in_threadpool(svc.predlog.close)
         if svc.dashboard is not None and hasattr(svc.dashboard.executor, "shutdown"):
             svc.dashboard.executor.shutdown(cancel_futures=True)
-        if svc.holder.current is not None: discard(svc.holder.current.path)
+        for h in svc.arms.holders().values():
+            if h.current is not None: discard(h.current.path)
     app = FastAPI(
         title="sixstack",
         version="1",
@@ -396,12 +388,18 @@ def create_app(svc:Service, # the service instance
     ]:
         app.add_api_route(path, f, methods=["GET"], summary=f.__doc__)
     app.add_api_route("/dashboard", dashboard, methods=["GET"], response_class=HTMLResponse, summary=dashboard.__doc__)
+    page = prediction_page()  # static: built once
+    app.add_api_route("/", lambda: HTMLResponse(page), methods=["GET"], summary="The prediction page (a form)",
+                      include_in_schema=False)
     if load_now:
         try: svc.metrics.version.set(float(svc.holder.load().version))
         except Exception: pass  # /ready says why; the log has the details
+        if svc.arms.challenger is not None:
+            try: svc.arms.challenger.load()
+            except Exception: pass  # production serves alone; /ready and /model say why
     return app
 
-# %% ../nbs/07_serving.ipynb #c68e0af1
+# %% ../nbs/07_serving.ipynb #4e15cd27
 def _render_process():
     "A process of its own, at a lower CPU priority, for drawing dashboard pages."
     import multiprocessing
@@ -416,6 +414,9 @@ def service_app(settings:Settings, # tokens, stores and the experiment
                 allow_ungated:bool=False, # also serve a version the gate did not pass
                 log_timeout:float=10.0, # longest a prediction waits for its log commit (seconds)
                 watch_s:float|None=None, # follow the alias: poll the registry this often (None: only /reload)
+                challenger:str|None=None, # a challenger alias to serve beside `alias`
+                mode:str|None=None, # with a challenger: "ab" (a share of requests) or "shadow" (logged only)
+                share:float=0.1, # A/B: the challenger's share of requests
                ) -> FastAPI:
     "The app `sixstack serve` runs."
     import functools
@@ -437,10 +438,16 @@ def service_app(settings:Settings, # tokens, stores and the experiment
         feedback_token=settings.feedback_token,
         predlog=predlog,
         dashboard=board,
+        challenger=(lambda: load_served(settings, name, challenger, allow_ungated)) if challenger else None,
+        mode=mode if challenger else None,
+        share=share,
     )
     if watch_s:
         on_swap = lambda new: svc.metrics.version.set(float(new.version))
-        svc.watcher = Watcher(svc.holder, lambda: alias_version(settings, name, alias), watch_s, on_swap)
+        svc.watchers.append(Watcher(svc.holder, lambda: alias_version(settings, name, alias), watch_s, on_swap))
+        if challenger:
+            follow = lambda: alias_version(settings, name, challenger)
+            svc.watchers.append(Watcher(svc.arms.challenger, follow, watch_s))
     return create_app(svc)
 
 # %% ../nbs/07_serving.ipynb #9125cd2a
