@@ -5,9 +5,6 @@
 # %% ../nbs/07_serving.ipynb #af4a245a
 from __future__ import annotations
 
-import asyncio
-import hashlib
-import hmac
 import logging
 import os
 import secrets
@@ -18,7 +15,7 @@ import numpy as np
 import orjson
 import pandas as pd
 from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from .config import Settings, scrub
@@ -36,48 +33,15 @@ from sixstack.protocol import (
 from .models import discard
 from .page import prediction_page
 from .arms import Arms, ServiceMetrics
+from .dashboard import Dashboard, dashboard, render_process
 from .served import Answers, Coalescer, Holder, Served, Watcher, alias_version, load_served
 
 logger = logging.getLogger("sixstack.serving")
 
 # %% auto #0
-__all__ = ['logger', 'INLINE_PARSE_BYTES', 'ONE_RECORD_BYTES', 'Dashboard', 'Service', 'FastJSON', 'predict_one', 'predict_batch',
-           'invocations', 'feedback', 'reload', 'health', 'ready', 'model_info', 'metrics', 'dashboard', 'create_app',
-           'service_app', 'start_service']
-
-# %% ../nbs/07_serving.ipynb #43df5aa9
-class Dashboard:
-    "The monitoring dashboard behind a token: one render at a time, pages cached for `ttl` seconds."
-    def __init__(self, render, # (version, name, last) -> HTML; must be picklable if `executor` is a process pool
-                 token:str|None, # the dashboard's token (None: the dashboard is refused)
-                 executor=None, # where pages are drawn (None: the event loop's default thread pool)
-                 ttl:float=30.0, max_last:int=50_000):
-        self.render, self.token, self.executor, self.ttl, self.max_last = render, token, executor, ttl, max_last
-        self.cookie = hmac.new(token.encode(), b"sixstack-dashboard", hashlib.sha256).hexdigest() if token else None
-        self._cache, self._lock, self.renders = {}, None, 0
-
-    def authorized(self, request:Request) -> bool:
-        "A valid bearer token or session cookie."
-        if not self.token: return False
-        return secrets.compare_digest(
-            request.headers.get("authorization", "").encode(), f"Bearer {self.token}".encode()
-        ) or secrets.compare_digest(request.cookies.get("sixstack_dashboard", "").encode(), self.cookie.encode())
-
-    async def page(self, served:Served|None, last:int) -> str:
-        "The page for the served version and window, from the cache or drawn now (one at a time)."
-        key = (served and served.version, last)
-        if self._lock is None: self._lock = asyncio.Lock()
-        async with self._lock:
-            hit = self._cache.get(key)
-            if hit and time.monotonic() - hit[0] < self.ttl: return hit[1]
-            html = await asyncio.get_running_loop().run_in_executor(
-                self.executor, self.render, served and served.version, served and served.name, last
-            )
-            self.renders += 1
-            self._cache = {k: v for k, v in self._cache.items() if time.monotonic() - v[0] < self.ttl} | {
-                key: (time.monotonic(), html)
-            }
-            return html
+__all__ = ['logger', 'INLINE_PARSE_BYTES', 'ONE_RECORD_BYTES', 'Service', 'FastJSON', 'predict_one', 'predict_batch',
+           'invocations', 'feedback', 'reload', 'health', 'ready', 'model_info', 'metrics', 'create_app', 'service_app',
+           'start_service']
 
 # %% ../nbs/07_serving.ipynb #2d5ba28a
 def _rows(out:pd.DataFrame, rid:str) -> list[dict]:
@@ -86,7 +50,7 @@ def _rows(out:pd.DataFrame, rid:str) -> list[dict]:
     return [{"request_id": r, "label": lab, "probability": p}
             for r, lab, p in zip(ids, out["label"].tolist(), out["probability"].tolist())]
 
-# %% ../nbs/07_serving.ipynb #613c9a37
+# %% ../nbs/07_serving.ipynb #f76edd26
 INLINE_PARSE_BYTES = 64_000  # bodies up to this size are parsed on the event loop; larger ones in the thread pool
 ONE_RECORD_BYTES = 65_536  # the body limit of endpoints that take one record
 
@@ -134,7 +98,7 @@ class Service:
         if len(raw) <= INLINE_PARSE_BYTES: return parse_json(raw, mlflow, self.max_values)
         return await run_in_threadpool(parse_json, raw, mlflow, self.max_values)
 
-# %% ../nbs/07_serving.ipynb #9bc90dbb
+# %% ../nbs/07_serving.ipynb #99513cce
 def _predict(self:Service, df:Columns, endpoint:str, t0:float, rid:str, subject:str|None=None
             ) -> tuple[Answers, Served, str]:
     "Predict, commit the rows to the log before anything is answered (in the thread pool); then the shadow, if any."
@@ -175,7 +139,7 @@ def _answer(self:Service, endpoint:str, t0:float, status:int, body:dict, headers
     return FastJSON(body, status_code=status, headers=headers)
 Service.predict, Service.shadow_sink, Service.answer = _predict, _shadow_sink, _answer
 
-# %% ../nbs/07_serving.ipynb #0edc86d6
+# %% ../nbs/07_serving.ipynb #c063cdd6
 def _scored(endpoint:str, handler):
     "An endpoint with uniform error handling, metrics and no internals in its answers."
     async def run(request:Request):
@@ -193,7 +157,7 @@ def _scored(endpoint:str, handler):
     run.__name__ = handler.__name__
     return run
 
-# %% ../nbs/07_serving.ipynb #f3f387ee
+# %% ../nbs/07_serving.ipynb #45f9c2ec
 async def _predicted(svc:Service, request:Request, rows, endpoint:str, t0:float, rid:str) -> tuple[Answers, str]:
     "Validate and predict `rows` (on the arm the request's subject key picks); the answering version and arm."
     subject = request.headers.get("x-subject-id")
@@ -229,7 +193,7 @@ async def invocations(svc:Service, request:Request, t0:float, rid:str) -> dict:
     out, _ = await _predicted(svc, request, rows, "invocations", t0, rid)
     return {"predictions": _rows(out, rid)}  # MLflow's shape; the version and arm are in the headers
 
-# %% ../nbs/07_serving.ipynb #d805b336
+# %% ../nbs/07_serving.ipynb #bc645a74
 async def feedback(svc:Service, request:Request, t0:float, rid:str) -> dict:
     "{'feedback': [{'request_id': ..., 'label': ...}]} -> how many predictions got their true label (feedback token)."
     if svc.predlog is None: raise RequestError("the prediction log is off (the service was started with --no-log)", 404)
@@ -260,7 +224,7 @@ async def reload(svc:Service, request:Request, t0:float, rid:str) -> dict:
         except Exception: out["challenger_error"] = svc.arms.challenger.error
     return out
 
-# %% ../nbs/07_serving.ipynb #f3b4b0de
+# %% ../nbs/07_serving.ipynb #98c84018
 def health(): return {"status": "ok"}
 
 async def ready(request:Request):
@@ -288,33 +252,6 @@ def model_info(request:Request):
 
 def metrics(request: Request):
     return Response(request.app.state.service.metrics.text(), media_type="text/plain; version=0.0.4")
-
-# %% ../nbs/07_serving.ipynb #c32a8c25
-async def dashboard(request:Request, last:int=1000, token:str|None=None):
-    "The monitoring dashboard (token): figures of the last `last` predictions, refreshed every 30 s."
-    svc = request.app.state.service
-    board = svc.dashboard
-    if board is None:
-        return JSONResponse({"error": "no dashboard: the service runs without a prediction log"}, status_code=404)
-    if token is not None:  # a browser's first visit: exchange the token for a cookie, and drop it from the address
-        if not board.token or not secrets.compare_digest(token.encode(), board.token.encode()):
-            return JSONResponse({"error": "invalid token"}, status_code=401)
-        r = RedirectResponse(f"/dashboard?last={last}", status_code=303)
-        r.set_cookie(
-            "sixstack_dashboard", board.cookie, httponly=True, samesite="strict", path="/dashboard", max_age=12 * 3600
-        )
-        return r
-    if not board.authorized(request):
-        return JSONResponse(
-            {"error": "the dashboard needs its token: Authorization: Bearer …, or open /dashboard?token=… once"},
-            status_code=401,
-        )
-    if not 1 <= last <= board.max_last:
-        return JSONResponse({"error": f"last must be between 1 and {board.max_last}"}, status_code=422)
-    try: return HTMLResponse(await board.page(svc.holder.current, last), headers={"cache-control": "no-store"})
-    except Exception as e:
-        rid = new_request(); logger.error("dashboard %s failed: %s", rid, scrub(f"{type(e).__name__}: {e}")[:2000])
-        return JSONResponse({"error": f"the dashboard could not be drawn (request {rid})"}, status_code=500)
 
 # %% ../nbs/07_serving.ipynb #c545a4e5
 _SCORED = [
@@ -399,13 +336,7 @@ def create_app(svc:Service, # the service instance
             except Exception: pass  # production serves alone; /ready and /model say why
     return app
 
-# %% ../nbs/07_serving.ipynb #4e15cd27
-def _render_process():
-    "A process of its own, at a lower CPU priority, for drawing dashboard pages."
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-    return ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), initializer=os.nice, initargs=(10,))
-
+# %% ../nbs/07_serving.ipynb #4dc51a59
 def service_app(settings:Settings, # tokens, stores and the experiment
                 name:str, # registered model
                 alias:str="production", # its alias to serve
@@ -426,7 +357,7 @@ def service_app(settings:Settings, # tokens, stores and the experiment
         Dashboard(
             functools.partial(dashboard_page, settings, settings.monitor_db),
             settings.dashboard_token,
-            _render_process(),
+            render_process(),
         )
         if log
         else None
