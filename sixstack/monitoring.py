@@ -110,7 +110,7 @@ def thresholds_for(settings:Settings, # its environment's thresholds (`environme
         raise ValueError(f"environment {settings.environment}: unknown thresholds {unknown} (known: {names})")
     return Thresholds(**(settings.thresholds | {k: v for k, v in given.items() if v is not None}))
 
-# %% ../nbs/08_monitoring.ipynb #103950e9
+# %% ../nbs/08_monitoring.ipynb #edf67b32
 def prediction_drift(ref:pd.DataFrame, cur:pd.DataFrame, th:Thresholds) -> pd.DataFrame:
     "Drift of the predicted probability (ten fixed bins) and class against the reference (chi-square + PSI)."
     # here, not at import: `sixstack --help` need not load scipy and pandera
