@@ -19,7 +19,7 @@ import pandas as pd
 
 from .config import Settings, get_settings
 from .data import FEATURES, ID, LABEL, DataValidationError
-from .tracking import Spool, connect
+from .store import Spool, connect
 
 # %% auto #0
 __all__ = ['download_model', 'load_local', 'discard', 'load_model', 'predict_file', 'check_in_clean_venv']

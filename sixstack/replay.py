@@ -15,7 +15,8 @@ from pathlib import Path
 from filelock import FileLock
 
 from .config import Settings, get_settings
-from .tracking import Spool, connect, handoff_path, log_batch, write_atomic, experiment_id, mark_down
+from .store import Spool, connect, experiment_id, mark_down
+from .tracking import handoff_path, log_batch, write_atomic
 
 # %% auto #0
 __all__ = ['replay']

@@ -23,7 +23,8 @@ from pathlib import Path
 import pandas as pd
 
 from .config import Settings, environment, get_settings, scrub
-from .tracking import MLOpsIntegration, store_down
+from .store import store_down
+from .tracking import MLOpsIntegration
 
 # %% auto #0
 __all__ = ['notebook_parameters', 'job_params', 'RunResult', 'run_notebook', 'pipeline_notebooks', 'PipelineResult',

@@ -12,153 +12,17 @@ import shutil
 import tempfile
 import time
 import uuid
-import warnings
 from pathlib import Path
-from urllib.parse import urlparse
 
 import pandas as pd
-from filelock import FileLock
 
 from fastcore.basics import patch_to
 
 from .config import Settings, get_settings, redact, scrub
+from .store import Spool, connect, experiment_id, mark_down, store_down, warn_once
 
 # %% auto #0
-__all__ = ['DOWN_HOLD_S', 'Spool', 'store_down', 'mark_down', 'connect', 'experiment_id', 'MLOpsIntegration', 'log_batch',
-           'handoff_path', 'write_atomic', 'Deferred', 'job_run']
-
-# %% ../nbs/01b_tracking.ipynb #6f6befd6
-class Spool:
-    "Append-only JSON-lines store of tracking calls that could not be logged."
-    def __init__(self, path:str|Path): self.path = Path(path)
-
-    def lock(self) -> FileLock: return FileLock(str(self.path) + ".lock")
-
-    def append(self, run:str, op:str, **data):
-        "Record one call `op` for `run` (artifacts are copied so later edits cannot lose them)."
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        if op in ("artifact", "artifacts"):  # one file, or a folder's tree
-            dest = self.path.parent / "spool_artifacts" / run / uuid.uuid4().hex[:8]
-            dest.mkdir(parents=True)
-            src = Path(data["path"])
-            data["path"] = str(shutil.copy2(src, dest) if op == "artifact" else shutil.copytree(src, dest / src.name))
-        line = json.dumps({"run": run, "op": op, "time": int(time.time() * 1000), **data}, default=str)
-        with self.lock(), self.path.open("a+b") as f:
-            # a crash left half a line: start a new one
-            torn = f.tell() > 0 and f.seek(-1, os.SEEK_END) >= 0 and f.read(1) != b"\n"
-            f.write((b"\n" if torn else b"") + line.encode() + b"\n")
-
-# %% ../nbs/01b_tracking.ipynb #3a5083c8
-def _parse(lines:list[str]) -> tuple[list[dict], list[str]]:
-    "Readable records and unreadable lines."
-    good, bad = [], []
-    for line in lines:
-        if not line.strip(): continue
-        try: rec = json.loads(line)
-        except ValueError: rec = None
-        (good.append(rec) if isinstance(rec, dict) and {"run", "op"} <= rec.keys() else bad.append(line))
-    return good, bad
-
-@patch_to(Spool)
-def records(self, path:str|Path|None=None, # another file of this spool (default: the spool itself)
-           ) -> list[dict]:
-    "Every readable record, oldest first; unreadable lines are quarantined."
-    path = Path(path or self.path)
-    with self.lock():
-        if not path.exists(): return []
-        good, bad = _parse(path.read_text(encoding="utf-8", errors="replace").splitlines())
-        if bad:
-            with open(str(self.path) + ".quarantine", "a", encoding="utf-8") as q:
-                q.write("".join(b + "\n" for b in bad))
-            tmp = path.with_name(path.name + ".tmp")
-            tmp.write_text("".join(json.dumps(r) + "\n" for r in good), encoding="utf-8")
-            os.replace(tmp, path)
-            warnings.warn(
-                f"{len(bad)} unreadable line(s) of {path} moved to {self.path}.quarantine", RuntimeWarning, stacklevel=2
-            )
-    return good
-
-@patch_to(Spool)
-def all_records(self, pending:bool=False, # only what is still to be replayed
-               ) -> list[dict]:
-    "Records of the spool and its batches being (unless `pending`, also already) replayed: where artifacts are found."
-    files = sorted(self.path.parent.glob(f"{self.path.name}.replay{'ing' if pending else '*'}-*"))
-    return [r for f in files if not f.name.endswith((".done", ".tmp")) for r in self.records(f)] + self.records()
-
-# %% ../nbs/01b_tracking.ipynb #6e6f981d
-_warned: set = set()
-
-def _warn_once(key:str, msg:str):
-    "Warn once per process for each kind of degradation."
-    if key not in _warned: _warned.add(key); warnings.warn(msg, RuntimeWarning, stacklevel=3)
-
-# %% ../nbs/01b_tracking.ipynb #198f45b9
-DOWN_HOLD_S = 30.0  # after a failed call, an HTTP store counts as down for this long, in every process of the project
-
-def _http(settings:Settings) -> bool: return urlparse(settings.tracking_uri).scheme in ("http", "https")
-
-def _breaker(settings:Settings) -> Path: return settings.spool_path.parent / "tracking-down.json"
-
-def store_down(settings:Settings) -> bool:
-    "Whether a recent failure marked the settings' HTTP store as down."
-    if not _http(settings): return False
-    try: until = json.loads(_breaker(settings).read_text()).get(redact(settings.tracking_uri), 0)
-    except (OSError, ValueError, AttributeError): return False
-    return time.time() < until
-
-def mark_down(settings:Settings, down:bool=True):
-    "Mark the settings' HTTP store as down for `DOWN_HOLD_S` seconds (or as up again)."
-    if not _http(settings): return
-    p, key = _breaker(settings), redact(settings.tracking_uri)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(p) + ".lock"):
-        try: state = json.loads(p.read_text())
-        except (OSError, ValueError): state = {}
-        state = {k: v for k, v in state.items() if v > time.time()} | ({key: time.time() + DOWN_HOLD_S} if down else {})
-        if not down: state.pop(key, None)
-        p.write_text(json.dumps(state))
-
-# %% ../nbs/01b_tracking.ipynb #cb99adba
-def connect(settings:Settings):
-    "An MlflowClient for `settings`, after checking an HTTP server answers its health check."
-    t = settings.tracking_timeout
-    for k, v in {
-        "MLFLOW_DISABLE_TELEMETRY": "true",
-        "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
-        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
-        "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "0",
-        "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "1",
-        "MLFLOW_HTTP_REQUEST_TIMEOUT": str(max(1, int(t * 0.4))),
-    }.items():
-        os.environ.setdefault(k, v)
-    if _http(settings):
-        import httpx
-        try:
-            r = httpx.get(settings.tracking_uri.rstrip("/") + "/health", timeout=min(3.0, t))
-        except httpx.HTTPError as e:
-            raise ConnectionError(
-                f"tracking server {redact(settings.tracking_uri)} unreachable ({type(e).__name__})"
-            ) from None
-        if r.status_code >= 500:
-            raise ConnectionError(f"tracking server {redact(settings.tracking_uri)} answered {r.status_code}")
-    from mlflow.tracking import MlflowClient
-    return MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
-
-# %% ../nbs/01b_tracking.ipynb #05679ba2
-def experiment_id(client, settings:Settings, name:str|None=None) -> str:
-    "The id of experiment `name` (default: the settings'), created if missing."
-    name = name or settings.experiment_name
-    exp = client.get_experiment_by_name(name)
-    if exp is not None: return exp.experiment_id
-    try:
-        return client.create_experiment(
-            name, artifact_location=settings.artifact_root and f"{settings.artifact_root}/{name}"
-        )
-    except Exception:  # another worker created it meanwhile
-        exp = client.get_experiment_by_name(name)
-        if exp is None:
-            raise
-        return exp.experiment_id
+__all__ = ['MLOpsIntegration', 'log_batch', 'handoff_path', 'write_atomic', 'Deferred', 'job_run']
 
 # %% ../nbs/01b_tracking.ipynb #3e772089
 class MLOpsIntegration:
@@ -170,11 +34,11 @@ class MLOpsIntegration:
         self.enabled = self.settings.enable_mlops if enable_mlops is None else enable_mlops
         self.spool, self.run_id, self._c, self._own = Spool(self.settings.spool_path), None, None, False
         self.degraded = not self.enabled or store_down(self.settings)
-        if not self.enabled: _warn_once("off", f"MLOps switched off: tracking calls are spooled to {self.spool.path}")
+        if not self.enabled: warn_once("off", f"MLOps switched off: tracking calls are spooled to {self.spool.path}")
         elif self.degraded: self._warn_down("it failed less than a minute ago")
 
     def _warn_down(self, why:str):
-        _warn_once(
+        warn_once(
             "down",
             f"MLflow tracking at {redact(self.settings.tracking_uri)} is unavailable ({why}); training goes on and "
             f"what cannot be logged is spooled to {self.spool.path} (`sixstack tracking replay` restores it)",
@@ -230,7 +94,7 @@ def attach(self, run_id:str, # an existing run (e.g. created by the runner) or a
     self.run_id, self._own = run_id, False
     if run_id.startswith("local-") and not self.degraded:
         self.degraded = True
-        _warn_once("local", f"run {run_id} lives in the spool {self.spool.path}: logging there")
+        warn_once("local", f"run {run_id} lives in the spool {self.spool.path}: logging there")
     return self
 
 # %% ../nbs/01b_tracking.ipynb #9cf54db6

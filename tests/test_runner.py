@@ -7,7 +7,8 @@ import pandas as pd
 from conftest import NBS, cli
 from sixstack.runner import run_notebook, run_pipeline, sweep
 from sixstack.replay import replay
-from sixstack.tracking import MLOpsIntegration, Spool
+from sixstack.store import Spool
+from sixstack.tracking import MLOpsIntegration
 
 
 def _info(settings, run_id): return MLOpsIntegration(settings=settings).get_run(run_id)
