@@ -9,15 +9,12 @@ import ast
 import itertools
 import json
 import os
-import platform
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 
 import pandas as pd
@@ -28,7 +25,7 @@ from .tracking import MLOpsIntegration
 
 # %% auto #0
 __all__ = ['notebook_parameters', 'job_params', 'RunResult', 'run_notebook', 'pipeline_notebooks', 'PipelineResult',
-           'run_pipeline', 'resume_pipeline', 'key_metric', 'sweep', 'run_context', 'leaderboard', 'write_leaderboard']
+           'run_pipeline', 'resume_pipeline', 'key_metric', 'sweep']
 
 # %% ../nbs/01_experiment_tracking.ipynb #c1b55ea3
 def notebook_parameters(path:str|Path, # a notebook with a cell tagged `parameters`
@@ -356,76 +353,6 @@ def sweep(notebook:str|Path, # the notebook to run
     m.log_metrics({"n_runs": len(summary), "n_failed": int((summary["status"] != "FINISHED").sum())})
     m.end_experiment("FINISHED" if (summary["status"] == "FINISHED").all() else "FAILED")
     return summary
-
-# %% ../nbs/01_experiment_tracking.ipynb #8031652c
-_PACKAGES = ["sixstack", "mlflow", "papermill", "pandas", "numpy", "scikit-learn", "pandera", "scipy",
-             "xgboost-cpu", "lightgbm", "catboost", "optuna", "nbdev"]
-
-def run_context(settings:Settings, # the job's settings
-                data_path:str|Path|None=None, # the training table to fingerprint
-               ) -> dict:
-    "Resolved settings, Python and package versions, git commit and data fingerprint."
-    from sixstack.data import fingerprint, load_table
-    def version(p):
-        try: return metadata.version(p)
-        except metadata.PackageNotFoundError: return None
-    try:
-        commit = (
-            subprocess.run(
-                ["git", "rev-parse", "HEAD"], cwd=settings.root, capture_output=True, text=True, timeout=10
-            ).stdout.strip()
-            or None
-        )
-        dirty = bool(
-            subprocess.run(
-                ["git", "status", "--porcelain", "--untracked-files=no"],
-                cwd=settings.root,
-                capture_output=True,
-                text=True,
-                timeout=10,
-            ).stdout.strip()
-        )
-    except (OSError, subprocess.SubprocessError): commit, dirty = None, None
-    return {"settings": settings.public(), "python": sys.version.split()[0], "platform": platform.platform(),
-            "packages": {p: version(p) for p in _PACKAGES}, "git_commit": commit, "git_dirty": dirty,
-            "data_path": str(data_path) if data_path else None,
-            "data_fingerprint": fingerprint(load_table(data_path)) if data_path else None}
-
-# %% ../nbs/01_experiment_tracking.ipynb #571afaa4
-def leaderboard(m:MLOpsIntegration, # reads the experiment of its settings
-                limit:int=20, # recent pipeline runs listed
-               ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    "Recent pipeline runs, and per-notebook success rate and wall times."
-    cols = ["run_id", "status", "start_time", "metrics.wall_time_s", "metrics.n_steps", "metrics.n_failed"]
-    # not the one in progress
-    pipes = m.search_runs("tags.`sixstack.kind` = 'pipeline' and attributes.status != 'RUNNING'", max_results=limit)
-    pipes = pipes.reindex(columns=cols) if len(pipes) else pd.DataFrame(columns=cols)
-    pipes["start_time"] = pd.to_datetime(pipes["start_time"], unit="ms")
-    nbs = m.search_runs("tags.`sixstack.kind` = 'notebook'").reindex(
-        columns=["run_id", "status", "tags.sixstack.notebook", "metrics.wall_time_s"]
-    )
-    if not len(nbs):
-        return pipes, pd.DataFrame(columns=["runs", "success_rate", "median_wall_time_s", "max_wall_time_s"])
-    per = nbs.groupby("tags.sixstack.notebook").agg(
-        runs=("run_id", "size"),
-        success_rate=("status", lambda s: (s == "FINISHED").mean()),
-        median_wall_time_s=("metrics.wall_time_s", "median"),
-        max_wall_time_s=("metrics.wall_time_s", "max"),
-    )
-    return pipes, per.rename_axis("notebook").round(3)
-
-# %% ../nbs/01_experiment_tracking.ipynb #bb232318
-def write_leaderboard(pipes:pd.DataFrame, per:pd.DataFrame, path:str|Path) -> Path:
-    "Write the leaderboard as Markdown."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    ok = (pipes["status"] == "FINISHED").mean() if len(pipes) else None
-    rate = f"success rate {ok:.0%}" if ok is not None else "no finished pipeline runs yet"
-    path.write_text(
-        f"# Pipeline leaderboard\n\n{len(pipes)} recent pipeline run{'s' * (len(pipes) != 1)}, {rate}.\n\n"
-        f"{pipes.to_markdown(index=False) if len(pipes) else '(no pipeline runs yet)'}\n\n## Per notebook\n\n"
-        f"{per.to_markdown() if len(per) else '(no notebook runs yet)'}\n"
-    )
-    return path
 
 # %% ../nbs/01_experiment_tracking.ipynb #167e6082
 def __getattr__(name):
