@@ -53,7 +53,8 @@ def main():
     from sixstack.data import LABEL, add_match_p, load_table, write_sample
     from sixstack.ensemble import nested_predictions
     from sixstack.features import encode_labels, make_folds, oof_predict, scores
-    from sixstack.stacks import STACKS, best_params, make_stack, stack_fit_predict, tune_stack
+    from sixstack.stacks import STACKS, make_stack, stack_fit_predict
+    from sixstack.tuning import best_params, tune_stack
     prof = get_profile(a.profile)
     if a.data is None:
         paths = write_sample(Path(tempfile.mkdtemp()) / "sample")
