@@ -59,7 +59,8 @@ def main():
     if a.data is None:
         paths = write_sample(Path(tempfile.mkdtemp()) / "sample")
         a.data, a.external = paths["train"], a.external or paths["external"]
-    train = add_match_p(load_table(a.data), load_table(a.external) if a.external else None)
+    ext = load_table(a.external) if a.external else None
+    train = add_match_p(load_table(a.data), ext)
     y = encode_labels(train[LABEL])
     folds, tune_folds = make_folds(y, a.folds, a.seed), make_folds(y, prof["tune_folds"], a.seed)
     rows, oof, params = [], {}, {}
@@ -81,7 +82,8 @@ def main():
     t0 = time.perf_counter()
     with threadpool_limits(a.n_jobs):  # the served candidates, as 05 builds them (per-model OOF on the same folds, the ensemble refit)
         Pm = fit_oof(params, train, y, folds, n_jobs=a.n_jobs, seed=a.seed, prof=prof, progress=False, per_model=True)
-        ens, _ = build_ensemble(stack_table(Pm), train, y, params, n_jobs=a.n_jobs, seed=a.seed, prof=prof, n_folds=a.folds)
+        ens, _ = build_ensemble(stack_table(Pm), train, y, params, external=ext, n_jobs=a.n_jobs, seed=a.seed, prof=prof,
+                                n_folds=a.folds)  # with the external table, as 05 builds it: match_p is a feature
         pe = nested_predictions(stack_table(Pm).to_numpy(), y, ens.method, a.folds, a.seed + 1)
         budget, Pu = prof["latency_budget_ms"] or 2.0, Pm[[c for c in Pm.columns if c.split(".")[0] in ens.stacks]]
         costs = model_costs(ens, train)
