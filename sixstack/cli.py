@@ -255,11 +255,13 @@ def _args_predict(p):
     p.add_argument("--input", required=True, help="CSV or Parquet with the seven features (and optionally id)")
     p.add_argument("--output", required=True, help="CSV to write: id, Personality, probability")
     p.add_argument("--chunk-size", type=int, default=50_000, help="rows scored at a time (default: %(default)s)")
+    p.add_argument("--allow-ungated", action="store_true",
+                   help="also a version the gate did not pass (source, digest, signature still checked)")
 
 def cmd_predict(a, settings:Settings) -> int:
     "`sixstack predict`: score a file."
     from sixstack.models import predict_file
-    n = predict_file(a.model_uri, a.input, a.output, settings, a.chunk_size)
+    n = predict_file(a.model_uri, a.input, a.output, settings, a.chunk_size, a.allow_ungated)
     print(f"scored {n} rows with {a.model_uri} -> {a.output}"); return 0
 
 # %% ../nbs/08a_cli.ipynb #08390013

@@ -8,58 +8,83 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 
 from .config import Settings, get_settings
 from .data import FEATURES, ID, LABEL, DataValidationError
+from .packaging import model_digest, verify
 from .store import Spool, connect
 
 # %% auto #0
-__all__ = ['download_model', 'load_local', 'discard', 'load_model', 'predict_file', 'check_in_clean_venv']
+__all__ = ['download_model', 'load_local', 'discard', 'ModelRefused', 'vet', 'vetted_download', 'load_model', 'predict_file',
+           'safe_requirements', 'check_in_clean_venv']
 
 # %% ../nbs/01e_models.ipynb #b46cc9d9
+def _check_uri(uri:str):
+    "Refuse anything but a runs:/ or models:/ URI of the tracking store."
+    if not str(uri).startswith(("runs:/", "models:/")):
+        raise ValueError(f"refusing to load {uri!r}: only runs:/ and models:/ URIs of the tracking store are loaded "
+                         "(a pickled model runs code when it is loaded)")
+
+def _spooled(uri:str, settings:Settings) -> Path|None:
+    "The spool's copy of a runs:/ model logged on this machine while tracking was down (None: not spooled)."
+    if not uri.startswith("runs:/"): return None
+    run_id, path = uri[len("runs:/"):].split("/", 1)
+    hits = [r["path"] for r in Spool(settings.spool_path).all_records()
+            if r["run"] == run_id and r["op"] == "artifacts" and r["artifact_path"] == path]
+    return Path(hits[-1]) if hits else None
+
 def download_model(uri:str, # runs:/RUN/model or models:/NAME/VERSION or models:/NAME@ALIAS
                    settings:Settings|None=None, # the tracking store to load from
                   ) -> tuple[Path, bool]:
-    "A local folder with the model's files, and whether it is a temporary download (else the spool's copy)."
-    if not uri.startswith(("runs:/", "models:/")):
-        raise ValueError(f"refusing to load {uri!r}: only runs:/ and models:/ URIs of the tracking store are loaded "
-                         "(a pickled model runs code when it is loaded)")
-    settings = settings or get_settings()
-    if uri.startswith("runs:/"):  # a run that lives in the spool (tracking was down) keeps its model there
-        run_id, path = uri[len("runs:/"):].split("/", 1)
-        hits = [
-            r["path"]
-            for r in Spool(settings.spool_path).all_records()
-            if r["run"] == run_id and r["op"] == "artifacts" and r["artifact_path"] == path
-        ]
-        if hits: return Path(hits[-1]), False
+    "A local folder with the model's files (not vetted), and whether it is a temporary download."
+    _check_uri(uri); settings = settings or get_settings()
+    if (spooled := _spooled(uri, settings)) is not None: return spooled, False
     c = connect(settings)
     if uri.startswith("models:/"):  # resolved here: MLflow would ask its global registry URI, not this store
+        mv, _ = _model_ref(c, uri)
+        uri = c.get_model_version_download_uri(mv.name, mv.version)
+    import mlflow.artifacts
+    dst = tempfile.mkdtemp(prefix="sixstack-model-")
+    got = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=dst, tracking_uri=settings.tracking_uri)
+    return Path(got), True
+
+
+# %% ../nbs/01e_models.ipynb #fcfada69
+def _run_as_version(run, artifact_path:str) -> SimpleNamespace:
+    "A run's logged model described like a registered version (never gated), so that one `vet` serves both."
+    t = run.data.tags
+    return SimpleNamespace(name=None, version=None, run_id=run.info.run_id,
+                           source=f"runs:/{run.info.run_id}/{artifact_path}",
+                           tags={"model_sha256": t.get("sixstack.model_sha256"),
+                                 "model_signature": t.get("sixstack.model_signature")})
+
+def _model_ref(c, uri:str) -> tuple[object, str]:
+    "The version (or run's model) a runs:/ or models:/ URI names, and how to call it in a message."
+    if uri.startswith("models:/"):
         ref = uri[len("models:/"):]
         name, alias = ref.split("@", 1) if "@" in ref else (ref.rsplit("/", 1)[0], None)
-        version = c.get_model_version_by_alias(name, alias).version if alias else ref.rsplit("/", 1)[1]
-        uri = c.get_model_version_download_uri(name, version)
-    import mlflow.artifacts
-    return Path(
-        mlflow.artifacts.download_artifacts(
-            artifact_uri=uri, dst_path=tempfile.mkdtemp(prefix="sixstack-model-"), tracking_uri=settings.tracking_uri
-        )
-    ), True
+        mv = c.get_model_version_by_alias(name, alias) if alias else c.get_model_version(name, ref.rsplit("/", 1)[1])
+        return mv, f"version {mv.version} of {name}" + (f" ({alias})" if alias else "")
+    run_id, path = uri[len("runs:/"):].split("/", 1)
+    return _run_as_version(c.get_run(run_id), path), f"the model of run {run_id}"
 
+
+# %% ../nbs/01e_models.ipynb #cf344883
 def load_local(path:str|Path, # a model folder
-               sha256:str|None=None, # its expected `model_digest` (None: not checked)
+               sha256:str|None=None, # its expected `model_digest` (None: checked already, by `vetted_download`)
               ):
     "Load a pyfunc model from a folder, after checking its digest."
     import mlflow.pyfunc
-    from sixstack.packaging import model_digest
     if sha256 is not None and model_digest(path) != sha256:
         raise ValueError("refusing to load the model: its files do not match the digest recorded at registration")
     before = list(sys.path)
@@ -76,14 +101,79 @@ def discard(path:Path|None, # a downloaded model folder (None: nothing)
     sys.path[:] = [p for p in sys.path if not p.startswith(str(root))]
     shutil.rmtree(root, ignore_errors=True)
 
+
+# %% ../nbs/01e_models.ipynb #e4bd4a7a
+class ModelRefused(RuntimeError):
+    "A model that will not be downloaded or unpickled, and why (safe to show clients)."
+
+def _unsigned(mv, signing_key:str, allow_ungated:bool) -> list[str]:
+    "What the signing key does not vouch for: the digest when it was logged, the gate's verdict."
+    tags, out = mv.tags or {}, []
+    digest, gate, path = tags.get("model_sha256"), tags.get("gate", ""), str(mv.source).split("/", 2)[-1]
+    if not verify(signing_key, tags.get("model_signature"), "model", mv.run_id, path, digest):
+        out.append("its digest was not signed with this key when it was logged")
+    verdict = (mv.name, str(mv.version), digest, gate)
+    if not allow_ungated and not verify(signing_key, tags.get("gate_signature"), *verdict):
+        out.append("its gate verdict is not signed with this key")
+    return out
+
+
+# %% ../nbs/01e_models.ipynb #8b7bf12b
+def vet(mv, # an MLflow ModelVersion (or a run's model, as `_run_as_version` describes it)
+        source_experiment:str|None, # the experiment id of its source run (None: no such run)
+        experiment:str|None, # the configured experiment's id
+        signing_key:str|None=None, # SIXSTACK_MODEL_SIGNING_KEY
+        allow_ungated:bool=False, # also a version the gate did not pass (the gate's own candidate)
+       ) -> list[str]:
+    "Why a model must not be unpickled ([] if it may): gate, source, digest and, given a key, both signatures."
+    tags, out = mv.tags or {}, []
+    gate, src = tags.get("gate", ""), str(mv.source or "")
+    if not allow_ungated and not gate.startswith("passed"):
+        out.append(f"the registry's gate did not pass it ({gate.split(':')[0] or 'never gated'})")
+    if not (mv.run_id and src.startswith(f"runs:/{mv.run_id}/")):
+        out.append("its source is not a runs:/ URI of its own run in this tracking store")
+    elif source_experiment is None or source_experiment != experiment:
+        out.append("its source run is not in the configured experiment")
+    if not tags.get("model_sha256"): return out + ["no content digest was recorded when it was logged"]
+    return out + (_unsigned(mv, signing_key, allow_ungated) if signing_key else [])
+
+
+# %% ../nbs/01e_models.ipynb #d276638b
+def _experiment_of(c, run_id:str|None) -> str|None:
+    "The experiment id of a run (None: no such run)."
+    try: return c.get_run(run_id).info.experiment_id if run_id else None
+    except Exception: return None
+
+def vetted_download(uri:str, # runs:/RUN/model or models:/NAME/VERSION or models:/NAME@ALIAS
+                    settings:Settings|None=None, # the tracking store (and signing key)
+                    allow_ungated:bool=False, # also a registered version the gate did not pass
+                   ) -> tuple[Path, bool, object]:
+    "`vet` a model, download exactly what was vetted and check it against its digest: (folder, temporary, version)."
+    _check_uri(uri); settings = settings or get_settings()
+    if (spooled := _spooled(uri, settings)) is not None: return spooled, False, None  # written by this machine
+    c = connect(settings)
+    mv, what = _model_ref(c, uri)
+    exp = c.get_experiment_by_name(settings.experiment_name)
+    problems = vet(mv, _experiment_of(c, mv.run_id), exp and exp.experiment_id, settings.signing_key,
+                   allow_ungated or mv.version is None)
+    if problems: raise ModelRefused(f"{what} refused: " + "; ".join(problems))
+    path, temporary = download_model(mv.source if mv.version is None else f"models:/{mv.name}/{mv.version}", settings)
+    if model_digest(path) != mv.tags["model_sha256"]:
+        discard(path if temporary else None)
+        raise ModelRefused(f"{what} refused: its files do not match the digest recorded when it was logged")
+    return path, temporary, mv
+
+
+# %% ../nbs/01e_models.ipynb #ef071a94
 def load_model(uri:str, # runs:/RUN/model or models:/NAME/VERSION or models:/NAME@ALIAS
                settings:Settings|None=None, # the tracking store to load from
-               sha256:str|None=None, # expected digest of its files (None: not checked)
+               allow_ungated:bool=False, # also a registered version the gate did not pass
               ):
-    "Load a pyfunc model from the tracking store (the download is removed once it is loaded)."
-    path, temporary = download_model(uri, settings)
-    try: return load_local(path, sha256)
+    "Load a pyfunc model from the tracking store once `vetted_download` passed it (the download is removed after)."
+    path, temporary, _ = vetted_download(uri, settings, allow_ungated)
+    try: return load_local(path)
     finally: discard(path if temporary else None)
+
 
 # %% ../nbs/01e_models.ipynb #e6649262
 def _chunks(path:Path, size:int):
@@ -98,6 +188,7 @@ def predict_file(model_uri:str, # runs:/…, models:/NAME/VERSION or models:/NAM
                  output_path:str|Path, # CSV written with id, Personality, probability
                  settings:Settings|None=None, # tracking store (default: `get_settings()`)
                  chunk_size:int=50_000, # rows per chunk
+                 allow_ungated:bool=False, # also a registered version the gate did not pass
                 ) -> int:
     "Score a file with a model from the tracking store, chunk by chunk; returns the number of rows."
     from tqdm.auto import tqdm
@@ -107,7 +198,7 @@ def predict_file(model_uri:str, # runs:/…, models:/NAME/VERSION or models:/NAM
         raise DataValidationError(
             [f"{input_path}: {'the file is empty' if input_path.is_file() else 'no such file'}"], "Cannot load data"
         )
-    model, n, chunks = load_model(model_uri, settings), 0, _chunks(input_path, chunk_size)
+    model, n, chunks = load_model(model_uri, settings, allow_ungated), 0, _chunks(input_path, chunk_size)
     output_path.parent.mkdir(parents=True, exist_ok=True)
     with tqdm(desc="scoring", unit="rows", file=sys.stderr) as bar:
         for i in itertools.count():
@@ -130,6 +221,20 @@ def predict_file(model_uri:str, # runs:/…, models:/NAME/VERSION or models:/NAM
             n += len(chunk); bar.update(len(chunk))
     return n
 
+# %% ../nbs/01e_models.ipynb #96eb4311
+_PIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*(\[[A-Za-z0-9._,-]+\])?==[A-Za-z0-9.+!_-]+")
+
+def safe_requirements(text:str, # a model's requirements.txt
+                     ) -> list[str]:
+    "Its `name==version` lines, or a ValueError naming every other line (pip options, URLs, paths run code)."
+    lines = [l.strip() for l in text.splitlines() if l.strip() and not l.strip().startswith("#")]
+    bad = [l for l in lines if not _PIN.fullmatch(l)]
+    if bad:
+        raise ValueError("refusing to install the model's requirements: only name==version lines are installed, not "
+                         + "; ".join(repr(b[:80]) for b in bad[:5]))
+    return lines
+
+
 # %% ../nbs/01e_models.ipynb #3463ee4c
 _CLEAN_CHECK = """
 import json, sys
@@ -148,18 +253,24 @@ print(json.dumps({"sixstack_from": sixstack.__file__, "tracking_importable": lea
                   "probabilities": out["probability"].tolist(), "serving_example_rows": len(serving)}))
 """
 
-def check_in_clean_venv(uri:str, settings:Settings, venv:str|Path|None=None, log=print) -> dict:
-    "Load a model in a virtualenv built from only its requirements.txt, predict its input example, compare with here."
+def check_in_clean_venv(uri:str, # runs:/… or models:/… (vetted first, like every load)
+                        settings:Settings, # the tracking store
+                        venv:str|Path|None=None, # where to build the virtualenv (None: a temporary folder)
+                        log=print, # progress messages
+                        allow_ungated:bool=False, # also a registered version the gate did not pass
+                       ) -> dict:
+    "Load a model in a virtualenv built from only its pinned requirements, predict its input example, compare."
     import shutil, subprocess, tempfile, venv as venv_
-    path, temporary = download_model(uri, settings)
+    path, temporary, _ = vetted_download(uri, settings, allow_ungated)
+    try: reqs = safe_requirements((path / "requirements.txt").read_text())
+    except Exception: discard(path if temporary else None); raise
     work = Path(venv or tempfile.mkdtemp(prefix="sixstack-check-"))
     try:
         t0 = time.perf_counter(); log(f"building a clean virtualenv in {work} from {path / 'requirements.txt'} …")
         venv_.create(work, with_pip=True, clear=True)
         py = work / "bin" / "python"
         subprocess.run(
-            [str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
-            + ["-r", str(path / "requirements.txt")],
+            [str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check", "--only-binary", ":all:", *reqs],
             check=True,
         )
         log(f"installed in {time.perf_counter() - t0:.0f}s; loading and predicting there …")
@@ -185,10 +296,9 @@ def check_in_clean_venv(uri:str, settings:Settings, venv:str|Path|None=None, log
             "labels_equal": got["labels"] == want["label"].tolist(),
             "shipped_code_used": got["sixstack_from"],
             "tracking_module_shipped": got["tracking_importable"],
-            "requirements": (path / "requirements.txt").read_text().split(),
+            "requirements": reqs,
             "seconds": round(time.perf_counter() - t0, 1),
         }
     finally:
         if venv is None: shutil.rmtree(work, ignore_errors=True)
-        if temporary:
-            shutil.rmtree(path.parent if path.parent.name.startswith("sixstack-model-") else path, ignore_errors=True)
+        discard(path if temporary else None)

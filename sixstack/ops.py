@@ -234,12 +234,14 @@ def _args_check_model(p):
     p.add_argument(
         "--venv", default=None, help="where to build the clean virtualenv (default: a temporary folder, removed after)"
     )
+    p.add_argument("--allow-ungated", action="store_true",
+                   help="also a version the gate did not pass (source, digest, signature still checked)")
 
 def cmd_check_model(a, settings:Settings) -> int:
     "`sixstack check-model`: load and run a model in a clean virtualenv built from nothing but its own requirements."
     from sixstack.models import check_in_clean_venv
     uri = a.model_uri or f"models:/{settings.registry_name}@production"
-    res = check_in_clean_venv(uri, settings, a.venv, log=lambda s: print(s, file=sys.stderr))
+    res = check_in_clean_venv(uri, settings, a.venv, lambda s: print(s, file=sys.stderr), a.allow_ungated)
     print(json.dumps(res, indent=1))
     return 0 if res["ok"] else 1
 

@@ -20,7 +20,7 @@ from .data import CATEGORICAL, FEATURES, NUMERIC
 
 # %% auto #0
 __all__ = ['MODEL_MODULES', 'RUNTIME', 'pinned_requirements', 'shipped_code', 'import_problems', 'pyfunc_class', 'input_example',
-           'save_pyfunc', 'model_digest', 'sign', 'verify', 'EchoModel']
+           'save_pyfunc', 'model_digest', 'sign', 'verify', 'model_signature', 'EchoModel']
 
 # %% ../nbs/01c_packaging.ipynb #8f90a1a4
 MODEL_MODULES = (
@@ -180,6 +180,16 @@ def sign(key:str, # the signing key (`SIXSTACK_MODEL_SIGNING_KEY`)
 def verify(key:str, signature:str|None, *fields:str) -> bool:
     "Whether `signature` is `sign(key, *fields)` (constant-time comparison)."
     return bool(signature) and hmac.compare_digest(signature, sign(key, *fields))
+
+# %% ../nbs/01c_packaging.ipynb #61f28162
+def model_signature(key:str, # the signing key (`SIXSTACK_MODEL_SIGNING_KEY`)
+                    run_id:str, # the run the model is logged to
+                    artifact_path:str, # where in that run (`model`)
+                    digest:str, # its `model_digest`
+                   ) -> str:
+    "The logging signature: binds a model's digest to the run and path it was logged under, when it is logged."
+    return sign(key, "model", run_id, artifact_path, digest)
+
 
 # %% ../nbs/01c_packaging.ipynb #9bdad1af
 class EchoModel:

@@ -13,7 +13,7 @@ from .config import Settings, get_settings, redact, scrub
 from .data import LABEL, load_table
 from .features import encode_labels, scores
 from .packaging import sign
-from .models import load_model
+from .models import ModelRefused, load_model
 from .tracking import MLOpsIntegration
 
 # %% auto #0
@@ -44,8 +44,9 @@ def register(model_uri:str, # runs:/RUN/model of a 05_ensemble run
     settings = settings or get_settings()
     c, name = _registry(settings), settings.registry_name
     run_id = model_uri.split("/")[1] if model_uri.startswith("runs:/") else None
-    try: digest = c.get_run(run_id).data.tags.get("sixstack.model_sha256") if run_id else None
-    except Exception: digest = None
+    try: rt = c.get_run(run_id).data.tags if run_id else {}
+    except Exception: rt = {}
+    digest, signed = rt.get("sixstack.model_sha256"), rt.get("sixstack.model_signature")
     if not digest:
         raise RegistryError(
             f"{model_uri} records no content digest (log models with MLOpsIntegration.log_pyfunc_model)"
@@ -60,7 +61,8 @@ def register(model_uri:str, # runs:/RUN/model of a 05_ensemble run
         name,
         source=model_uri,
         run_id=run_id,
-        tags={k: str(v) for k, v in (tags or {}).items()} | {"model_sha256": digest},
+        tags={k: str(v) for k, v in (tags or {}).items()} | {"model_sha256": digest}
+        | ({"model_signature": signed} if signed else {}),
     )
     c.set_registered_model_alias(name, "staging", mv.version)
     return str(mv.version)
@@ -166,11 +168,12 @@ def _holdout_for(c, name:str, version:str, settings:Settings) -> str:
         raise RegistryError(f"version {version} records no held-out data; pass a labelled holdout table (--holdout)")
     return h["holdout_path"]
 
-def _load(c, name:str, version:str, settings:Settings):
-    "A version's model, loaded only if its files match the digest recorded at registration."
-    digest = c.get_model_version(name, version).tags.get("model_sha256")
-    try: return load_model(f"models:/{name}/{version}", settings, sha256=digest)
-    except ValueError as e: raise RegistryError(f"version {version}: {e}") from None
+def _load(name:str, version:str, settings:Settings, candidate:bool):
+    "A version's model, unpickled only once `vet` passed it (the candidate need not be gated yet) and its digest held."
+    try: return load_model(f"models:/{name}/{version}", settings, allow_ungated=candidate)
+    except ModelRefused as e:
+        role = "the candidate" if candidate else "production, the baseline the gate compares with,"
+        raise RegistryError(f"{role} cannot be loaded: {e}") from None
 
 def _set_production(c, name:str, version:str, old:str|None, settings:Settings):
     "Point `production` at `version`, unless another promotion moved it since `old` was read."
@@ -199,10 +202,10 @@ def promote(version:str|int, # the version to promote
     cand_m = prod_m = None
     if force: ok, reason = True, "forced by the operator (gate skipped)"
     else:
+        cand = _load(name, version, settings, candidate=True)  # vetted before its run's hand-over is read
         hold = load_table(holdout_path or _holdout_for(c, name, version, settings))
-        cand = _load(c, name, version, settings)
         cand_m = holdout_scores(cand, hold) | (latency(cand, hold) if max_latency_ms is not None else {})
-        prod_m = holdout_scores(_load(c, name, prod, settings), hold) if prod else None
+        prod_m = holdout_scores(_load(name, prod, settings, candidate=False), hold) if prod else None
         ok, reason = gate(cand_m, prod_m, margin, max_latency_ms)
     verdict = ("passed: " if ok else "rejected: ") + reason
     tags = {"gate": verdict} | (
@@ -250,27 +253,24 @@ def lineage_tags(handoff:dict, run_id:str, git_commit:str|None=None) -> dict:
     }
 
 # %% ../nbs/06_model_registry.ipynb #c4f9d42e
-_NOT_COPIED = ("gate", "gate_signature", "latency_p99_ms", "previous_production", "model_sha256")
+_NOT_COPIED = ("gate", "gate_signature", "latency_p99_ms", "previous_production", "model_sha256", "model_signature")
 
 def copy_version(version:str|int, # the version in the source registry
                  source:Settings, # the source environment (its store and registered model name)
                  target:Settings, # the target environment
                 ) -> str:
     "Copy a version (files, reference profile, hand-over, lineage) into the target's registry; returns the new version."
-    from sixstack.models import discard, download_model
-    from sixstack.packaging import model_digest
+    from sixstack.models import discard, vetted_download
     sc = _registry(source); _registry(target)  # both answer, or nothing is written
     try: mv = sc.get_model_version(source.registry_name, str(version))
     except Exception: raise RegistryError(f"{source.registry_name} has no version {version}") from None
     origin = f"{source.environment or redact(source.tracking_uri)}:{source.registry_name}/{mv.version}"
-    digest = mv.tags.get("model_sha256")
-    path, temporary = download_model(f"models:/{source.registry_name}/{mv.version}", source)
+    try: path, temporary, _ = vetted_download(f"models:/{source.registry_name}/{mv.version}", source, True)
+    except ModelRefused as e: raise RegistryError(f"{origin} is not copied: {e}") from None
     try:
-        if not digest or model_digest(path) != digest:
-            raise RegistryError(f"{origin}: its files do not match the digest recorded at registration")
         src, dst = MLOpsIntegration(settings=source), MLOpsIntegration(settings=target)
         dst.start_experiment(run_name=f"copy of {origin}", tags={"sixstack.copied_from": origin})
-        dst.set_tags({"sixstack.model_sha256": digest}); dst.log_artifacts(path, "model")
+        dst.record_model(path, "model")  # its digest again, signed with the target's key
         monitoring = src.download_artifact("monitoring", mv.run_id) if mv.run_id else None
         if monitoring is not None and monitoring.is_dir() and any(monitoring.iterdir()):
             dst.log_artifacts(monitoring, "monitoring")

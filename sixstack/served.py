@@ -16,12 +16,12 @@ import pandas as pd
 
 from .config import Settings, scrub
 from .data import Columns
-from .models import discard
+from .models import ModelRefused, discard
 
 logger = logging.getLogger("sixstack.serving")
 
 # %% auto #0
-__all__ = ['logger', 'Served', 'Answers', 'ModelRefused', 'vet', 'load_served', 'Holder', 'alias_version', 'Watcher', 'Coalescer']
+__all__ = ['logger', 'Served', 'Answers', 'load_served', 'Holder', 'alias_version', 'Watcher', 'Coalescer']
 
 # %% ../nbs/07c_served.ipynb #55f3b336
 @dataclass
@@ -63,35 +63,6 @@ class Answers:
         out = model.predict_frame(X.frame() if isinstance(X, Columns) else X)
         return Answers(out["label"].to_numpy(object), out["probability"].to_numpy(np.float64))
 
-# %% ../nbs/07c_served.ipynb #aa5c1970
-class ModelRefused(RuntimeError):
-    "A registered version the service will not load, and why (safe to show clients)."
-
-def vet(mv, # an MLflow ModelVersion
-        source_experiment:str|None, # the experiment id of its source run (None: no such run)
-        experiment:str|None, # the configured experiment's id
-        signing_key:str|None=None, # SIXSTACK_MODEL_SIGNING_KEY
-        allow_ungated:bool=False, # serve a version the gate did not pass
-       ) -> list[str]:
-    "Why a registered version must not be loaded ([] if it may)."
-    from sixstack.packaging import verify
-    tags, out = mv.tags or {}, []
-    gate, digest = tags.get("gate", ""), tags.get("model_sha256")
-    if not allow_ungated and not gate.startswith("passed"):
-        out.append(f"the registry's gate did not pass it ({gate.split(':')[0] or 'never gated'})")
-    if not str(mv.source or "").startswith("runs:/"):
-        out.append("its source is not a runs:/ URI of this tracking store")
-    elif source_experiment is None or source_experiment != experiment:
-        out.append("its source run is not in the configured experiment")
-    if not digest: out.append("no content digest was recorded when it was registered")
-    if (
-        signing_key
-        and not allow_ungated
-        and not verify(signing_key, tags.get("gate_signature"), mv.name, str(mv.version), digest, gate)
-    ):
-        out.append("its gate verdict is not signed with this service's key")
-    return out
-
 # %% ../nbs/07c_served.ipynb #04983edc
 def load_served(settings:Settings, # the tracking store and experiment
                 name:str, # registered model
@@ -99,30 +70,14 @@ def load_served(settings:Settings, # the tracking store and experiment
                 allow_ungated:bool=False, # also serve a version the gate did not pass
                ) -> Served:
     "Load the version `alias` points at, if it passes `vet` and its files match their digest."
-    from sixstack.models import download_model, load_local
-    from sixstack.tracking import MLOpsIntegration
-    c = MLOpsIntegration(settings=settings).client
-    mv = c.get_model_version_by_alias(name, alias)
-    try: src_exp = c.get_run(mv.run_id).info.experiment_id if mv.run_id else None
-    except Exception: src_exp = None
-    exp = c.get_experiment_by_name(settings.experiment_name)
-    problems = vet(mv, src_exp, exp and exp.experiment_id, settings.signing_key, allow_ungated)
-    if problems: raise ModelRefused(f"version {mv.version} of {name} ({alias}) refused: " + "; ".join(problems))
-    path, temporary = download_model(f"models:/{name}/{mv.version}", settings)
-    try: pyf = load_local(path, mv.tags["model_sha256"])
-    except ValueError as e:
-        discard(path if temporary else None)
-        raise ModelRefused(f"version {mv.version} of {name} ({alias}) refused: {e}") from None
+    from sixstack.models import load_local, vetted_download
+    path, temporary, mv = vetted_download(f"models:/{name}@{alias}", settings, allow_ungated)
+    try: pyf = load_local(path)
+    except BaseException: discard(path if temporary else None); raise  # a failed load leaves no files behind
     metrics = {k[3:]: float(v) for k, v in mv.tags.items() if k.startswith("cv_")}
-    return Served(
-        pyf.unwrap_python_model().model,
-        name,
-        str(mv.version),
-        alias,
-        mv.run_id,
-        metrics,
-        path=path if temporary else None,
-    )
+    model = pyf.unwrap_python_model().model
+    return Served(model, name, str(mv.version), alias, mv.run_id, metrics, path=path if temporary else None)
+
 
 # %% ../nbs/07c_served.ipynb #4e8b37cd
 class Holder:

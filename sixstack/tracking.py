@@ -280,6 +280,18 @@ class Deferred(RuntimeError):
 
 # %% ../nbs/01b_tracking.ipynb #92c2f02a
 @patch_to(MLOpsIntegration)
+def record_model(self, path:str|Path, # a saved model folder
+                 artifact_path:str="model", # where in the run
+                ) -> str:
+    "Log a saved model with its digest (and, given a signing key, the logging signature); returns its `runs:/` URI."
+    from sixstack.packaging import model_digest, model_signature
+    digest, key = model_digest(path), self.settings.signing_key
+    sig = {"sixstack.model_signature": model_signature(key, self.run_id, artifact_path, digest)} if key else {}
+    self.set_tags({"sixstack.model_sha256": digest} | sig)
+    self.log_artifacts(path, artifact_path)
+    return f"runs:/{self.run_id}/{artifact_path}"
+
+@patch_to(MLOpsIntegration)
 def log_pyfunc_model(self, model, # an object with `predict_frame`
                      input_example:pd.DataFrame, # a few complete input rows
                      pip_requirements:list[str]|None=None, # default: the pinned runtime requirements
@@ -287,15 +299,13 @@ def log_pyfunc_model(self, model, # an object with `predict_frame`
                      artifact_path:str="model", metadata:dict|None=None,
                      local_dir:str|Path|None=None, # also keep the saved model here (as `<local_dir>/<artifact_path>`)
                     ) -> str:
-    "Save `model` as a pyfunc, log it to the current run with its digest; returns its `runs:/` URI."
-    from sixstack.packaging import model_digest, save_pyfunc
+    "Save `model` as a pyfunc and `record_model` it in the current run; returns its `runs:/` URI."
+    from sixstack.packaging import save_pyfunc
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(local_dir or tmp) / artifact_path
         if path.exists(): shutil.rmtree(path)
         save_pyfunc(model, path, input_example, pip_requirements, ship_code, metadata)
-        self.set_tags({"sixstack.model_sha256": model_digest(path)})
-        self.log_artifacts(path, artifact_path)
-    return f"runs:/{self.run_id}/{artifact_path}"
+        return self.record_model(path, artifact_path)
 
 def __getattr__(name):
     "`SixstackPyfunc`, for models logged before the wrapper moved to `sixstack.packaging`."
@@ -303,6 +313,7 @@ def __getattr__(name):
         from sixstack.packaging import pyfunc_class
         return pyfunc_class()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 # %% ../nbs/01b_tracking.ipynb #b72ec75a
 def job_run(run_id:str|None, # the `run_id` parameter of the notebook (None: standalone)
