@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 import uuid
@@ -21,8 +22,8 @@ logger = logging.getLogger("sixstack.predlog")
 
 # %% auto #0
 __all__ = ['logger', 'META', 'PREDICTIONS', 'ERRORS', 'ALERTS', 'PRED_COLUMNS', 'LogError', 'make_engine', 'PredictionLog',
-           'write', 'count_error', 'flush_errors', 'close', 'new_request', 'Rows', 'prediction_rows', 'add_feedback',
-           'record_shadow', 'predictions', 'errors', 'alerts', 'prune']
+           'write', 'printable', 'count_error', 'flush_errors', 'close', 'new_request', 'Rows', 'prediction_rows',
+           'add_feedback', 'record_shadow', 'predictions', 'errors', 'alerts', 'prune']
 
 # %% ../nbs/07a_prediction_log.ipynb #5512a1ea
 META = sa.MetaData()
@@ -192,17 +193,18 @@ def _commit(self:PredictionLog, items:list[tuple]):
             if rows: conn.execute(table.insert(), rows)
     self.commits += 1
 
+_DOWN = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError)  # the database, not a row
+
+def _log_error(e:Exception) -> LogError: return LogError(f"prediction log write failed: {type(e).__name__}: {scrub(str(e))[:300]}")
+
 def _commit_group(self:PredictionLog, group:list[_Pending]):
     try: self._commit([it for p in group for it in p.items])
-    except sa.exc.IntegrityError:
-        for p in group:  # a bad row: isolate it
-            try:
-                self._commit(p.items)
-            except Exception as e:
-                p.error = LogError(f"prediction log write failed: {type(e).__name__}: {scrub(str(e))[:300]}")
-    except Exception as e:
-        err = LogError(f"prediction log write failed: {type(e).__name__}: {scrub(str(e))[:300]}")
-        for p in group: p.error = err
+    except _DOWN as e:  # down, locked or timed out: every write fails alike, and retrying each would only wait longer
+        for p in group: p.error = _log_error(e)
+    except Exception:
+        for p in group:  # a bad row (a constraint, a value the driver refuses): isolated, so it costs no other write
+            try: self._commit(p.items)
+            except Exception as e: p.error = _log_error(e)
     self.failures = self.failures + 1 if any(p.error for p in group) else 0
     for p in group: p.set()
 PredictionLog._commit, PredictionLog._commit_group = _commit, _commit_group
@@ -238,12 +240,17 @@ def write(self:PredictionLog, table:sa.Table, # PREDICTIONS, ERRORS or ALERTS
 PredictionLog.write = write
 
 # %% ../nbs/07a_prediction_log.ipynb #a0fbadd0
+def printable(text:str, # e.g. an error message that quotes what a client sent
+             ) -> str:
+    "`text` with control characters and lone surrogates replaced by U+FFFD (databases refuse NUL, drivers surrogates)."
+    return "".join(ch if ch.isprintable() or ch in "\t\n" else "\ufffd" for ch in str(text))
+
 def count_error(self:PredictionLog, endpoint:str, status:int, message:str):
     "Count one failed request (written with the others of its endpoint, status and minute)."
     key = (endpoint, int(status), int(time.time() // 60))
     with self._tally_lock:
         if key in self._tally: self._tally[key][0] += 1
-        elif len(self._tally) < self.max_error_keys: self._tally[key] = [1, str(message)[:500]]
+        elif len(self._tally) < self.max_error_keys: self._tally[key] = [1, printable(str(message)[:500])]
         else: self.errors_dropped += 1; return
     self._start_worker()
 
@@ -324,17 +331,20 @@ def prediction_rows(request:str, # the HTTP request's id (`new_request()`)
                 for rid, f, lab, p in zip(ids, feats, out["label"].tolist(), out["probability"].tolist()))
 
 # %% ../nbs/07a_prediction_log.ipynb #cfacfa8d
+_REQUEST_ID = re.compile(r"[0-9A-Za-z_.:-]{1,100}")  # what `new_request` returns (and `-i` for a batch's rows)
+
 def add_feedback(self:PredictionLog, items:list[dict], # [{"request_id": …, "label": "Introvert"|"Extrovert"}]
                 ) -> dict:
     "Attach true labels to logged predictions; unknown ids are reported, not stored."
     bad = [
         it
         for it in items
-        if not isinstance(it, dict) or it.get("label") not in CLASSES or not isinstance(it.get("request_id"), str)
+        if not isinstance(it, dict) or it.get("label") not in CLASSES or not _REQUEST_ID.fullmatch(str(it.get("request_id")))
     ]
     if bad:
         raise ValueError(
-            f"{len(bad)} feedback item(s) need a string request_id and a label in {CLASSES}, e.g. {bad[0]!r}"
+            f"{len(bad)} feedback item(s) need a request_id as the service returned it and a label in {CLASSES}, "
+            f"e.g. {printable(repr(bad[0])[:200])}"
         )
     now, known = time.time(), set()
     with self.engine.begin() as conn:

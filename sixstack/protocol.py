@@ -62,6 +62,9 @@ def _strict_constant(c:str): raise _NotJSON(c)
 # NaN: missing; ±Infinity: refused by the range check
 def _mlflow_constant(c:str) -> float|None: return None if c == "NaN" else float(c)
 
+# an integer past the float range (orjson refuses past 64 bits) becomes ±inf: refused by the range check
+def _json_int(s:str) -> int|float: return int(s) if len(s) < 300 else float(s)
+
 def parse_json(raw:bytes, # the body
                mlflow:bool=False, # MLflow's protocol: NaN is a missing value
                max_values:int|None=None, # refuse (413) a body with more values than this, before parsing it
@@ -75,7 +78,7 @@ def parse_json(raw:bytes, # the body
     try: return orjson.loads(raw)  # fast, strict, nesting limited to 1024
     except orjson.JSONDecodeError as e: err = str(e)
     # only the non-strict constants get here
-    try: doc = json.loads(raw, parse_constant=_mlflow_constant if mlflow else _strict_constant)
+    try: doc = json.loads(raw, parse_constant=_mlflow_constant if mlflow else _strict_constant, parse_int=_json_int)
     except _NotJSON as e: raise RequestError(f"{e} is not valid JSON: send null for a missing value", 400) from None
     except RecursionError: raise RequestError("the JSON is nested too deeply", 400) from None
     except (ValueError, UnicodeDecodeError): raise RequestError(f"the body is not valid JSON: {err}", 400) from None
@@ -111,6 +114,8 @@ def invocation_records(body, # the parsed body
     if n > max_batch: raise RequestError(f"{n} records exceed the limit of {max_batch} per request", 413)
     if key == "dataframe_split":
         cols = v["columns"]
+        if not all(isinstance(c, str) for c in cols):
+            raise RequestError("dataframe_split: 'columns' must be a list of column names (strings)", 400)
         if not all(isinstance(r, list) and len(r) == len(cols) for r in v["data"]):
             raise RequestError("dataframe_split: every row of 'data' must be a list as long as 'columns'", 400)
         return [dict(zip(cols, r)) for r in v["data"]]

@@ -317,3 +317,45 @@ def test_interrupted_replay_replays_every_run_once(tmp_path):
         i = int(r.data.params["i"])
         assert r.data.metrics == {"x": i / 2} and r.info.status == "FINISHED" and [f.path for f in c.list_artifacts(r.info.run_id, "files")] == ["files/a.txt"]
     assert set(ids) == set(keys)
+
+
+def test_no_malformed_request_gets_a_5xx(world, server):
+    "Issue 27 item 3: a seeded corpus of malformed bodies, shapes and content types for every endpoint: no answer is a 5xx."
+    from collections import Counter
+    from malformed import corpus
+    _, url = server
+    got, items = Counter(), corpus(400)
+    with httpx.Client(base_url=url, timeout=60) as c:
+        for method, path, headers, body in items:
+            if path == "/feedback" and "authorization" not in headers: headers = headers | {"authorization": f"Bearer {FEEDBACK}".encode()}
+            r = c.request(method, path, headers=headers, content=body)
+            got[r.status_code] += 1
+            assert r.status_code < 500, (path, body[:300], r.status_code, r.text[:300])
+        assert c.get("/ready").status_code == 200
+    print(f"{len(items)} malformed requests: {dict(sorted(got.items()))}")
+    assert sum(n for s, n in got.items() if 400 <= s < 500) >= 0.9 * len(items)  # refused as the client's fault
+    assert {400, 413, 422, 401} <= set(got)  # the corpus reaches each kind of refusal
+
+
+def test_a_nul_in_an_error_message_costs_nothing_on_postgres(world, pg, tmp_path):
+    "Issue 27 item 4: a key '\\u0000' in a request: its 422 is counted on PostgreSQL and no prediction is lost."
+    settings, tmp, _, hold = world
+    db = pg.create_db("hostile_nul")
+    proc, url = start_server(settings, NAME, db, TOKENS, log_file=tmp_path / "server.log")
+    rec, ids = _recs(hold.head(1))[0], []
+    try:
+        with httpx.Client(base_url=url, timeout=30) as c:
+            for i in range(40):
+                if i % 4 == 0:
+                    r = c.post("/predict", content=json.dumps(rec | {"\u0000": 1}), headers={"content-type": "application/json"})
+                    assert r.status_code == 422, r.text
+                else:
+                    r = c.post("/predict", json=rec); assert r.status_code == 200; ids.append(r.json()["request_id"])
+            fb = c.post("/feedback", json={"feedback": [{"request_id": "\u0000", "label": "Introvert"}]},
+                        headers={"authorization": f"Bearer {FEEDBACK}"})
+            assert fb.status_code == 422, fb.text
+    finally: proc.send_signal(signal.SIGTERM); proc.wait(30)  # a graceful stop writes the current minute's counts
+    log = PredictionLog(db)
+    errs = log.errors()
+    assert int(errs.loc[errs["endpoint"] == "predict", "count"].sum()) == 10 and not errs["message"].str.contains("\x00").any()
+    assert set(ids) <= set(log.predictions()["request_id"])  # every answered prediction is in the log
