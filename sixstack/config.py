@@ -69,26 +69,26 @@ def resolve_tracking_uri(uri:str, # a tracking URI, file path or `sqlite:///rela
 
 # %% ../nbs/01a_config.ipynb #0839c393
 _SECRET_QUERY = re.compile(r"(?i)((?:password|passwd|pwd|token|secret|key)=)[^&;]*")
+_AUTH = re.compile(r"(?s)(?P<head>[a-zA-Z][a-zA-Z0-9+.-]*://[^:/?#@\s]*):(?P<pw>.*)@(?P<rest>[^@]*)")
 
 def redact(url:str|None, # any URL (or None)
           ) -> str|None:
-    "The URL with its password (and secret-looking query values) replaced by `***`."
+    "The URL with its password (everything from `user:` to the last `@`) and secret-looking query values as `***`."
     if not url or "://" not in url: return url
-    p = urlsplit(url)
-    netloc = p.netloc
-    if "@" in netloc:
-        user, host = netloc.rsplit("@", 1)
-        netloc = f"{user.split(':', 1)[0]}:***@{host}" if ":" in user else netloc
-    query = _SECRET_QUERY.sub(r"\1***", p.query)
-    return url if (netloc, query) == (p.netloc, p.query) else urlunsplit((p.scheme, netloc, p.path, query, p.fragment))
+    m = _AUTH.fullmatch(url)
+    out = f"{m['head']}:***@{m['rest']}" if m else url
+    head, q, query = out.partition("?")
+    return head + q + _SECRET_QUERY.sub(r"\1***", query) if q else out
+
 
 # %% ../nbs/01a_config.ipynb #841a3661
-_URL = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>]+")
+_URL = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s<>]+")  # quotes included: a password may hold one
 
 def scrub(text:str, # any text, e.g. an exception message
          ) -> str:
     "`text` with every URL in it redacted."
     return _URL.sub(lambda m: redact(m.group(0)), text)
+
 
 # %% ../nbs/01a_config.ipynb #1b4a0c6b
 def _flag(v:str) -> bool:

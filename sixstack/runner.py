@@ -19,13 +19,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from .config import Settings, environment, get_settings, scrub
+from .config import Settings, environment, get_settings, redact, scrub
 from .store import store_down
 from .tracking import MLOpsIntegration
 
 # %% auto #0
-__all__ = ['notebook_parameters', 'job_params', 'RunResult', 'run_notebook', 'pipeline_notebooks', 'PipelineResult',
-           'run_pipeline', 'resume_pipeline', 'key_metric', 'sweep']
+__all__ = ['notebook_parameters', 'job_params', 'RunResult', 'scrub_notebook', 'run_notebook', 'pipeline_notebooks',
+           'PipelineResult', 'run_pipeline', 'resume_pipeline', 'key_metric', 'sweep']
 
 # %% ../nbs/01_experiment_tracking.ipynb #c1b55ea3
 def notebook_parameters(path:str|Path, # a notebook with a cell tagged `parameters`
@@ -79,6 +79,21 @@ def _error(e:Exception) -> tuple[str, str]:
     if isinstance(e, PapermillExecutionError): return e.ename, scrub(f"cell {e.exec_count}: {e.ename}: {e.evalue}")
     return type(e).__name__, scrub(f"{type(e).__name__}: {e}")
 
+# %% ../nbs/01_experiment_tracking.ipynb #4771d164
+def _scrubbed(o):
+    "A JSON value with every URL password in its strings redacted."
+    if isinstance(o, dict): return {k: _scrubbed(v) for k, v in o.items()}
+    if isinstance(o, list): return [_scrubbed(v) for v in o]
+    return scrub(o) if isinstance(o, str) and "://" in o else o
+
+def scrub_notebook(path:str|Path, # an executed notebook
+                  ) -> bool:
+    "Redact every URL password in a notebook file (sources, outputs, metadata); whether anything changed."
+    path = Path(path); doc = json.loads(path.read_text(encoding="utf-8")); clean = _scrubbed(doc)
+    if clean != doc: path.write_text(json.dumps(clean, indent=1, ensure_ascii=False), encoding="utf-8")
+    return clean != doc
+
+
 # %% ../nbs/01_experiment_tracking.ipynb #d407b961
 def _kernel_manager(env:dict, ipc_dir:str):
     "A kernel manager class whose kernels get `env` and talk over IPC sockets in `ipc_dir`."
@@ -122,7 +137,8 @@ def run_notebook(path:str|Path, # the notebook to execute
     out_dir = Path(out_dir or settings.reports_dir / "runs" / f"{_stamp()}-{path.stem}-{rid[-8:]}")
     out_dir.mkdir(parents=True, exist_ok=True)
     if "reports_dir" in declared: parameters.setdefault("reports_dir", str(out_dir))
-    effective = {k: parameters.get(k, v) for k, v in declared.items() if k not in _MECHANICS}
+    effective = {k: redact(parameters.get(k, v)) if isinstance(parameters.get(k, v), str) else parameters.get(k, v)
+                 for k, v in declared.items() if k not in _MECHANICS}
     m.log_parameters(effective)
     output, status, error, t0 = out_dir / path.name, "FAILED", None, time.perf_counter()
     # papermill's `cwd` is a process-wide chdir (unsafe in a sweep): paths come from SIXSTACK_HOME
@@ -146,7 +162,7 @@ def run_notebook(path:str|Path, # the notebook to execute
         wall = time.perf_counter() - t0
         m.log_metrics({"wall_time_s": wall})
         m.set_tags({"sixstack.status": status} | ({"sixstack.error": error[:4000]} if error else {}))
-        if output.exists(): m.log_artifact(output, "notebook")
+        if output.exists(): scrub_notebook(output); m.log_artifact(output, "notebook")
         m.end_experiment("SCHEDULED" if status == "DEFERRED" else status)
         shutil.rmtree(ipc, ignore_errors=True)
     spooled = sum(r["run"] == rid for r in m.spool.records())

@@ -125,8 +125,8 @@ def log_batch(
 @patch_to(MLOpsIntegration)
 def log_parameters(self, params:dict, # names to values (stored as strings)
                   ):
-    "Log parameters in one batched call."
-    ps = {_key(k): str(v) for k, v in params.items()}
+    "Log parameters in one batched call (a URL's password is redacted: parameters are shown to every reader)."
+    ps = {_key(k): redact(str(v)) for k, v in params.items()}
     self._do("params", lambda c: log_batch(c, self.run_id, params=ps), params=ps)
 
 @patch_to(MLOpsIntegration)
