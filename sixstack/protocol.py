@@ -33,9 +33,12 @@ class ByteBudget:
         self.used += n
     def give(self, n:int): self.used -= n
 
+
+# %% ../nbs/07b_protocol.ipynb #d1c21393
 async def read_body(request, # a Starlette request
                     limit:int, # most bytes accepted
                     budget:ByteBudget|None=None, # the service-wide budget the bytes are taken from while read
+                    keep:bool=False, # on success the bytes stay taken: the caller gives them back when it is done
                    ) -> bytearray:
     "The request body, read with a running count: 413 as soon as it exceeds `limit` (chunked bodies too)."
     declared = request.headers.get("content-length")
@@ -43,16 +46,19 @@ async def read_body(request, # a Starlette request
         if not declared.isdigit(): raise RequestError("the Content-Length header is not a number", 400)
         if int(declared) > limit:
             raise RequestError(f"request body of {int(declared)} bytes exceeds the limit of {limit}", 413)
-    buf, held = bytearray(), 0
+    buf, held, read = bytearray(), 0, False
     try:
+        if budget is not None and declared: budget.take(int(declared)); held = int(declared)  # 503 before reading it
         async for chunk in request.stream():
-            if len(buf) + len(chunk) > limit:
-                raise RequestError(f"request body exceeds the limit of {limit} bytes", 413)
-            if budget is not None: budget.take(len(chunk)); held += len(chunk)
+            n = len(buf) + len(chunk)
+            if n > limit: raise RequestError(f"request body exceeds the limit of {limit} bytes", 413)
+            if budget is not None and n > held: budget.take(n - held); held = n
             buf += chunk
+        read = True
     finally:
-        if budget is not None: budget.give(held)
+        if budget is not None and not (read and keep): budget.give(held)
     return buf
+
 
 # %% ../nbs/07b_protocol.ipynb #9334ec6a
 class _NotJSON(ValueError): pass

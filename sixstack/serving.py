@@ -93,8 +93,9 @@ class Service:
         return bool(token) and secrets.compare_digest(got.encode(), f"Bearer {token}".encode())
 
     async def body(self, request:Request, mlflow:bool=False, limit:int|None=None):
-        "The request's JSON, read within the size limit and the byte budget; parsed in the thread pool when large."
-        raw = await read_body(request, limit or self.max_body, self.budget)
+        "The request's JSON, read within the size limit and the byte budget (held until the answer is built)."
+        raw = await read_body(request, limit or self.max_body, self.budget, keep=True)
+        request.state.held = getattr(request.state, "held", 0) + len(raw)  # given back by `_scored`
         if len(raw) <= INLINE_PARSE_BYTES: return parse_json(raw, mlflow, self.max_values)
         return await run_in_threadpool(parse_json, raw, mlflow, self.max_values)
 
@@ -154,6 +155,7 @@ def _scored(endpoint:str, handler):
         except Exception as e:
             logger.error("request %s on %s failed: %s", rid, endpoint, scrub(f"{type(e).__name__}: {e}")[:2000])
             return svc.answer(endpoint, t0, 500, {"error": f"internal error (request {rid})", "request_id": rid})
+        finally: svc.budget.give(getattr(request.state, "held", 0))  # the body, its records and answers are done
     run.__name__ = handler.__name__
     return run
 
@@ -225,7 +227,8 @@ async def reload(svc:Service, request:Request, t0:float, rid:str) -> dict:
     return out
 
 # %% ../nbs/07_serving.ipynb #98c84018
-def health(): return {"status": "ok"}
+# probes and cheap pages run on the event loop: never queued behind parsing and prediction in the thread pool
+async def health(): return {"status": "ok"}
 
 async def ready(request:Request):
     "200 once a model is loaded and the prediction log accepts writes; else 503 and why."
@@ -243,14 +246,14 @@ async def ready(request:Request):
         body["challenger"] = f"version {ch.current.version}" if ch.current else f"not loaded: {ch.error or 'loading'}"
     return JSONResponse(body, status_code=503 if why else 200)
 
-def model_info(request:Request):
+async def model_info(request:Request):
     "The served version (name, version, alias, source run, CV metrics), and the challenger's arm if there is one."
     svc = request.app.state.service
     s = svc.holder.current
     if s: return s.info() | {"watch_s": svc.watchers[0].interval if svc.watchers else None, "arms": svc.arms.info()}
     return JSONResponse({"error": f"no model loaded ({svc.holder.error or 'loading'})"}, status_code=503)
 
-def metrics(request: Request):
+async def metrics(request: Request):
     return Response(request.app.state.service.metrics.text(), media_type="text/plain; version=0.0.4")
 
 # %% ../nbs/07_serving.ipynb #c545a4e5
