@@ -11,7 +11,7 @@ import os
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from urllib.parse import urlparse, urlsplit, urlunsplit
+from urllib.parse import urlparse
 
 # %% auto #0
 __all__ = ['DEFAULTS', 'ENV_KEYS', 'PROFILES', 'project_root', 'resolve_tracking_uri', 'redact', 'scrub', 'Settings',
@@ -136,6 +136,10 @@ class Settings:
             raise ValueError(f"SIXSTACK_RETENTION_DAYS must be > 0 (days to keep), got {self.retention_days:g}")
         if not self.tracking_timeout > 0:
             raise ValueError(f"SIXSTACK_TRACKING_TIMEOUT must be > 0 seconds, got {self.tracking_timeout:g}")
+        if self.admin_token and self.admin_token in (self.feedback_token, self.dashboard_token):
+            raise ValueError("SIXSTACK_FEEDBACK_TOKEN and SIXSTACK_DASHBOARD_TOKEN must differ from "
+                             "SIXSTACK_ADMIN_TOKEN: "
+                             "each grants less, and the dashboard's travels in an address once")
 
     @property
     def artifact_root(self) -> str|None:
@@ -228,7 +232,7 @@ def get_settings(env:dict|None=None, # variables to read (default: `os.environ`)
         tracking_timeout=_number(env, "SIXSTACK_TRACKING_TIMEOUT"),
         admin_token=env["SIXSTACK_ADMIN_TOKEN"] or None,
         feedback_token=env["SIXSTACK_FEEDBACK_TOKEN"] or None,
-        dashboard_token=env["SIXSTACK_DASHBOARD_TOKEN"] or env["SIXSTACK_ADMIN_TOKEN"] or None,
+        dashboard_token=env["SIXSTACK_DASHBOARD_TOKEN"] or None,
         signing_key=env["SIXSTACK_MODEL_SIGNING_KEY"] or None,
         artifacts=resolve_tracking_uri(env["SIXSTACK_ARTIFACT_ROOT"], root) if env["SIXSTACK_ARTIFACT_ROOT"] else None,
         environment=name,

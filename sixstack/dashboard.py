@@ -16,7 +16,10 @@ import time
 from fastapi import Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 
+from fastcore.basics import patch_to
+
 from .config import scrub
+from .page import content_security_policy
 from .predlog import new_request
 from .served import Served
 
@@ -31,33 +34,52 @@ class Dashboard:
     def __init__(self, render, # (version, name, last) -> HTML; must be picklable if `executor` is a process pool
                  token:str|None, # the dashboard's token (None: the dashboard is refused)
                  executor=None, # where pages are drawn (None: the event loop's default thread pool)
-                 ttl:float=30.0, max_last:int=50_000):
+                 ttl:float=30.0, # seconds a drawn page is served from the cache
+                 max_last:int=50_000, # most predictions a page may cover
+                 session_s:float=12 * 3600, # how long a browser's session cookie is accepted
+                ):
         self.render, self.token, self.executor, self.ttl, self.max_last = render, token, executor, ttl, max_last
-        self.cookie = hmac.new(token.encode(), b"sixstack-dashboard", hashlib.sha256).hexdigest() if token else None
-        self._cache, self._lock, self.renders = {}, None, 0
+        self.session_s, self._cache, self._lock, self.renders = session_s, {}, None, 0
 
-    def authorized(self, request:Request) -> bool:
-        "A valid bearer token or session cookie."
-        if not self.token: return False
-        return secrets.compare_digest(
-            request.headers.get("authorization", "").encode(), f"Bearer {self.token}".encode()
-        ) or secrets.compare_digest(request.cookies.get("sixstack_dashboard", "").encode(), self.cookie.encode())
 
-    async def page(self, served:Served|None, last:int) -> str:
-        "The page for the served version and window, from the cache or drawn now (one at a time)."
-        key = (served and served.version, last)
-        if self._lock is None: self._lock = asyncio.Lock()
-        async with self._lock:
-            hit = self._cache.get(key)
-            if hit and time.monotonic() - hit[0] < self.ttl: return hit[1]
-            html = await asyncio.get_running_loop().run_in_executor(
-                self.executor, self.render, served and served.version, served and served.name, last
-            )
-            self.renders += 1
-            self._cache = {k: v for k, v in self._cache.items() if time.monotonic() - v[0] < self.ttl} | {
-                key: (time.monotonic(), html)
-            }
-            return html
+# %% ../nbs/07f_dashboard.ipynb #ad76050d
+@patch_to(Dashboard)
+def session(self, expires:int|None=None, # a Unix time (default: `session_s` from now)
+           ) -> str:
+    "A session cookie's value: its expiry, signed with the token (the server stores nothing)."
+    expires = int(time.time() + self.session_s) if expires is None else expires
+    mac = hmac.new(self.token.encode(), f"sixstack-dashboard.{expires}".encode(), hashlib.sha256).hexdigest()
+    return f"{expires}.{mac}"
+
+@patch_to(Dashboard)
+def authorized(self, request:Request) -> bool:
+    "A valid bearer token, or a session cookie that is signed with the token and not expired."
+    if not self.token: return False
+    bearer = request.headers.get("authorization", "").encode()
+    if secrets.compare_digest(bearer, f"Bearer {self.token}".encode()): return True
+    cookie = request.cookies.get("sixstack_dashboard", ""); exp = cookie.partition(".")[0]
+    if not (exp.isdigit() and len(exp) <= 12 and int(exp) > time.time()): return False
+    return secrets.compare_digest(cookie.encode(), self.session(int(exp)).encode())
+
+
+# %% ../nbs/07f_dashboard.ipynb #93625057
+@patch_to(Dashboard)
+async def page(self, served:Served|None, last:int) -> str:
+    "The page for the served version and window, from the cache or drawn now (one at a time)."
+    key = (served and served.version, last)
+    if self._lock is None: self._lock = asyncio.Lock()
+    async with self._lock:
+        hit = self._cache.get(key)
+        if hit and time.monotonic() - hit[0] < self.ttl: return hit[1]
+        html = await asyncio.get_running_loop().run_in_executor(
+            self.executor, self.render, served and served.version, served and served.name, last
+        )
+        self.renders += 1
+        self._cache = {k: v for k, v in self._cache.items() if time.monotonic() - v[0] < self.ttl} | {
+            key: (time.monotonic(), html)
+        }
+        return html
+
 
 # %% ../nbs/07f_dashboard.ipynb #cf4a6d13
 async def dashboard(request:Request, last:int=1000, token:str|None=None):
@@ -70,9 +92,8 @@ async def dashboard(request:Request, last:int=1000, token:str|None=None):
         if not board.token or not secrets.compare_digest(token.encode(), board.token.encode()):
             return JSONResponse({"error": "invalid token"}, status_code=401)
         r = RedirectResponse(f"/dashboard?last={last}", status_code=303)
-        r.set_cookie(
-            "sixstack_dashboard", board.cookie, httponly=True, samesite="strict", path="/dashboard", max_age=12 * 3600
-        )
+        r.set_cookie("sixstack_dashboard", board.session(), httponly=True, samesite="strict", path="/dashboard",
+                     max_age=int(board.session_s), secure=request.url.scheme == "https")
         return r
     if not board.authorized(request):
         return JSONResponse(
@@ -81,10 +102,12 @@ async def dashboard(request:Request, last:int=1000, token:str|None=None):
         )
     if not 1 <= last <= board.max_last:
         return JSONResponse({"error": f"last must be between 1 and {board.max_last}"}, status_code=422)
-    try: return HTMLResponse(await board.page(svc.holder.current, last), headers={"cache-control": "no-store"})
+    try: html = await board.page(svc.holder.current, last)
     except Exception as e:
         rid = new_request(); logger.error("dashboard %s failed: %s", rid, scrub(f"{type(e).__name__}: {e}")[:2000])
         return JSONResponse({"error": f"the dashboard could not be drawn (request {rid})"}, status_code=500)
+    csp = content_security_policy(html)
+    return HTMLResponse(html, headers={"cache-control": "no-store", "content-security-policy": csp})
 
 # %% ../nbs/07f_dashboard.ipynb #4b6f0386
 def render_process():

@@ -104,6 +104,7 @@ def _args_serve(p):
     p.add_argument("--mode", choices=["ab", "shadow"], help="ab: the challenger answers --share of requests "
                    "(sticky per X-Subject-Id); shadow: it only predicts the same records, logged beside")
     p.add_argument("--share", type=float, default=0.1, help="A/B: the challenger's share (default: %(default)s)")
+    p.add_argument("--docs", action="store_true", help="serve /docs and /redoc (their scripts come from a CDN)")
 
 def cmd_serve(a, settings:Settings) -> int:
     "`sixstack serve`: the REST service."
@@ -124,6 +125,7 @@ def cmd_serve(a, settings:Settings) -> int:
         challenger=a.challenger,
         mode=a.mode,
         share=a.share,
+        docs=a.docs,
     )
     uvicorn.run(
         app,

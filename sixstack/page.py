@@ -5,13 +5,16 @@
 # %% ../nbs/07e_page.ipynb #9a913beb
 from __future__ import annotations
 
+import base64
+import hashlib
 import html
 import json
+import re
 
 from .data import CATEGORICAL, FEATURES, RANGES
 
 # %% auto #0
-__all__ = ['LABELS', 'prediction_page']
+__all__ = ['LABELS', 'prediction_page', 'content_security_policy']
 
 # %% ../nbs/07e_page.ipynb #1a4c9434
 LABELS = {
@@ -112,3 +115,13 @@ def prediction_page(title:str="Introvert or extrovert?", # the page's heading
             "<p class='small'>Seven answers; leave any of them empty if you do not know.</p>"
             f"<form id='form' novalidate>{fields}<button id='predict' type='submit'>Predict</button></form>"
             f"<div id='result' hidden></div><script>{js}</script></body></html>")
+
+# %% ../nbs/07e_page.ipynb #4a766a2b
+def content_security_policy(page:str, # the HTML the header goes with
+                           ) -> str:
+    "A CSP allowing exactly this page's inline scripts (by hash), inline styles and data: images; nothing else."
+    digest = lambda s: base64.b64encode(hashlib.sha256(s.encode()).digest()).decode()
+    scripts = " ".join(f"'sha256-{digest(s)}'" for s in re.findall(r"<script>(.*?)</script>", page, re.S)) or "'none'"
+    return (f"default-src 'none'; script-src {scripts}; style-src 'unsafe-inline'; img-src data:; connect-src 'self'; "
+            "form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
+

@@ -195,7 +195,8 @@ def _commit(self:PredictionLog, items:list[tuple]):
 
 _DOWN = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError)  # the database, not a row
 
-def _log_error(e:Exception) -> LogError: return LogError(f"prediction log write failed: {type(e).__name__}: {scrub(str(e))[:300]}")
+def _log_error(e:Exception) -> LogError:
+    return LogError(f"prediction log write failed: {type(e).__name__}: {scrub(str(e))[:300]}")
 
 def _commit_group(self:PredictionLog, group:list[_Pending]):
     try: self._commit([it for p in group for it in p.items])
@@ -339,7 +340,8 @@ def add_feedback(self:PredictionLog, items:list[dict], # [{"request_id": …, "l
     bad = [
         it
         for it in items
-        if not isinstance(it, dict) or it.get("label") not in CLASSES or not _REQUEST_ID.fullmatch(str(it.get("request_id")))
+        if not isinstance(it, dict) or it.get("label") not in CLASSES
+        or not _REQUEST_ID.fullmatch(str(it.get("request_id")))
     ]
     if bad:
         raise ValueError(

@@ -31,7 +31,7 @@ from sixstack.protocol import (
     validate_records,
 )
 from .models import discard
-from .page import prediction_page
+from .page import content_security_policy, prediction_page
 from .arms import Arms, ServiceMetrics
 from .dashboard import Dashboard, dashboard, render_process
 from .served import Answers, Coalescer, Holder, Served, Watcher, alias_version, load_served
@@ -294,6 +294,7 @@ def _openapi_bodies(max_batch:int) -> dict:
 
 def create_app(svc:Service, # the service instance
                load_now:bool=True, # load the model at start (False: /ready stays 503 until /reload)
+               docs:bool=False, # serve the OpenAPI pages /docs and /redoc (their scripts come from a CDN)
               ) -> FastAPI:
     "The FastAPI app of a service."
     from contextlib import asynccontextmanager
@@ -313,6 +314,8 @@ def create_app(svc:Service, # the service instance
         version="1",
         description="Introvert/extrovert predictions of the six-stack ensemble",
         lifespan=lifespan,
+        docs_url="/docs" if docs else None,  # not on the dashboard's origin unless asked for: CDN scripts
+        redoc_url="/redoc" if docs else None,
     )
     app.state.service, docs = svc, _openapi_bodies(svc.max_batch)
     for path, ep, h in _SCORED:
@@ -329,8 +332,9 @@ def create_app(svc:Service, # the service instance
         app.add_api_route(path, f, methods=["GET"], summary=f.__doc__)
     app.add_api_route("/dashboard", dashboard, methods=["GET"], response_class=HTMLResponse, summary=dashboard.__doc__)
     page = prediction_page()  # static: built once
-    app.add_api_route("/", lambda: HTMLResponse(page), methods=["GET"], summary="The prediction page (a form)",
-                      include_in_schema=False)
+    headers = {"content-security-policy": content_security_policy(page)}
+    app.add_api_route("/", lambda: HTMLResponse(page, headers=headers), methods=["GET"],
+                      summary="The prediction page (a form)", include_in_schema=False)
     if load_now:
         try: svc.metrics.version.set(float(svc.holder.load().version))
         except Exception: pass  # /ready says why; the log has the details
@@ -351,6 +355,7 @@ def service_app(settings:Settings, # tokens, stores and the experiment
                 challenger:str|None=None, # a challenger alias to serve beside `alias`
                 mode:str|None=None, # with a challenger: "ab" (a share of requests) or "shadow" (logged only)
                 share:float=0.1, # A/B: the challenger's share of requests
+                docs:bool=False, # serve /docs and /redoc
                ) -> FastAPI:
     "The app `sixstack serve` runs."
     import functools
@@ -382,7 +387,7 @@ def service_app(settings:Settings, # tokens, stores and the experiment
         if challenger:
             follow = lambda: alias_version(settings, name, challenger)
             svc.watchers.append(Watcher(svc.arms.challenger, follow, watch_s))
-    return create_app(svc)
+    return create_app(svc, docs=docs)
 
 # %% ../nbs/07_serving.ipynb #9125cd2a
 def start_service(tracking_uri:str, # the registry's MLflow tracking URI

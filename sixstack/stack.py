@@ -20,8 +20,8 @@ from pathlib import Path
 from .config import scrub
 
 # %% auto #0
-__all__ = ['free_port', 'wait_http', 'start_detached', 'stop_group', 'postgres_bin', 'Postgres', 'MlflowServer', 'S3StandIn',
-           'Stack']
+__all__ = ['free_port', 'wait_http', 'start_detached', 'stop_group', 'postgres_bin', 'Postgres', 'private_dir', 'write_private',
+           'MlflowServer', 'S3StandIn', 'Stack']
 
 # %% ../nbs/01f_stack.ipynb #221487c2
 def free_port() -> int:
@@ -109,21 +109,34 @@ class Postgres:
         return {"PGPASSFILE": str(self.passfile)}
 
 # %% ../nbs/01f_stack.ipynb #37dbd6f4
+def private_dir(path:Path, # a folder that holds secrets (created if missing)
+                traversable:bool=False, # others may pass through (a cluster run as user postgres must reach it)
+               ) -> Path:
+    "A folder only its owner can list: 0700 (0711 when `traversable`), also when it existed before."
+    path.mkdir(mode=0o700, parents=True, exist_ok=True); path.chmod(0o711 if traversable else 0o700)
+    return path
+
+def write_private(path:Path, # a file that holds a secret
+                  text:str):
+    "Write a secret to a file that is 0600 from the moment it exists (never briefly readable by others)."
+    path.unlink(missing_ok=True)
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f: f.write(text)
+
 def _init(self:Postgres) -> Postgres:
     "Create the cluster unless it exists; its superuser's random password goes to the password file only."
     if (self.data / "PG_VERSION").exists(): return self
-    self.root.mkdir(parents=True, exist_ok=True)
+    private_dir(self.root, traversable=bool(self._as))
     closed = [p for p in self.root.parents if self._as and not os.stat(p).st_mode & 0o001]
     if closed: raise RuntimeError(f"the postgres user cannot reach {self.root}: {closed[0]} is closed to others")
     pw, pwfile = secrets.token_urlsafe(18), self.root / ".initdb-pw"
-    pwfile.write_text(pw); pwfile.chmod(0o600)
+    write_private(pwfile, pw)
     if self._as: shutil.chown(self.root, "postgres"); shutil.chown(pwfile, "postgres")
     try:
         r = self._run(self.bin / "initdb", "-D", self.data, "-A", "scram-sha-256", "-U", "postgres",
                       f"--pwfile={pwfile}", "-E", "UTF8", "--no-sync")
     finally: pwfile.unlink(missing_ok=True)
     if r.returncode: raise RuntimeError(f"initdb failed: {r.stderr[-2000:]}")
-    self.passfile.write_text(f"127.0.0.1:*:*:postgres:{pw}\n"); self.passfile.chmod(0o600)
+    write_private(self.passfile, f"127.0.0.1:*:*:postgres:{pw}\n")
     (self.root / "port").write_text(str(self.port))
     return self
 
@@ -258,7 +271,7 @@ def _up(self:Stack, fsync:bool=True, # False: faster, unsafe on a crash (tests)
        ) -> float:
     "Start what is not running yet; returns the seconds it took."
     t0 = time.perf_counter()
-    self.root.mkdir(parents=True, exist_ok=True)
+    private_dir(self.root, traversable=bool(self.pg._as))  # its password file, logs and databases are the owner's
     self.pg.init().start(fsync=fsync)
     for db in self.DATABASES: self.pg.create_db(db)
     env = self.pg.env()

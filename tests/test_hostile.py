@@ -388,3 +388,27 @@ def test_the_byte_budget_holds_until_the_answer_and_probes_stay_fast(world, serv
     assert rss.growth_bytes < 1_000_000_000  # 64 MB of bodies in work at once, with their parsed records and answers
     assert p99 < 1.0
     assert httpx.get(f"{url}/ready").status_code == 200
+
+
+def test_dashboard_session_expires_and_pages_carry_a_csp(server):
+    "Issue 27 item 7: its own token, a signed expiring cookie (Secure over HTTPS), a CSP on the pages, no CDN docs."
+    _, url = server
+    from sixstack.dashboard import Dashboard
+    assert httpx.get(f"{url}/dashboard", params={"token": ADMIN}).status_code == 401  # the admin token opens nothing here
+    r = httpx.get(f"{url}/dashboard", params={"token": DASHBOARD, "last": 10})
+    assert r.status_code == 303 and "token" not in r.headers["location"]
+    cookie = r.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Path=/dashboard" in cookie and "Secure" not in cookie
+    value = r.cookies["sixstack_dashboard"]
+    assert int(value.split(".")[0]) > time.time() + 11 * 3600  # an expiry signed into it
+    page = httpx.get(f"{url}/dashboard", params={"last": 10}, cookies={"sixstack_dashboard": value}, timeout=120)
+    assert page.status_code == 200 and "script-src 'sha256-" in page.headers["content-security-policy"]
+    expired = Dashboard(None, DASHBOARD).session(int(time.time()) - 60)  # correctly signed, but past its expiry
+    assert httpx.get(f"{url}/dashboard", cookies={"sixstack_dashboard": expired}).status_code == 401
+    forged = f"{int(time.time()) + 3600}.{'0' * 64}"
+    assert httpx.get(f"{url}/dashboard", cookies={"sixstack_dashboard": forged}).status_code == 401
+    behind_tls = httpx.get(f"{url}/dashboard", params={"token": DASHBOARD}, headers={"x-forwarded-proto": "https"})
+    assert "Secure" in behind_tls.headers["set-cookie"]  # served over HTTPS (a TLS proxy on this host): Secure
+    home = httpx.get(f"{url}/")
+    assert home.status_code == 200 and "frame-ancestors 'none'" in home.headers["content-security-policy"]
+    assert httpx.get(f"{url}/docs").status_code == 404 and httpx.get(f"{url}/redoc").status_code == 404

@@ -3,6 +3,7 @@
 `make test` installs Debian's postgresql (`make postgres`); the cluster (`conftest.Postgres`) listens on 127.0.0.1 with
 password authentication, its data in a temporary folder, as the `postgres` user when the tests run as root.
 """
+import os
 import threading
 import time
 
@@ -92,3 +93,11 @@ def test_no_secret_in_notebooks_artifacts_or_output(pg, tmp_path):
     assert any(p.name == "run_context.json" for p in files) and any(p.suffix == ".ipynb" for p in files)
     leaks = [str(p) for p in files if secret.encode() in p.read_bytes()]
     assert not leaks and secret not in r.stdout + r.stderr, leaks
+
+
+def test_the_clusters_secrets_are_private_from_the_start(pg):
+    "Issue 27 item 7: the cluster's folder is closed to listing and its password file is 0600."
+    import stat
+    mode = lambda p: stat.S_IMODE(os.stat(p).st_mode)
+    assert mode(pg.root) in (0o700, 0o711) and mode(pg.passfile) == 0o600
+    assert not (pg.root / ".initdb-pw").exists()
