@@ -12,6 +12,8 @@ import random
 import threading
 import time
 
+from fastcore.basics import patch_to
+
 from .config import scrub
 from .data import Columns
 from .served import Answers, Holder, Served
@@ -71,13 +73,15 @@ class Arms:
         return self.challenger.current if self.mode == "shadow" else None
 
 # %% ../nbs/07d_arms.ipynb #f181c2c6
-def _shadow(self:Arms, df:Columns, # a request's rows
+@patch_to(Arms)
+def shadow(self:Arms, df:Columns, # a request's rows
             rid:str, # its request id (the log's ids of its rows derive from it)
            ) -> bool:
     "Queue a request's rows for the shadow challenger; False (and counted) when the queue is full."
     try: self._queue.put_nowait((df, rid)); return True
     except queue.Full: self.shadow_dropped += 1; return False
 
+@patch_to(Arms)
 def _batch(self:Arms, first) -> list:
     "`first` and the requests that arrive within the linger, up to `batch_rows` rows."
     items, rows, end = [first], len(first[0]), time.monotonic() + self.linger
@@ -87,6 +91,7 @@ def _batch(self:Arms, first) -> list:
         items.append(item); rows += len(item[0])
     return items
 
+@patch_to(Arms)
 def _run(self:Arms, items:list):
     "Predict a batch of queued requests with the challenger in one call and hand the answers to the sink."
     try:
@@ -99,6 +104,7 @@ def _run(self:Arms, items:list):
         self.shadow_failed += len(items)
         logger.warning("shadow prediction failed: %s", scrub(f"{type(e).__name__}: {e}")[:300])
 
+@patch_to(Arms)
 def _shadow_loop(self:Arms):
     "The shadow thread: batches of queued requests until the arms close."
     while not self._closing.is_set():
@@ -106,7 +112,8 @@ def _shadow_loop(self:Arms):
         except queue.Empty: continue
         self._run(self._batch(first))
 
-def _info(self:Arms) -> dict:
+@patch_to(Arms)
+def info(self:Arms) -> dict:
     "The arms for `/model`: mode, share, the challenger's version (or why it is not loaded), shadow counts."
     if self.challenger is None: return {"mode": None}
     ch = self.challenger.current
@@ -115,12 +122,11 @@ def _info(self:Arms) -> dict:
             **({"shadow": {"done": self.shadow_done, "dropped": self.shadow_dropped, "failed": self.shadow_failed}}
                if self.mode == "shadow" else {})}
 
-def _close(self:Arms):
+@patch_to(Arms)
+def close(self:Arms):
     "Stop the shadow thread (requests still queued are dropped)."
     self._closing.set()
     if self._thread is not None: self._thread.join(5)
-Arms.shadow, Arms._batch, Arms._run, Arms._shadow_loop, Arms.info, Arms.close = (
-    _shadow, _batch, _run, _shadow_loop, _info, _close)
 
 # %% ../nbs/07d_arms.ipynb #c05ff0c6
 class ServiceMetrics:

@@ -15,6 +15,8 @@ from pathlib import Path
 import pandas as pd
 import sqlalchemy as sa
 
+from fastcore.basics import patch_to
+
 from .config import redact, scrub
 from .data import CATEGORICAL, CLASSES, FEATURES, NUMERIC, Columns
 
@@ -22,8 +24,7 @@ logger = logging.getLogger("sixstack.predlog")
 
 # %% auto #0
 __all__ = ['logger', 'META', 'PREDICTIONS', 'ERRORS', 'ALERTS', 'PRED_COLUMNS', 'LogError', 'make_engine', 'PredictionLog',
-           'write', 'printable', 'count_error', 'flush_errors', 'close', 'new_request', 'Rows', 'prediction_rows',
-           'add_feedback', 'record_shadow', 'predictions', 'errors', 'alerts', 'prune']
+           'printable', 'new_request', 'Rows', 'prediction_rows']
 
 # %% ../nbs/07a_prediction_log.ipynb #5512a1ea
 META = sa.MetaData()
@@ -180,6 +181,7 @@ def _insert_sql(dialect) -> str|None:
     cols, marks = ", ".join(q(c) for c in PRED_COLUMNS), ", ".join([mark] * len(PRED_COLUMNS))
     return f"INSERT INTO predictions ({cols}) VALUES ({marks})"
 
+@patch_to(PredictionLog)
 def _commit(self:PredictionLog, items:list[tuple]):
     sql = _insert_sql(self.engine.dialect)
     with self.engine.begin() as conn:
@@ -198,6 +200,7 @@ _DOWN = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError)  #
 def _log_error(e:Exception) -> LogError:
     return LogError(f"prediction log write failed: {type(e).__name__}: {scrub(str(e))[:300]}")
 
+@patch_to(PredictionLog)
 def _commit_group(self:PredictionLog, group:list[_Pending]):
     try: self._commit([it for p in group for it in p.items])
     except _DOWN as e:  # down, locked or timed out: every write fails alike, and retrying each would only wait longer
@@ -208,9 +211,9 @@ def _commit_group(self:PredictionLog, group:list[_Pending]):
             except Exception as e: p.error = _log_error(e)
     self.failures = self.failures + 1 if any(p.error for p in group) else 0
     for p in group: p.set()
-PredictionLog._commit, PredictionLog._commit_group = _commit, _commit_group
 
 # %% ../nbs/07a_prediction_log.ipynb #3842f771
+@patch_to(PredictionLog)
 def write(self:PredictionLog, table:sa.Table, # PREDICTIONS, ERRORS or ALERTS
           rows:list[dict], # column -> value
          ):
@@ -238,7 +241,6 @@ def write(self:PredictionLog, table:sa.Table, # PREDICTIONS, ERRORS or ALERTS
     elif not p.wait(self.wait_s):  # in a group being committed: its statements time out on their own
         raise LogError("prediction log commit did not finish in time")
     if p.error: raise p.error
-PredictionLog.write = write
 
 # %% ../nbs/07a_prediction_log.ipynb #a0fbadd0
 def printable(text:str, # e.g. an error message that quotes what a client sent
@@ -246,6 +248,7 @@ def printable(text:str, # e.g. an error message that quotes what a client sent
     "`text` with control characters and lone surrogates replaced by U+FFFD (databases refuse NUL, drivers surrogates)."
     return "".join(ch if ch.isprintable() or ch in "\t\n" else "\ufffd" for ch in str(text))
 
+@patch_to(PredictionLog)
 def count_error(self:PredictionLog, endpoint:str, status:int, message:str):
     "Count one failed request (written with the others of its endpoint, status and minute)."
     key = (endpoint, int(status), int(time.time() // 60))
@@ -255,6 +258,7 @@ def count_error(self:PredictionLog, endpoint:str, status:int, message:str):
         else: self.errors_dropped += 1; return
     self._start_worker()
 
+@patch_to(PredictionLog)
 def flush_errors(self:PredictionLog, everything:bool=False, # also the current minute (at shutdown, in tests)
                 ) -> int:
     "Write the error counts of finished minutes; returns the rows written."
@@ -274,6 +278,7 @@ def flush_errors(self:PredictionLog, everything:bool=False, # also the current m
             self.errors_dropped += sum(r["count"] for r in rows)
     return len(rows)
 
+@patch_to(PredictionLog)
 def _start_worker(self:PredictionLog):
     "The background thread that flushes error counts every 10 s and prunes hourly (started on first use)."
     if self._worker is not None: return
@@ -289,10 +294,10 @@ def _start_worker(self:PredictionLog):
             self._worker = threading.Thread(target=work, name="sixstack-predlog", daemon=True)
             self._worker.start()
 
+@patch_to(PredictionLog)
 def close(self:PredictionLog):
     "Write the pending error counts and release the connections."
     self.flush_errors(everything=True); self.engine.dispose()
-for f in (count_error, flush_errors, _start_worker, close): setattr(PredictionLog, f.__name__, f)
 
 # %% ../nbs/07a_prediction_log.ipynb #2e35bcf6
 def new_request() -> str: return uuid.uuid4().hex
@@ -334,6 +339,7 @@ def prediction_rows(request:str, # the HTTP request's id (`new_request()`)
 # %% ../nbs/07a_prediction_log.ipynb #cfacfa8d
 _REQUEST_ID = re.compile(r"[0-9A-Za-z_.:-]{1,100}")  # what `new_request` returns (and `-i` for a batch's rows)
 
+@patch_to(PredictionLog)
 def add_feedback(self:PredictionLog, items:list[dict], # [{"request_id": …, "label": "Introvert"|"Extrovert"}]
                 ) -> dict:
     "Attach true labels to logged predictions; unknown ids are reported, not stored."
@@ -363,8 +369,8 @@ def add_feedback(self:PredictionLog, items:list[dict], # [{"request_id": …, "l
         "updated": sum(it["request_id"] in known for it in items),
         "unknown": [it["request_id"] for it in items if it["request_id"] not in known],
     }
-PredictionLog.add_feedback = add_feedback
 
+@patch_to(PredictionLog)
 def record_shadow(self:PredictionLog, rows:list[dict], # {"rid": request_id, "v": version, "lab": label, "p": P}
                  ) -> int:
     "The shadow challenger's answers beside the logged ones (written after the response); returns how many."
@@ -372,9 +378,9 @@ def record_shadow(self:PredictionLog, rows:list[dict], # {"rid": request_id, "v"
         shadow_version=sa.bindparam("v"), shadow_label=sa.bindparam("lab"), shadow_probability=sa.bindparam("p"))
     with self.engine.begin() as conn: conn.execute(stmt, rows)
     return len(rows)
-PredictionLog.record_shadow = record_shadow
 
 # %% ../nbs/07a_prediction_log.ipynb #9dba7591
+@patch_to(PredictionLog)
 def _read(self:PredictionLog, table:sa.Table, last:int|None=None, since:float|None=None, until:float|None=None,
           model_version:str|None=None) -> pd.DataFrame:
     q = sa.select(table)
@@ -386,22 +392,25 @@ def _read(self:PredictionLog, table:sa.Table, last:int|None=None, since:float|No
     with self.engine.connect() as conn: df = pd.read_sql(q, conn)
     return df.iloc[::-1].reset_index(drop=True) if last else df
 
+@patch_to(PredictionLog)
 def predictions(self:PredictionLog, last:int|None=None, # the most recent N records
                 since:float|None=None, # or: from this unix time
                 until:float|None=None, model_version:str|None=None) -> pd.DataFrame:
     "Logged predictions, oldest first."
     return self._read(PREDICTIONS, last, since, until, model_version)
 
+@patch_to(PredictionLog)
 def errors(self:PredictionLog, since:float|None=None, until:float|None=None) -> pd.DataFrame:
     "Failed requests (status and message), oldest first."
     return self._read(ERRORS, None, since, until)
 
+@patch_to(PredictionLog)
 def alerts(self:PredictionLog, last:int|None=None, since:float|None=None) -> pd.DataFrame:
     "Stored alerts, oldest first."
     return self._read(ALERTS, last, since)
-for f in (_read, predictions, errors, alerts): setattr(PredictionLog, f.__name__, f)
 
 # %% ../nbs/07a_prediction_log.ipynb #91254740
+@patch_to(PredictionLog)
 def prune(self:PredictionLog, days:float|None=None, # keep this many days (default: the log's retention)
          ) -> dict:
     "Delete rows older than the retention period; returns rows deleted per table."
@@ -411,4 +420,3 @@ def prune(self:PredictionLog, days:float|None=None, # keep this many days (defau
     cut = time.time() - days * 86400
     with self.engine.begin() as conn:
         return {t.name: conn.execute(t.delete().where(t.c.ts < cut)).rowcount for t in (PREDICTIONS, ERRORS, ALERTS)}
-PredictionLog.prune = prune

@@ -369,11 +369,3 @@ def sweep(notebook:str|Path, # the notebook to run
     m.log_metrics({"n_runs": len(summary), "n_failed": int((summary["status"] != "FINISHED").sum())})
     m.end_experiment("FINISHED" if (summary["status"] == "FINISHED").all() else "FAILED")
     return summary
-
-# %% ../nbs/01_experiment_tracking.ipynb #167e6082
-def __getattr__(name):
-    "`main`: the `sixstack` command (`sixstack.cli.main`)."
-    if name == "main":
-        from sixstack.cli import main
-        return main
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -18,6 +18,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from fastcore.basics import patch_to
+
 from .config import Settings, scrub
 from .data import Columns
 from .predlog import PREDICTIONS, LogError, PredictionLog, new_request, prediction_rows
@@ -100,7 +102,8 @@ class Service:
         return await run_in_threadpool(parse_json, raw, mlflow, self.max_values)
 
 # %% ../nbs/07_serving.ipynb #99513cce
-def _predict(self:Service, df:Columns, endpoint:str, t0:float, rid:str, subject:str|None=None
+@patch_to(Service)
+def predict(self:Service, df:Columns, endpoint:str, t0:float, rid:str, subject:str|None=None
             ) -> tuple[Answers, Served, str]:
     "Predict, commit the rows to the log before anything is answered (in the thread pool); then the shadow, if any."
     arm, served = self.arms.pick(subject)  # one reference for the whole request: a reload cannot change it midway
@@ -122,7 +125,8 @@ def _predict(self:Service, df:Columns, endpoint:str, t0:float, rid:str, subject:
         self.metrics.predictions.labels(lab, arm, served.version).inc(int(n))
     return out, served, arm
 
-def _shadow_sink(self:Service, version:str, ids:list[str], out:Answers):
+@patch_to(Service)
+def shadow_sink(self:Service, version:str, ids:list[str], out:Answers):
     "The shadow challenger's answers, written beside production's in the log (called on the shadow thread)."
     self.predlog.record_shadow([{"rid": r, "v": version, "lab": lab, "p": float(p)}
                                 for r, lab, p in zip(ids, out["label"].tolist(), out["probability"].tolist())])
@@ -131,14 +135,14 @@ class FastJSON(JSONResponse):
     "A JSON response rendered by orjson (numpy scalars included): faster than the standard library's json."
     def render(self, content) -> bytes: return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
 
-def _answer(self:Service, endpoint:str, t0:float, status:int, body:dict, headers:dict|None=None) -> FastJSON:
+@patch_to(Service)
+def answer(self:Service, endpoint:str, t0:float, status:int, body:dict, headers:dict|None=None) -> FastJSON:
     "Count the request, time it, count a failure in the log, and answer."
     self.metrics.requests.labels(endpoint, str(status)).inc()
     self.metrics.latency.labels(endpoint).observe(time.perf_counter() - t0)
     if status >= 400 and self.predlog is not None:
         self.predlog.count_error(endpoint, status, str(body.get("error", "")))
     return FastJSON(body, status_code=status, headers=headers)
-Service.predict, Service.shadow_sink, Service.answer = _predict, _shadow_sink, _answer
 
 # %% ../nbs/07_serving.ipynb #c063cdd6
 def _scored(endpoint:str, handler):

@@ -17,6 +17,8 @@ import sys
 import time
 from pathlib import Path
 
+from fastcore.basics import patch_to
+
 from .config import scrub
 
 # %% auto #0
@@ -122,7 +124,8 @@ def write_private(path:Path, # a file that holds a secret
     path.unlink(missing_ok=True)
     with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f: f.write(text)
 
-def _init(self:Postgres) -> Postgres:
+@patch_to(Postgres)
+def init(self:Postgres) -> Postgres:
     "Create the cluster unless it exists; its superuser's random password goes to the password file only."
     if (self.data / "PG_VERSION").exists(): return self
     private_dir(self.root, traversable=bool(self._as))
@@ -140,12 +143,14 @@ def _init(self:Postgres) -> Postgres:
     (self.root / "port").write_text(str(self.port))
     return self
 
-def _running(self:Postgres) -> bool:
+@patch_to(Postgres)
+def running(self:Postgres) -> bool:
     "Whether the cluster's server is up."
     if not (self.data / "postmaster.pid").exists(): return False
     return self._run(self.bin / "pg_ctl", "-D", self.data, "status").returncode == 0
 
-def _start(self:Postgres, fsync:bool=True, # False: faster and unsafe on a crash (tests)
+@patch_to(Postgres)
+def start(self:Postgres, fsync:bool=True, # False: faster and unsafe on a crash (tests)
           ) -> Postgres:
     "Start the server (detached, `pg_ctl`) and wait until it accepts connections."
     if self.running(): return self
@@ -155,20 +160,19 @@ def _start(self:Postgres, fsync:bool=True, # False: faster and unsafe on a crash
     if r.returncode: raise RuntimeError(f"PostgreSQL did not start: {r.stdout[-1000:]}{r.stderr[-1000:]}")
     return self
 
-def _stop(self:Postgres):
+@patch_to(Postgres)
+def stop(self:Postgres):
     "Stop the server (fast shutdown: open sessions are ended)."
     if self.running(): self._run(self.bin / "pg_ctl", "-D", self.data, "-m", "fast", "-w", "stop")
 
-def _create_db(self:Postgres, name:str) -> str:
+@patch_to(Postgres)
+def create_db(self:Postgres, name:str) -> str:
     "The database `name` (created when missing); returns its URL."
     import psycopg
     with psycopg.connect(self.url(driver="postgresql", with_password=True), autocommit=True) as c:
         if not c.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
             c.execute(f'CREATE DATABASE "{name}"')
     return self.url(name)
-
-Postgres.init, Postgres.running, Postgres.start, Postgres.stop = _init, _running, _start, _stop
-Postgres.create_db = _create_db
 
 # %% ../nbs/01f_stack.ipynb #32f82d80
 class MlflowServer:
@@ -266,7 +270,8 @@ def _alive(pid:int|None) -> bool:
     try: os.killpg(pid, 0); return True
     except (ProcessLookupError, PermissionError): return False
 
-def _up(self:Stack, fsync:bool=True, # False: faster, unsafe on a crash (tests)
+@patch_to(Stack)
+def up(self:Stack, fsync:bool=True, # False: faster, unsafe on a crash (tests)
         workers:int=1, # the MLflow server's workers
        ) -> float:
     "Start what is not running yet; returns the seconds it took."
@@ -288,7 +293,8 @@ def _up(self:Stack, fsync:bool=True, # False: faster, unsafe on a crash (tests)
     self._save()
     return time.perf_counter() - t0
 
-def _status(self:Stack) -> dict:
+@patch_to(Stack)
+def status(self:Stack) -> dict:
     "What is running, where."
     return {"postgresql": f"127.0.0.1:{self.pg.port}" if self.pg.running() else "stopped",
             "mlflow": f"http://127.0.0.1:{self.port}" if _alive(self.pids.get("mlflow")) else "stopped",
@@ -296,7 +302,8 @@ def _status(self:Stack) -> dict:
             **({"s3": f"http://127.0.0.1:{self.pids.get('s3_port')}" if _alive(self.pids.get("s3")) else "stopped"}
                if self.s3 else {})}
 
-def _down(self:Stack, purge:bool=False, # also delete the folder: databases, artifacts, logs
+@patch_to(Stack)
+def down(self:Stack, purge:bool=False, # also delete the folder: databases, artifacts, logs
          ):
     "Stop everything (and with `purge`, delete its data)."
     for k in ("mlflow", "s3"):
@@ -304,5 +311,3 @@ def _down(self:Stack, purge:bool=False, # also delete the folder: databases, art
     self.pg.stop()
     if purge: shutil.rmtree(self.root, ignore_errors=True)
     elif self.root.exists(): self._save()
-
-Stack.up, Stack.status, Stack.down = _up, _status, _down

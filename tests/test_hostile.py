@@ -217,6 +217,9 @@ def test_the_service_refuses_models_the_gate_did_not_pass(world, tmp_path):
     proc, url = start_server(vs, "vetting", tmp_path / "d.db", TOKENS, "--allow-ungated", log_file=tmp_path / "d.log")
     proc.terminate(); proc.wait(10)  # with the explicit flag it serves the ungated version
     tampered = register(train_model(vs, train, seed=4)[0], vs)
+    with pytest.raises(Exception, match="production, the baseline the gate compares with, cannot be loaded"):
+        promote(tampered, vs, tmp / "holdout.csv", margin=0.05)  # the gate does not unpickle the ungated production either
+    c.set_registered_model_alias("vetting", "production", good)
     assert promote(tampered, vs, tmp / "holdout.csv", margin=0.05)["promoted"]
     run = c.get_model_version("vetting", tampered).run_id
     pkl = next(p for p in (tmp / "mlartifacts").rglob("python_model.pkl") if run in str(p))

@@ -31,7 +31,8 @@ def world(tmp_path_factory):
     from sixstack.config import get_settings
     from sixstack.registry import promote, register
     settings = get_settings(tracking_uri=f"sqlite:///{tmp}/mlflow.db", spool_path=f"{tmp}/spool.jsonl", registry_name=NAME,
-                            reports_dir=str(tmp / "reports"), data_dir=str(tmp / "data"), optuna_storage=f"sqlite:///{tmp}/optuna.db")
+                            reports_dir=str(tmp / "reports"), data_dir=str(tmp / "data"), optuna_storage=f"sqlite:///{tmp}/optuna.db",
+                            experiment_name="monitoring-tests")  # the experiment the CLI's retraining runs in (the gate vets production there)
     data = make_frame(1400, seed=31)
     train, hold = data.iloc[:1000], data.iloc[1000:]
     train.to_csv(tmp / "train.csv", index=False); hold.to_csv(tmp / "holdout.csv", index=False)

@@ -115,7 +115,8 @@ def test_metrics_prometheus(server):
 
 
 def test_docs(server):
-    assert httpx.get(f"{server}/docs").status_code == 200 and "/predict/batch" in httpx.get(f"{server}/openapi.json").text
+    "The OpenAPI schema is served; its pages (CDN scripts) only with --docs."
+    assert httpx.get(f"{server}/docs").status_code == 404 and "/predict/batch" in httpx.get(f"{server}/openapi.json").text
 
 
 def test_reload_under_traffic_and_gate_and_rollback(server, world):
