@@ -52,7 +52,7 @@ def main():
     from sixstack.config import get_profile
     from sixstack.data import LABEL, add_match_p, load_table, write_sample
     from sixstack.ensemble import nested_predictions
-    from sixstack.features import encode_labels, make_folds, oof_predict, scores
+    from sixstack.features import Recipe, encode_labels, make_folds, oof_predict, scores
     from sixstack.stacks import STACKS, make_stack, stack_fit_predict
     from sixstack.tuning import best_params, tune_stack
     prof = get_profile(a.profile)
@@ -64,34 +64,31 @@ def main():
     y = encode_labels(train[LABEL])
     folds, tune_folds = make_folds(y, a.folds, a.seed), make_folds(y, prof["tune_folds"], a.seed)
     rows, oof, params = [], {}, {}
+    recipe = Recipe(external=ext, n_jobs=a.n_jobs, seed=a.seed, prof=prof)  # no augmentation, default features, noise 0.05
     with threadpool_limits(a.n_jobs):
         for name, fp in baselines(a.n_jobs).items():
             t = time.perf_counter(); p = oof_predict(fp, train, y, folds)
             rows.append({"model": name} | scores(y, p) | {"seconds": time.perf_counter() - t}); print(rows[-1], file=sys.stderr)
         for s in STACKS:
             t = time.perf_counter()
-            study = tune_stack(s, train, y, tune_folds, prof["n_trials"], prof["timeout"], None, None, None, None, 0.05, a.n_jobs, a.seed, prof, progress=False)
+            study = tune_stack(s, train, y, tune_folds, prof["n_trials"], recipe, timeout=prof["timeout"], progress=False)
             params[s] = best_params(study, s, prof["n_estimators"])
-            oof[s] = oof_predict(stack_fit_predict(make_stack(s, params[s], 0.05, None, a.n_jobs, a.seed, prof)), train, y, folds)
+            oof[s] = oof_predict(stack_fit_predict(make_stack(s, params[s], recipe), recipe), train, y, folds)
             rows.append({"model": f"stack {s} (tuned)"} | scores(y, oof[s]) | {"seconds": time.perf_counter() - t}); print(rows[-1], file=sys.stderr)
     P = np.column_stack([oof[s] for s in STACKS])
     for method in ("blend", "meta"):
         rows.append({"model": f"ensemble ({method}, nested CV)"} | scores(y, nested_predictions(P, y, method, a.folds, a.seed + 1)) | {"seconds": float("nan")})
-    from sixstack.budget import measure, model_costs, nested_distill, nested_select, select, selected, distill
-    from sixstack.ensemble import best_threshold, build_ensemble, fit_oof, stack_table
+    from sixstack.budget import measure, served_candidates
+    from sixstack.ensemble import build_ensemble, fit_oof, stack_table
     t0 = time.perf_counter()
-    with threadpool_limits(a.n_jobs):  # the served candidates, as 05 builds them (per-model OOF on the same folds, the ensemble refit)
-        Pm = fit_oof(params, train, y, folds, n_jobs=a.n_jobs, seed=a.seed, prof=prof, progress=False, per_model=True)
-        ens, _ = build_ensemble(stack_table(Pm), train, y, params, external=ext, n_jobs=a.n_jobs, seed=a.seed, prof=prof,
-                                n_folds=a.folds)  # with the external table, as 05 builds it: match_p is a feature
-        pe = nested_predictions(stack_table(Pm).to_numpy(), y, ens.method, a.folds, a.seed + 1)
-        budget, Pu = prof["latency_budget_ms"] or 2.0, Pm[[c for c in Pm.columns if c.split(".")[0] in ens.stacks]]
-        costs = model_costs(ens, train)
-        ns = nested_select(Pu, y, costs, budget, a.folds, a.seed + 1)
-        sel = selected(ens, select(Pu, y, costs, budget), best_threshold(y, ns))
-        nd = nested_distill(train, pe, y, None, prof["n_estimators"], 1.0, a.folds, a.seed + 1, a.n_jobs, ens.external)
-        dist = distill(train, pe, ens, None, prof["n_estimators"], 1.0, a.seed, a.n_jobs, best_threshold(y, nd), ens.external)
-    for name, model, p in [(f"budgeted selection ({budget:g} ms, nested CV)", sel, ns), ("distilled (nested CV)", dist, nd), ("full ensemble (refit)", ens, pe)]:
+    with threadpool_limits(a.n_jobs):  # the served candidates, as 05 builds them (the same function, the same folds)
+        Pm = fit_oof(params, train, y, folds, recipe, progress=False, per_model=True)
+        ens, _ = build_ensemble(stack_table(Pm), train, y, params, recipe, n_folds=a.folds)  # with the external table: match_p
+        budget = prof["latency_budget_ms"] or 2.0
+        cands = served_candidates(Pm, ens, train, y, recipe, budget_ms=budget, n_folds=a.folds)
+    names = {"budgeted selection": f"budgeted selection ({budget:g} ms, nested CV)", "distilled": "distilled (nested CV)",
+             "full ensemble": "full ensemble (refit)"}
+    for name, model, p in [(names[k], *cands[k]) for k in names]:
         m = measure(model, train, 200, 10_000)
         rows.append({"model": name} | scores(y, p, model.threshold) | {"seconds": float("nan"), "one_record_p50_ms": m["latency_p50_ms"]})
     print(f"served candidates built in {time.perf_counter() - t0:.0f}s", file=sys.stderr)

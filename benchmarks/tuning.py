@@ -27,13 +27,13 @@ def worker(stack, rows, trials, storage, name, profile, worker_index, n_jobs, se
     from threadpoolctl import threadpool_limits
     from sixstack.config import get_profile
     from sixstack.data import LABEL, make_frame
-    from sixstack.features import encode_labels, make_folds
+    from sixstack.features import Recipe, encode_labels, make_folds
     from sixstack.tuning import tune_stack
     X = make_frame(rows, seed=seed).drop(columns="id"); y = encode_labels(X[LABEL])
     prof = get_profile(profile)
     with threadpool_limits(n_jobs):
-        tune_stack(stack, X, y, make_folds(y, prof["tune_folds"], seed), trials, None, storage, name, n_jobs=n_jobs,
-                   seed=seed, prof=prof, progress=False, worker=worker_index)
+        tune_stack(stack, X, y, make_folds(y, prof["tune_folds"], seed), trials, Recipe(n_jobs=n_jobs, seed=seed, prof=prof),
+                   storage=storage, study_name=name, progress=False, worker=worker_index)
 
 
 def run(n_workers, a, storage):

@@ -8,20 +8,21 @@ from __future__ import annotations
 import copy
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
 
 from .data import FEATURES
-from .ensemble import Predictor, SixStackEnsemble, clip_proba
+from .ensemble import Predictor, SixStackEnsemble, best_threshold, clip_proba, nested_predictions, stack_table
 from .fast import as_matrix
-from .features import FeaturePipeline, make_folds, scores
+from .features import FeaturePipeline, Recipe, make_folds, scores
 from .stacks import ENCODING, StackModel
 
 # %% auto #0
 __all__ = ['Costs', 'model_costs', 'select', 'nested_select', 'prune', 'SelectedEnsemble', 'selected', 'DistilledModel',
-           'distill', 'nested_distill', 'measure', 'frontier', 'choose', 'frontier_chart']
+           'distill', 'nested_distill', 'measure', 'frontier', 'choose', 'best_single_stack', 'served_candidates',
+           'frontier_chart']
 
 # %% ../nbs/05a_budget.ipynb #70510bac
 def _median_ms(fn, n:int) -> float:
@@ -200,36 +201,30 @@ def _jittered(X:pd.DataFrame, soft:np.ndarray, rate:float, seed:int) -> tuple[pd
 
 def distill(X:pd.DataFrame, # training rows (raw features, match_p if used)
             soft:np.ndarray, # the ensemble's out-of-fold P(Introvert) of those rows
+            recipe:Recipe|None=None, # features, trees (`prof`), seed and threads of the student
+            *,
             teacher:Predictor|None=None, # labels the synthetic rows (None: they keep their source row's label)
-            features:dict|None=None, n_estimators:int=250, rate:float=1.0, seed:int=42, n_jobs:int=1,
-            threshold:float=0.5, external:pd.DataFrame|None=None) -> DistilledModel:
+            rate:float=1.0, # jittered copies per training row
+            threshold:float=0.5, # the student's decision threshold
+            external:pd.DataFrame|None=None, # the reference table it keeps for `match_p` (the teacher's)
+           ) -> DistilledModel:
     "A student trained on the rows and jittered copies of them, with soft labels."
-    Xs, ss = _jittered(X, soft, rate, seed)
+    r = recipe or Recipe()
+    Xs, ss = _jittered(X, soft, rate, r.seed)
     if teacher is not None: ss = teacher.predict_proba(Xs)
-    fp, booster = _student(
-        pd.concat([X, Xs], ignore_index=True), np.concatenate([soft, ss]), features, n_estimators, seed, n_jobs
-    )
+    fp, booster = _student(pd.concat([X, Xs], ignore_index=True), np.concatenate([soft, ss]), r.features,
+                           r.prof["n_estimators"], r.seed, r.n_jobs)
     return DistilledModel(fp, booster, threshold, external)
 
-def nested_distill(
-    X: pd.DataFrame,
-    soft: np.ndarray,
-    y: np.ndarray,
-    features: dict | None = None,
-    n_estimators: int = 250,
-    rate: float = 1.0,
-    n_folds: int = 5,
-    seed: int = 7,
-    n_jobs: int = 1,
-    external: pd.DataFrame | None = None,
-) -> np.ndarray:
+def nested_distill(X:pd.DataFrame, soft:np.ndarray, y:np.ndarray, # rows, the teacher's OOF, labels
+                   recipe:Recipe|None=None, # the student's recipe (its seed also draws the folds)
+                   *, rate:float=1.0, n_folds:int=5, external:pd.DataFrame|None=None) -> np.ndarray:
     "Second-level CV of the student: each row predicted by a student that never saw it (nor copies of it)."
-    out = np.zeros(len(y))
-    for tr, va in make_folds(y, n_folds, seed):
-        out[va] = distill(
-            X.iloc[tr], soft[tr], None, features, n_estimators, rate, seed, n_jobs, external=external
-        ).predict_proba(X.iloc[va])
+    r, out = recipe or Recipe(), np.zeros(len(y))
+    for tr, va in make_folds(y, n_folds, r.seed):
+        out[va] = distill(X.iloc[tr], soft[tr], r, rate=rate, external=external).predict_proba(X.iloc[va])
     return out
+
 
 # %% ../nbs/05a_budget.ipynb #5a044f3f
 def measure(model, # a model with `predict_frame`
@@ -275,6 +270,42 @@ def choose(table:pd.DataFrame, # `frontier`'s table
     fits = table[table["latency_p50_ms"] <= budget_ms]
     if not len(fits): fits = table.nsmallest(1, "latency_p50_ms")  # nothing fits: the fastest
     return fits.sort_values(["oof_accuracy", "oof_log_loss"], ascending=[False, True]).index[0]
+
+# %% ../nbs/05a_budget.ipynb #1ad0c75c
+def best_single_stack(ens:SixStackEnsemble, # the refit full ensemble
+                      P:pd.DataFrame, # per-model OOF (`A.rf`, …)
+                      y:np.ndarray, # 0/1 labels
+                     ) -> tuple[SelectedEnsemble, np.ndarray]:
+    "The most accurate refit stack alone (its models averaged), with its OOF."
+    oof = stack_table(P)
+    top = max(ens.stacks, key=lambda s: scores(y, oof[s])["accuracy"])
+    cols = [c for c in P.columns if c.split(".")[0] == top]
+    return selected(ens, {c: 1 / len(cols) for c in cols}, best_threshold(y, oof[top])), oof[top].to_numpy()
+
+
+# %% ../nbs/05a_budget.ipynb #bdaec80a
+def served_candidates(P:pd.DataFrame, # per-model OOF of the stacks (`fit_oof(..., per_model=True)`)
+                      ens:SixStackEnsemble, # the refit full ensemble (the teacher)
+                      X:pd.DataFrame, y:np.ndarray, # the training rows and their labels
+                      recipe:Recipe, # how the stacks were trained (the student's features, trees, seed, threads)
+                      *,
+                      budget_ms:float|None=None, # the one-record latency budget of the selection
+                      distill_rate:float=1.0, # jittered copies per row for the student
+                      n_folds:int=5, # folds of the second-level CV that scores each candidate
+                     ) -> dict:
+    "Name -> (model, its nested out-of-fold P(Introvert)) of every candidate to serve."
+    inner = replace(recipe, seed=recipe.seed + 1)  # the second-level folds differ from the first
+    pe = nested_predictions(stack_table(P).to_numpy(), y, ens.method, n_folds, inner.seed)
+    used, costs = P[[c for c in P.columns if c.split(".")[0] in ens.stacks]], model_costs(ens, X)
+    ns = nested_select(used, y, costs, budget_ms, n_folds, inner.seed)
+    nd = nested_distill(X, pe, y, inner, rate=distill_rate, n_folds=n_folds, external=ens.external)
+    dist = distill(X, pe, recipe, teacher=ens, rate=distill_rate, threshold=best_threshold(y, nd),
+                   external=ens.external)
+    sel = selected(ens, select(used, y, costs, budget_ms), best_threshold(y, ns))
+    single, so = best_single_stack(ens, used, y)
+    return {"full ensemble": (ens, pe), "budgeted selection": (sel, ns), "distilled": (dist, nd),
+            f"best single stack ({next(iter(single.stacks))})": (single, so)}
+
 
 # %% ../nbs/05a_budget.ipynb #f9840e59
 def frontier_chart(table:pd.DataFrame, budget_ms:float|None, served:str) -> str:

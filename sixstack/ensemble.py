@@ -18,7 +18,7 @@ from sklearn.linear_model import LogisticRegression
 
 from .augmentation import augment, pseudo_label
 from .data import CATEGORICAL, FEATURES, NUMERIC, Columns, match_lookup, match_values
-from .features import decode_labels, make_folds, oof_predict, scores
+from .features import Recipe, decode_labels, make_folds, oof_predict, scores
 from .fast import stack_pool
 from .stacks import StackModel, make_stack, stack_fit_predict
 
@@ -145,17 +145,19 @@ class SixStackEnsemble(Predictor):
 
 # %% ../nbs/05_ensemble.ipynb #d9596d4f
 def fit_oof(stack_params:dict, # stack letter -> {model: params}, or None for a stack's defaults
-            X:pd.DataFrame, y:np.ndarray, folds:list, aug:dict|None=None, features:dict|None=None,
-            X_unlabelled:pd.DataFrame|None=None, noise_rate:float=0.05, n_jobs:int=1, seed:int=42, prof:dict|None=None,
-            progress:bool=True,
+            X:pd.DataFrame, y:np.ndarray, # training rows and their 0/1 labels
+            folds:list, # the CV folds (the same for every stack)
+            recipe:Recipe|None=None, # how the stacks train (None: `Recipe()`)
+            *,
+            progress:bool=True, # a bar over the stacks
             per_model:bool=False, # one column per model (`A.rf`, …) instead of per stack
            ) -> pd.DataFrame:
     "Out-of-fold P(Introvert) of each stack (or model) on the same folds."
     from tqdm.auto import tqdm
     out = {}
     for s, p in tqdm(stack_params.items(), desc="OOF per stack", disable=not progress):
-        model = make_stack(s, p, noise_rate, features, n_jobs, seed, prof)
-        o = oof_predict(stack_fit_predict(model, aug, seed, X_unlabelled, per_model), X, y, folds)
+        model = make_stack(s, p, recipe)
+        o = oof_predict(stack_fit_predict(model, recipe, per_model), X, y, folds)
         out |= {f"{s}.{m}": o[:, j] for j, m in enumerate(model.params)} if per_model else {s: o}
     return pd.DataFrame(out, index=X.index)
 
@@ -169,23 +171,28 @@ def stack_table(oof:pd.DataFrame, # per-model OOF (`A.rf`, …)
     )
 
 # %% ../nbs/05_ensemble.ipynb #e79aa925
-def refit_stack(model:StackModel, X:pd.DataFrame, y:np.ndarray, aug:dict|None=None, seed:int=42,
-                X_unlabelled:pd.DataFrame|None=None) -> StackModel:
+def refit_stack(model:StackModel, # an unfitted stack
+                X:pd.DataFrame, y:np.ndarray, # all training rows and their labels
+                recipe:Recipe|None=None, # its augmentation, seed and unlabelled rows (None: `Recipe()`)
+               ) -> StackModel:
     "Fit a stack on all training rows, augmented (and pseudo-labelled) as in the folds."
-    aug = aug or {}
-    Xa, ya, _ = augment(X, y, aug.get("method", "none"), aug.get("rate", 0.3), seed)
-    if aug.get("pseudo_threshold") and X_unlabelled is not None:
+    r = recipe or Recipe(); aug = r.aug
+    Xa, ya, _ = augment(X, y, aug.get("method", "none"), aug.get("rate", 0.3), r.seed)
+    if aug.get("pseudo_threshold") and r.unlabelled is not None:
         plain = lambda Xtr, ytr, Xva: clone(model).fit(Xtr, ytr).predict_proba(Xva)[:, 1]
-        Xa, ya = pseudo_label(plain, Xa, ya, X_unlabelled, aug["pseudo_threshold"])
+        Xa, ya = pseudo_label(plain, Xa, ya, r.unlabelled, aug["pseudo_threshold"])
     return clone(model).fit(Xa, ya)
 
 # %% ../nbs/05_ensemble.ipynb #a93b8b5c
 def build_ensemble(oof:pd.DataFrame, # `fit_oof`'s table
                    X:pd.DataFrame, y:np.ndarray, # all training rows
-                   stack_params:dict, aug:dict|None=None, features:dict|None=None, external:pd.DataFrame|None=None,
-                   X_unlabelled:pd.DataFrame|None=None, noise_rate:float=0.05, n_jobs:int=1, seed:int=42,
-                   prof:dict|None=None, n_folds:int=5) -> tuple[SixStackEnsemble, pd.DataFrame]:
+                   stack_params:dict, # stack letter -> {model: params} (None: its defaults)
+                   recipe:Recipe|None=None, # how the stacks train, and the external table kept with the ensemble
+                   *,
+                   n_folds:int=5, # folds of the second-level CV that chooses the combiner
+                  ) -> tuple[SixStackEnsemble, pd.DataFrame]:
     "Choose the combiner and threshold by second-level CV, refit the stacks; also return the comparison table."
+    r = recipe or Recipe(); seed, external, features = r.seed, r.external, r.features
     P, rows, nested = oof.to_numpy(), [], {}
     for m in ("blend", "meta"):
         nested[m] = nested_predictions(P, y, m, n_folds, seed + 1)
@@ -198,12 +205,7 @@ def build_ensemble(oof:pd.DataFrame, # `fit_oof`'s table
         keep = comb["weights"] >= 1e-3
         used = [s for s, k in zip(used, keep) if k]
         comb = {"weights": comb["weights"][keep] / comb["weights"][keep].sum()}
-    fitted = {
-        s: refit_stack(
-            make_stack(s, stack_params[s], noise_rate, features, n_jobs, seed, prof), X, y, aug, seed, X_unlabelled
-        )
-        for s in used
-    }
+    fitted = {s: refit_stack(make_stack(s, stack_params[s], r), X, y, r) for s in used}
     cv = scores(y, nested[method], thr)
     ext = (
         external.drop_duplicates(subset=FEATURES)
@@ -224,9 +226,9 @@ def quick_ensemble(rows:pd.DataFrame, # labelled training rows
     from sixstack.data import LABEL
     from sixstack.features import encode_labels
     prof, y = prof or get_profile("fast"), encode_labels(rows[LABEL]) if y is None else y
-    sp = {s: None for s in stacks}
-    oof = fit_oof(sp, rows, y, make_folds(y, n_folds, seed), prof=prof, progress=False, seed=seed)
-    return build_ensemble(oof, rows, y, sp, external=external, prof=prof, n_folds=n_folds, seed=seed)[0], oof
+    sp, recipe = {s: None for s in stacks}, Recipe(external=external, seed=seed, prof=prof)
+    oof = fit_oof(sp, rows, y, make_folds(y, n_folds, seed), recipe, progress=False)
+    return build_ensemble(oof, rows, y, sp, recipe, n_folds=n_folds)[0], oof
 
 # %% ../nbs/05_ensemble.ipynb #5fc86954
 def _plots(y:np.ndarray, p:np.ndarray, thr:float, ens:SixStackEnsemble, importance:pd.Series) -> list[str]:

@@ -5,7 +5,7 @@
 # %% ../nbs/02_preprocessing.ipynb #b19eaeb3
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -21,7 +21,7 @@ from .data import CATEGORICAL, CLASSES, FEATURES, LABEL
 # %% auto #0
 __all__ = ['POSITIVE', 'ENGINEERED', 'VARIANTS', 'encode_labels', 'decode_labels', 'numeric_frame', 'FeaturePipeline',
            'make_folds', 'oof_predict', 'scores', 'quick_model', 'compare_features', 'choose_features', 'JobData',
-           'job_data']
+           'job_data', 'Recipe']
 
 # %% ../nbs/02_preprocessing.ipynb #0cc39a3b
 POSITIVE = "Introvert"
@@ -247,3 +247,33 @@ def job_data(handoff:dict, # the upstream hand-over ({} when standalone)
     train = add_match_p(load_table(handoff["train_path"]), ext)
     test = add_match_p(load_table(handoff["test_path"]), ext) if handoff.get("test_path") else None
     return JobData(handoff, train, encode_labels(train[LABEL]), test, ext)
+
+# %% ../nbs/02_preprocessing.ipynb #860eeab0
+_SMALL = {"n_estimators": 250, "svm_max_rows": 3000}  # model sizes when no profile is given
+
+@dataclass(eq=False)
+class Recipe:
+    "How a pipeline trains its stacks, made once and passed whole (never a list of positional arguments)."
+    aug:dict = field(default_factory=dict) # 03's augmentation: method, rate, pseudo_threshold
+    features:dict|None = None # 02's `FeaturePipeline` settings (None: the defaults)
+    noise_rate:float = 0.05 # label noise stack F trains with
+    unlabelled:pd.DataFrame|None = None # rows to pseudo-label (the test table), if the augmentation asks
+    external:pd.DataFrame|None = None # the reference table behind `match_p`, kept with the ensemble
+    n_jobs:int = 1 # threads per model
+    seed:int = 42 # every random choice derives from it
+    prof:dict = field(default_factory=lambda: dict(_SMALL)) # the profile's settings (`n_estimators`, …)
+
+
+# %% ../nbs/02_preprocessing.ipynb #e827bf15
+@patch_to(JobData)
+def recipe(self, prof:dict, # the profile's settings
+           n_jobs:int=1, # threads per model
+           seed:int=42, # the pipeline's seed
+           noise_rate:float|None=None, # None: what 04 recorded in the hand-over (else 0.05)
+          ) -> Recipe:
+    "The pipeline's `Recipe` from what earlier steps handed over (augmentation, features, noise) and these tables."
+    h = self.handoff
+    noise = h.get("noise_rate", 0.05) if noise_rate is None else noise_rate
+    aug = h.get("augmentation", {"method": "none"})
+    return Recipe(aug, self.features, noise, self.test, self.external, n_jobs, seed, prof)
+

@@ -15,7 +15,7 @@ from sklearn.preprocessing import StandardScaler
 
 from .augmentation import augmented_model
 from .fast import fast_proba
-from .features import FeaturePipeline
+from .features import FeaturePipeline, Recipe
 
 # %% auto #0
 __all__ = ['ENCODING', 'STACKS', 'RowCap', 'build_model', 'defaults', 'suggest', 'parse_stacks', 'StackModel', 'stack_defaults',
@@ -244,37 +244,25 @@ def stack_defaults(stack:str, n_estimators:int=250) -> dict:
     "Default hyperparameters of every model of a stack."
     return {m: defaults(m, n_estimators) for m in STACKS[stack]["models"]}
 
-def make_stack(
-    stack: str,
-    params: dict | None = None,
-    noise_rate: float = 0.05,
-    features: dict | None = None,
-    n_jobs: int = 1,
-    seed: int = 42,
-    prof: dict | None = None,
-) -> StackModel:
+def make_stack(stack:str, # a stack's letter
+               params:dict|None=None, # model -> hyperparameters (None: the stack's defaults)
+               recipe:Recipe|None=None, # how it trains (None: `Recipe()`)
+              ) -> StackModel:
     "The StackModel of stack `stack` with `params` (default: its defaults)."
-    prof = prof or {"n_estimators": 250, "svm_max_rows": 3000}
-    return StackModel(
-        params or stack_defaults(stack, prof["n_estimators"]),
-        noise_rate if STACKS[stack]["noise"] else 0.0,
-        features,
-        n_jobs,
-        seed,
-        prof["svm_max_rows"],
-    )
+    r = recipe or Recipe()
+    noise = r.noise_rate if STACKS[stack]["noise"] else 0.0
+    return StackModel(params or stack_defaults(stack, r.prof["n_estimators"]), noise, r.features, r.n_jobs, r.seed,
+                      r.prof["svm_max_rows"])
 
 # %% ../nbs/04_model_stacks.ipynb #4aa04797
 def stack_fit_predict(model:StackModel, # an unfitted stack
-                      aug:dict|None=None, # augmentation settings from 03: method, rate, pseudo_threshold
-                      seed:int=42,
-                      X_unlabelled:pd.DataFrame|None=None, # rows for pseudo-labelling (None: no pseudo-labelling)
+                      recipe:Recipe|None=None, # its augmentation, seed and unlabelled rows (None: `Recipe()`)
                       per_model:bool=False, # predict each model's probability (a column each) instead of the stack's
                      ) -> Callable:
     "A fit_predict for `oof_predict`: augment the training fold, fit a fresh copy of the stack, predict."
-    aug = aug or {}
+    r = recipe or Recipe()
     if per_model: plain = lambda Xtr, ytr, Xva: np.column_stack(clone(model).fit(Xtr, ytr).model_probas(Xva))
     else: plain = lambda Xtr, ytr, Xva: clone(model).fit(Xtr, ytr).predict_proba(Xva)[:, 1]
-    return augmented_model(
-        plain, aug.get("method", "none"), aug.get("rate", 0.3), seed, aug.get("pseudo_threshold", 0.0), X_unlabelled
-    )
+    return augmented_model(plain, r.aug.get("method", "none"), r.aug.get("rate", 0.3), r.seed,
+                           r.aug.get("pseudo_threshold", 0.0), r.unlabelled)
+

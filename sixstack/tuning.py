@@ -12,33 +12,32 @@ import socket
 import threading
 import time
 import warnings
+from dataclasses import replace
 from typing import Callable
 
 import numpy as np
 import pandas as pd
 
-from .features import oof_predict, scores
-from .stacks import STACKS, StackModel, stack_defaults, stack_fit_predict, suggest
+from .features import Recipe, oof_predict, scores
+from .stacks import STACKS, make_stack, stack_defaults, stack_fit_predict, suggest
 
 # %% auto #0
 __all__ = ['flat_defaults', 'study_name', 'open_study', 'TrialLock', 'run_trials', 'tune_stack', 'best_params', 'tune_from_run']
 
 # %% ../nbs/04b_tuning.ipynb #18ffdf7e
-def _objective(stack:str, X:pd.DataFrame, y:np.ndarray, folds:list, aug:dict|None, features:dict|None,
-               noise_rate:float, n_jobs:int, seed:int, prof:dict) -> Callable:
+def _objective(stack:str, X:pd.DataFrame, y:np.ndarray, folds:list, recipe:Recipe) -> Callable:
     "The Optuna objective of a stack: CV accuracy of suggested hyperparameters."
     import optuna
     def objective(trial):
-        params = {m: suggest(trial, m, STACKS[stack]["wide"], prof["n_estimators"]) for m in STACKS[stack]["models"]}
+        n = recipe.prof["n_estimators"]
+        params = {m: suggest(trial, m, STACKS[stack]["wide"], n) for m in STACKS[stack]["models"]}
         def on_fold(i, acc):
             trial.report(acc, i)
             if trial.should_prune(): raise optuna.TrialPruned()
-        model = StackModel(
-            params, noise_rate if STACKS[stack]["noise"] else 0.0, features, n_jobs, seed, prof["svm_max_rows"]
-        )
-        oof = oof_predict(stack_fit_predict(model, aug, seed), X, y, folds, on_fold)
+        oof = oof_predict(stack_fit_predict(make_stack(stack, params, recipe), recipe), X, y, folds, on_fold)
         return scores(y, oof)["accuracy"]
     return objective
+
 
 # %% ../nbs/04b_tuning.ipynb #593d60ed
 def flat_defaults(stack:str, n_estimators:int) -> dict:
@@ -162,21 +161,22 @@ def tune_stack(stack:str, # A-F
                X:pd.DataFrame, y:np.ndarray, # training table and 0/1 labels
                folds:list, # CV folds of the study
                n_trials:int, # the study's budget (a resumed or shared study runs only the missing trials)
+               recipe:Recipe|None=None, # how the stack trains (None: `Recipe()`)
+               *,
                timeout:float|None=None, # seconds for this call
                storage:str|None=None, # Optuna storage URL (None: in memory)
                study_name:str|None=None, # resumes (or joins) the study of this name in `storage`
-               aug:dict|None=None, features:dict|None=None, noise_rate:float=0.05,
-               n_jobs:int=1, seed:int=42, prof:dict|None=None, progress:bool=True,
+               progress:bool=True, # a bar of the trials
                worker:int=0, # this worker's index (its sampler's seed)
                heartbeat_s:int=10, grace_s:int=30, # see `open_study`
               ):
     "Run (or resume, or join) a stack's Optuna study; returns it."
     import optuna
-    prof = prof or {"n_estimators": 250, "svm_max_rows": 3000}
-    study = open_study(storage, study_name, seed, worker, heartbeat_s, grace_s)
-    objective = _objective(stack, X, y, folds, aug, features, noise_rate, n_jobs, seed, prof)
-    run_trials(study, objective, n_trials, TrialLock(storage, study_name), timeout,
-               flat_defaults(stack, prof["n_estimators"]), progress)
+    # tuning does not pseudo-label: 03's choice applies when the tuned stacks are fitted (05)
+    r = replace(recipe or Recipe(), unlabelled=None)
+    study = open_study(storage, study_name, r.seed, worker, heartbeat_s, grace_s)
+    run_trials(study, _objective(stack, X, y, folds, r), n_trials, TrialLock(storage, study_name), timeout,
+               flat_defaults(stack, r.prof["n_estimators"]), progress)
     if not study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
         failed = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,))
         raise RuntimeError(
@@ -184,6 +184,7 @@ def tune_stack(stack:str, # A-F
             f"{failed[0].system_attrs.get('fail_reason') if failed else 'none ran'}"
         )
     return study
+
 
 # %% ../nbs/04b_tuning.ipynb #42f123c8
 def best_params(study, stack:str, n_estimators:int=250) -> dict:
@@ -215,15 +216,16 @@ def tune_from_run(settings, # the tracking store and Optuna storage (`SIXSTACK_O
     if want and have != want:
         raise ValueError(f"{train_path or handoff.get('train_path')}: not the training data of run {upstream_run_id} "
                          f"(fingerprint {have}, the run's {want})")
-    prof, aug, rows = get_profile(profile), jd.handoff.get("augmentation", {"method": "none"}), []
+    prof, rows = get_profile(profile), []
+    recipe = jd.recipe(prof, n_jobs, seed)
     folds = make_folds(jd.y, prof["tune_folds"], seed)
     with threadpool_limits(n_jobs):
         for s in stacks:
-            name = study_name(s, fingerprint(jd.train), profile, seed, jd.features, aug)
+            name = study_name(s, fingerprint(jd.train), profile, seed, jd.features, recipe.aug)
             t0 = time.perf_counter()
-            st = tune_stack(s, jd.train, jd.y, folds, n_trials or prof["n_trials"], timeout, settings.optuna_storage,
-                            name, aug, jd.features, handoff.get("noise_rate", 0.05), n_jobs, seed, prof, False,
-                            worker, heartbeat_s, grace_s)
+            st = tune_stack(s, jd.train, jd.y, folds, n_trials or prof["n_trials"], recipe, timeout=timeout,
+                            storage=settings.optuna_storage, study_name=name, progress=False, worker=worker,
+                            heartbeat_s=heartbeat_s, grace_s=grace_s)
             states = pd.Series([t.state.name for t in st.trials]).value_counts().to_dict()
             rows.append({"stack": s, "study": name, "best_accuracy": st.best_value, "trials": len(st.trials),
                          "here": sum(t.user_attrs.get("worker", "").endswith(f":{os.getpid()}") for t in st.trials)}

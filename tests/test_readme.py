@@ -1,0 +1,18 @@
+"The README's Python examples that say they are executed are executed here, as written."
+import re
+
+from conftest import ROOT
+
+
+def _block(title: str) -> str:
+    "The first ```python block after the heading `title`."
+    text = (ROOT / "README.md").read_text()
+    return re.search(rf"^#+ {re.escape(title)}\n.*?```python\n(.*?)```", text, re.S | re.M).group(1)
+
+
+def test_training_from_python(capsys):
+    ns = {}
+    exec(compile(_block("Training from Python"), "README.md: Training from Python", "exec"), ns)
+    out = capsys.readouterr().out
+    assert "served within 2 ms:" in out and set(ns["table"].index) >= {"full ensemble", "budgeted selection", "distilled"}
+    assert ns["table"]["oof_accuracy"].min() > 0.8
