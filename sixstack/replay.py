@@ -15,6 +15,7 @@ from pathlib import Path
 from filelock import FileLock
 
 from .config import Settings, get_settings
+from .packaging import model_signature, verify
 from .store import Spool, connect, experiment_id, mark_down
 from .tracking import handoff_path, log_batch, write_atomic
 
@@ -27,6 +28,21 @@ def _swap_ids(obj, ids:dict):
     if isinstance(obj, str): return re.sub(r"local-[0-9a-f]{32}", lambda m: ids.get(m.group(0), m.group(0)), obj)
     if isinstance(obj, dict): return {k: _swap_ids(v, ids) for k, v in obj.items()}
     return [_swap_ids(v, ids) for v in obj] if isinstance(obj, list) else obj
+
+# %% ../nbs/01d_replay.ipynb #13a6cee9
+def _resigned(tags:dict, # a spooled `set_tags` call
+              old:str, new:str, # the spooled and the replayed run id
+              recs:list[dict], # the run's spooled records (where its models were logged)
+              key:str|None, # SIXSTACK_MODEL_SIGNING_KEY
+             ) -> dict:
+    "The tags with a valid logging signature made again for the replayed run id (anything else unchanged)."
+    sig, digest = tags.get("sixstack.model_signature"), tags.get("sixstack.model_sha256")
+    if not (key and sig and digest): return tags
+    for path in {r["artifact_path"] for r in recs if r["op"] == "artifacts"}:
+        if verify(key, sig, "model", old, path, digest):
+            return tags | {"sixstack.model_signature": model_signature(key, new, path, digest)}
+    return tags
+
 
 # %% ../nbs/01d_replay.ipynb #763aa3bf
 def _target_run(c, settings:Settings, key:str, start:dict|None, ids:dict) -> str:
@@ -51,7 +67,7 @@ def _replay_run(c, settings:Settings, key:str, recs:list[dict], ids:dict) -> str
             log_batch(c, rid, params={k: v for k, v in r["params"].items() if k not in have})
             have = {**r["params"], **have}
         elif r["op"] == "metrics": log_batch(c, rid, metrics=r["metrics"], step=r["step"], timestamp=r["timestamp"])
-        elif r["op"] == "tags": log_batch(c, rid, tags=r["tags"])
+        elif r["op"] == "tags": log_batch(c, rid, tags=_resigned(r["tags"], key, rid, recs, settings.signing_key))
         # run ids inside are rewritten to the replayed ones
         elif r["op"] == "artifact" and Path(r["path"]).name == "handoff.json":
             h = json.dumps(_swap_ids(json.loads(Path(r["path"]).read_text()), ids), indent=1)
