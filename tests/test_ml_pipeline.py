@@ -126,8 +126,9 @@ def test_served_candidate_is_the_best_within_the_budget(trained):
     assert {"full ensemble", "budgeted selection", "distilled"} <= set(table.index) and len(table) == 4
     budget, served = get_profile("fast")["latency_budget_ms"], run["tags"]["served_candidate"]
     fits = table[table["latency_p50_ms"] <= budget]
-    assert len(fits), table  # on this machine the distilled model fits 1 ms by a wide margin
-    assert table.loc[served, "latency_p50_ms"] <= budget and table.loc[served, "oof_accuracy"] == fits["oof_accuracy"].max()
+    if len(fits):  # (the distilled model usually fits 1 ms; on a slow or busy machine nothing may)
+        assert table.loc[served, "latency_p50_ms"] <= budget and table.loc[served, "oof_accuracy"] == fits["oof_accuracy"].max()
+    else: assert served == table["latency_p50_ms"].idxmin(), table  # nothing fits: the fastest is served
     assert run["metrics"]["served_latency_p50_ms"] == pytest.approx(table.loc[served, "latency_p50_ms"], abs=1e-3)
     # what was logged is what was chosen: the pyfunc's model is the served candidate's class
     kind = type(load_model(f"runs:/{rid}/model", settings).unwrap_python_model().model).__name__
