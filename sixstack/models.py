@@ -50,13 +50,14 @@ def download_model(uri:str, # runs:/RUN/model or models:/NAME/VERSION or models:
     _check_uri(uri); settings = settings or get_settings()
     if (spooled := _spooled(uri, settings)) is not None: return spooled, False
     c = connect(settings)
-    if uri.startswith("models:/"):  # resolved here: MLflow would ask its global registry URI, not this store
-        mv, _ = _model_ref(c, uri)
-        uri = c.get_model_version_download_uri(mv.name, mv.version)
+    return _fetch(c, uri, _model_ref(c, uri)[0] if uri.startswith("models:/") else None, settings), True
+
+def _fetch(c, uri:str, mv, settings:Settings) -> Path:
+    "Download a model into a new temporary folder (a registered version `mv` from this store, not MLflow's registry)."
     import mlflow.artifacts
+    if mv is not None and mv.version is not None: uri = c.get_model_version_download_uri(mv.name, mv.version)
     dst = tempfile.mkdtemp(prefix="sixstack-model-")
-    got = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=dst, tracking_uri=settings.tracking_uri)
-    return Path(got), True
+    return Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=dst, tracking_uri=settings.tracking_uri))
 
 
 # %% ../nbs/01e_models.ipynb #fcfada69
@@ -80,13 +81,10 @@ def _model_ref(c, uri:str) -> tuple[object, str]:
 
 
 # %% ../nbs/01e_models.ipynb #cf344883
-def load_local(path:str|Path, # a model folder
-               sha256:str|None=None, # its expected `model_digest` (None: checked already, by `vetted_download`)
+def load_local(path:str|Path, # a model folder that `vetted_download` passed
               ):
-    "Load a pyfunc model from a folder, after checking its digest."
+    "Load a pyfunc model from a folder (unpickling it: only what `vetted_download` returned)."
     import mlflow.pyfunc
-    if sha256 is not None and model_digest(path) != sha256:
-        raise ValueError("refusing to load the model: its files do not match the digest recorded at registration")
     before = list(sys.path)
     try: return mlflow.pyfunc.load_model(str(path))
     # MLflow puts the model's shipped code first on sys.path: processes started later (the dashboard's) would import
@@ -157,11 +155,11 @@ def vetted_download(uri:str, # runs:/RUN/model or models:/NAME/VERSION or models
     problems = vet(mv, _experiment_of(c, mv.run_id), exp and exp.experiment_id, settings.signing_key,
                    allow_ungated or mv.version is None)
     if problems: raise ModelRefused(f"{what} refused: " + "; ".join(problems))
-    path, temporary = download_model(mv.source if mv.version is None else f"models:/{mv.name}/{mv.version}", settings)
+    path = _fetch(c, mv.source, mv, settings)  # exactly the version vetted, not the alias again
     if model_digest(path) != mv.tags["model_sha256"]:
-        discard(path if temporary else None)
+        discard(path)
         raise ModelRefused(f"{what} refused: its files do not match the digest recorded when it was logged")
-    return path, temporary, mv
+    return path, True, mv
 
 
 # %% ../nbs/01e_models.ipynb #ef071a94
