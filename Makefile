@@ -40,7 +40,7 @@ sync-check: install  ## fail if nbdev_export or nbdev_clean would change a file
 
 lint: install  ## undefined names and unused imports, and no exported line over 120 characters (nbdev's generated lists aside)
 	$(BIN)/ruff check --select F --ignore F403,F405 --output-format concise sixstack benchmarks tests
-	long=$$(for f in sixstack/*.py; do [ $$f = sixstack/_modidx.py ] || awk -v f=$$f 'length > 120 && !/^__all__ = / {print f ":" FNR}' $$f; done)
+	long=$$(for f in $$(find sixstack -name "*.py" | sort); do [ $$f = sixstack/_modidx.py ] || awk -v f=$$f 'length > 120 && !/^__all__ = / {print f ":" FNR}' $$f; done)
 	if [ -n "$$long" ]; then echo "lines over 120 characters (shorten them in the notebooks):"; echo "$$long"; exit 1; fi
 
 nbtest: install postgres  ## every notebook's inline tests (each notebook logs to a throw-away store)

@@ -23,9 +23,9 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 
-from sixstack.data import FEATURES, make_frame  # noqa: E402
-from sixstack.predlog import PREDICTIONS, PredictionLog, prediction_rows  # noqa: E402
-from sixstack.serving import start_service  # noqa: E402
+from sixstack.data.tables import FEATURES, make_frame  # noqa: E402
+from sixstack.serving.predlog import PREDICTIONS, PredictionLog, prediction_rows  # noqa: E402
+from sixstack.serving.service import start_service  # noqa: E402
 
 
 def in_process(n):

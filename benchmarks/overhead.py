@@ -1,7 +1,7 @@
 """Overhead of running a notebook through the runner (papermill + MLflow run + artifact) vs executing it plainly.
 
 Plain: nbclient executes the notebook in a fresh kernel (its job still logs its own run, as in JupyterLab).
-Runner: `sixstack.runner.run_notebook` — papermill, a run created up front, parameters logged, the executed
+Runner: `sixstack.tracking.runner.run_notebook` — papermill, a run created up front, parameters logged, the executed
 notebook written and logged, wall time and status logged. Both use a throw-away SQLite store.
 Prints the median of --repeats runs each (interleaved, so machine noise hits both alike) and the ratio.
 
@@ -30,7 +30,7 @@ def plain(path: Path) -> float:
 
 def runner(path: Path, settings) -> float:
     "Execute the notebook through the runner as one MLflow run."
-    from sixstack.runner import run_notebook
+    from sixstack.tracking.runner import run_notebook
     r = run_notebook(path, settings=settings, progress=False)
     if not r.ok: sys.exit(f"{path.name} failed: {r.error}")
     return r.wall_time
@@ -46,7 +46,7 @@ def main():
                       SIXSTACK_DATA_DIR=str(tmp / "data"), SIXSTACK_SPOOL=str(tmp / "spool.jsonl"),
                       SIXSTACK_JOB="1", SIXSTACK_HOME=str(ROOT), MLFLOW_DISABLE_TELEMETRY="true")
     from sixstack.config import get_settings
-    from sixstack.runner import pipeline_notebooks
+    from sixstack.tracking.runner import pipeline_notebooks
     settings = get_settings()
     nbs = a.notebooks or pipeline_notebooks(ROOT / "nbs")
     plain(nbs[0])  # warm the sample data and OS caches once, outside the measurement

@@ -28,7 +28,7 @@ def baselines(n_jobs):
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
-    from sixstack.features import FeaturePipeline
+    from sixstack.training.features import FeaturePipeline
     plain = dict(engineered=(), indicators=False, match_p=False)
     models = {
         "baseline: logistic regression": lambda: make_pipeline(FeaturePipeline(**plain), StandardScaler(), LogisticRegression(max_iter=2000)),
@@ -50,11 +50,11 @@ def main():
     a = ap.parse_args()
     from threadpoolctl import threadpool_limits
     from sixstack.config import get_profile
-    from sixstack.data import LABEL, add_match_p, load_table, write_sample
-    from sixstack.ensemble import nested_predictions
-    from sixstack.features import Recipe, encode_labels, make_folds, oof_predict, scores
-    from sixstack.stacks import STACKS, make_stack, stack_fit_predict
-    from sixstack.tuning import best_params, tune_stack
+    from sixstack.data.tables import LABEL, add_match_p, load_table, write_sample
+    from sixstack.training.ensemble import nested_predictions
+    from sixstack.training.features import Recipe, encode_labels, make_folds, oof_predict, scores
+    from sixstack.training.stacks import STACKS, make_stack, stack_fit_predict
+    from sixstack.training.tuning import best_params, tune_stack
     prof = get_profile(a.profile)
     if a.data is None:
         paths = write_sample(Path(tempfile.mkdtemp()) / "sample")
@@ -78,8 +78,8 @@ def main():
     P = np.column_stack([oof[s] for s in STACKS])
     for method in ("blend", "meta"):
         rows.append({"model": f"ensemble ({method}, nested CV)"} | scores(y, nested_predictions(P, y, method, a.folds, a.seed + 1)) | {"seconds": float("nan")})
-    from sixstack.budget import measure, served_candidates
-    from sixstack.ensemble import build_ensemble, fit_oof, stack_table
+    from sixstack.training.budget import measure, served_candidates
+    from sixstack.training.ensemble import build_ensemble, fit_oof, stack_table
     t0 = time.perf_counter()
     with threadpool_limits(a.n_jobs):  # the served candidates, as 05 builds them (the same function, the same folds)
         Pm = fit_oof(params, train, y, folds, recipe, progress=False, per_model=True)

@@ -95,11 +95,11 @@ def main():
                            env=env, capture_output=True, text=True)
         if r.returncode: sys.exit(r.stdout[-2000:] + r.stderr[-2000:])
     env["MLFLOW_TRACKING_URI"] = a.tracking_uri
-    from sixstack.data import FEATURES, make_frame
+    from sixstack.data.tables import FEATURES, make_frame
     rows = make_frame(max(a.n, 10_000), seed=99)[FEATURES]
     recs = json.loads(rows.to_json(orient="records"))
-    from sixstack.serving import start_service
-    from sixstack.stack import free_port
+    from sixstack.serving.service import start_service
+    from sixstack.deploy.stack import free_port
     theirs = free_port()
     p1, u1 = start_service(a.tracking_uri, a.model_name, monitor_db=f"sqlite:///{tmp}/bench-log.db", env=env)  # the prediction log on, as deployed
     p3, u3 = start_service(a.tracking_uri, a.model_name, args=["--no-log"], env=env)  # what the log costs, side by side
@@ -119,7 +119,7 @@ def main():
     finally:
         for p in (p1, p2, p3): p.terminate(); p.wait(20)
     print(f"\nserving benchmark, one run, {os.cpu_count()} cores, model {a.model_name}@production\n")
-    print("| measure | sixstack.serving | mlflow models serve | ratio | sixstack.serving --no-log |\n|---|---|---|---|---|")
+    print("| measure | sixstack serve | mlflow models serve | ratio | sixstack serve --no-log |\n|---|---|---|---|---|")
     print(f"| single-record throughput (req/s, sequential) | {s1[0]:.1f} | {s2[0]:.1f} | {s1[0] / s2[0]:.2f}x | {s3[0]:.1f} |")
     print(f"| single-record p50 (ms) | {s1[1]:.1f} | {s2[1]:.1f} | | {s3[1]:.1f} |")
     print(f"| single-record p99 (ms) | {s1[2]:.1f} | {s2[2]:.1f} | | {s3[2]:.1f} |")

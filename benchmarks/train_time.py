@@ -24,7 +24,7 @@ ORIGINAL_SECONDS = 32 * 60
 def catboost_holdout(train, test, truth):
     "Held-out accuracy and fit time of a default CatBoost on the same rows."
     from catboost import CatBoostClassifier
-    from sixstack.data import FEATURES, LABEL
+    from sixstack.data.tables import FEATURES, LABEL
     cat = ["Stage_fear", "Drained_after_socializing"]
     prep = lambda d: d[FEATURES].assign(**{c: d[c].fillna("missing").astype(str) for c in cat})
     t = time.perf_counter()
@@ -41,8 +41,8 @@ def main():
     os.environ.update(MLFLOW_TRACKING_URI=f"sqlite:///{tmp}/mlflow.db", SIXSTACK_REPORTS_DIR=str(tmp / "reports"), SIXSTACK_DATA_DIR=str(tmp / "data"),
                       SIXSTACK_SPOOL=str(tmp / "spool.jsonl"), SIXSTACK_OPTUNA_STORAGE=f"sqlite:///{tmp}/optuna.db", SIXSTACK_HOME=str(ROOT))
     from sixstack.config import get_settings
-    from sixstack.data import ID, LABEL, make_frame
-    from sixstack.runner import run_pipeline
+    from sixstack.data.tables import ID, LABEL, make_frame
+    from sixstack.tracking.runner import run_pipeline
     settings, rows, totals = get_settings(), [], {}
     for n in a.sizes:
         d = tmp / f"n{n}"; d.mkdir()

@@ -26,9 +26,9 @@ def worker(stack, rows, trials, storage, name, profile, worker_index, n_jobs, se
     warnings.filterwarnings("ignore")
     from threadpoolctl import threadpool_limits
     from sixstack.config import get_profile
-    from sixstack.data import LABEL, make_frame
-    from sixstack.features import Recipe, encode_labels, make_folds
-    from sixstack.tuning import tune_stack
+    from sixstack.data.tables import LABEL, make_frame
+    from sixstack.training.features import Recipe, encode_labels, make_folds
+    from sixstack.training.tuning import tune_stack
     X = make_frame(rows, seed=seed).drop(columns="id"); y = encode_labels(X[LABEL])
     prof = get_profile(profile)
     with threadpool_limits(n_jobs):

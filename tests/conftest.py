@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from sixstack.stack import Postgres
+from sixstack.deploy.stack import Postgres
 
 ROOT = Path(__file__).resolve().parents[1]
 NBS = ROOT / "nbs"
@@ -26,7 +26,7 @@ def settings(tmp_path, monkeypatch):
 @pytest.fixture
 def sample(tmp_path):
     "A small embedded sample on disk."
-    from sixstack.data import write_sample
+    from sixstack.data.tables import write_sample
     return write_sample(tmp_path / "sample", n_train=600, n_test=200, n_external=100)
 
 
@@ -41,12 +41,12 @@ def cli(*args, env=None, timeout=300):
 def train_model(settings, rows, permute=False, seed=0, handoff=None, holdout=None):
     "A real small ensemble (stacks C and E, fast settings) logged as a pyfunc with its reference profile; returns (runs:/ URI, ensemble)."
     import numpy as np
-    from sixstack.data import LABEL
-    from sixstack.ensemble import nested_predictions, quick_ensemble
-    from sixstack.features import encode_labels
-    from sixstack.monitoring import REFERENCE_ARTIFACT, reference_profile
-    from sixstack.packaging import input_example
-    from sixstack.tracking import MLOpsIntegration
+    from sixstack.data.tables import LABEL
+    from sixstack.training.ensemble import nested_predictions, quick_ensemble
+    from sixstack.training.features import encode_labels
+    from sixstack.monitoring.monitor import REFERENCE_ARTIFACT, reference_profile
+    from sixstack.tracking.packaging import input_example
+    from sixstack.tracking.mlops import MLOpsIntegration
     y = encode_labels(rows[LABEL])
     if permute: y = np.random.default_rng(seed).permutation(y)  # a model that learned nothing
     ens, oof = quick_ensemble(rows, ("C", "E"), y=y)
@@ -66,7 +66,7 @@ def start_server(settings, name, monitor_db, env=None, *args, log_file=None):
     "`python -m sixstack.serving` as a real process on a free local port, logging to `monitor_db`; returns (process, url) once ready."
     import subprocess
     import tempfile
-    from sixstack.serving import start_service
+    from sixstack.serving.service import start_service
     db = monitor_db if "://" in str(monitor_db) else f"sqlite:///{monitor_db}"
     out = open(log_file or tempfile.mktemp(prefix="sixstack-server-", suffix=".log"), "w")  # a file, not a pipe nobody reads
     return start_service(settings.tracking_uri, name, monitor_db=db, args=list(args), timeout=60,

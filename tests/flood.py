@@ -10,7 +10,7 @@ from collections import Counter
 
 import httpx
 
-from sixstack.data import FEATURES
+from sixstack.data.tables import FEATURES
 
 DIGITS = "1." + "0" * 60 + "1"  # long numbers: more bytes to read and parse per record
 

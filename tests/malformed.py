@@ -6,7 +6,7 @@ must answer every one with a status below 500.
 import json
 import random
 
-from sixstack.data import FEATURES
+from sixstack.data.tables import FEATURES
 
 RECORD = {"Time_spent_Alone": 3.0, "Stage_fear": "No", "Social_event_attendance": 6.0, "Going_outside": 2.0,
           "Drained_after_socializing": "No", "Friends_circle_size": 10.0, "Post_frequency": 5.0}

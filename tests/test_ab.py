@@ -19,8 +19,8 @@ import pytest
 import sqlalchemy as sa
 
 from conftest import cli, start_server, train_model
-from sixstack.arms import subject_unit
-from sixstack.data import CLASSES, FEATURES, LABEL, make_frame
+from sixstack.serving.arms import subject_unit
+from sixstack.data.tables import CLASSES, FEATURES, LABEL, make_frame
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +31,7 @@ def world(tmp_path_factory):
            "MLFLOW_EXPERIMENT_NAME": "ab", "MODEL_REGISTRY_NAME": "ab_model", "SIXSTACK_REPORTS_DIR": str(tmp / "reports")}
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
-    from sixstack import registry as reg
+    from sixstack.training import registry as reg
     from sixstack.config import get_settings
     settings = get_settings()
     rows, hold = make_frame(1500, seed=3), make_frame(400, seed=4).drop(columns="id")
@@ -161,7 +161,7 @@ def test_challenger_that_cannot_be_loaded_leaves_production_alone(world):
 
 def _window_db(path, acc_p, acc_c, n, v_p, v_c, seed=0):
     "A prediction log with `n` labelled answers, half per arm, right with the given accuracies."
-    from sixstack.predlog import PREDICTIONS, PredictionLog, prediction_rows
+    from sixstack.serving.predlog import PREDICTIONS, PredictionLog, prediction_rows
     rng = np.random.default_rng(seed)
     X = make_frame(n, seed=seed)
     truth = X[LABEL].to_numpy()
@@ -179,7 +179,7 @@ def _window_db(path, acc_p, acc_c, n, v_p, v_c, seed=0):
 
 def test_monitor_ab_verdicts_and_promotion_through_the_gate(world):
     settings, tmp, env, (v1, v2, v3), _ = world
-    from sixstack.registry import aliases
+    from sixstack.training.registry import aliases
     verdict = lambda db, *a: cli("monitor", "ab", "--db", db, "--last", "5000", *a, env=env)
     better = _window_db(tmp / "better.db", 0.80, 0.95, 1500, v1, v2, 1)
     r = verdict(_window_db(tmp / "worse.db", 0.95, 0.80, 1500, v1, v2, 2)); assert "verdict: the challenger is worse" in r.stdout, r.stdout

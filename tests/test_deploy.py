@@ -23,8 +23,8 @@ import httpx
 import pytest
 
 from conftest import ROOT, cli
-from sixstack.data import FEATURES, write_sample
-from sixstack.stack import Stack
+from sixstack.data.tables import FEATURES, write_sample
+from sixstack.deploy.stack import Stack
 
 BIN = Path(sys.executable).parent
 NB04 = str(ROOT / "nbs" / "04_model_stacks.ipynb")
@@ -87,7 +87,7 @@ def test_pipeline_lands_on_the_server(stack, pipeline):
 def test_service_and_monitoring_on_the_stacks_postgres(stack, pipeline):
     "The service loads production from the server and logs to the stack's PostgreSQL; `sixstack monitor` reads it there."
     st, env, root = stack
-    from sixstack.serving import start_service
+    from sixstack.serving.service import start_service
     import sqlalchemy as sa
     proc, url = start_service(env["MLFLOW_TRACKING_URI"], "deploy_model", monitor_db=env["SIXSTACK_MONITOR_DB"],
                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -171,9 +171,9 @@ def test_two_tuning_workers_share_a_study_and_survive_a_kill(stack, pipeline):
 def test_replicas_follow_a_promotion_and_a_rollback(stack, pipeline):
     "Two replicas with --watch under a steady request loop: promote v2, roll back to v1; no request fails."
     st, env, root = stack
-    from sixstack import registry as reg
+    from sixstack.training import registry as reg
     from sixstack.config import get_settings
-    from sixstack.serving import start_service
+    from sixstack.serving.service import start_service
     settings = get_settings(env=os.environ | env)
     v1 = reg.aliases(settings)["production"]
     src = reg.describe(v1, settings)["source"]
@@ -231,7 +231,7 @@ def test_promote_across_environments(stack, pipeline, tmp_path):
     r = cli("--env", "prod", "registry", "show", "1", env=e)
     assert r.returncode == 0 and "copied_from" in r.stdout and "staging:deploy_model/1" in r.stdout, r.stdout + r.stderr
     from sixstack.config import get_settings
-    from sixstack.served import load_served
+    from sixstack.serving.served import load_served
     served = load_served(get_settings(env=os.environ | e, environment="prod"), "prod_model", "production")
     assert served.version == "1"  # prod's own gate passed it, digest intact: the service would load it
 

@@ -15,8 +15,8 @@ import orjson
 import pytest
 
 from conftest import start_server, train_model
-from sixstack.data import FEATURES, make_frame
-from sixstack.predlog import PREDICTIONS, PredictionLog, prediction_rows
+from sixstack.data.tables import FEATURES, make_frame
+from sixstack.serving.predlog import PREDICTIONS, PredictionLog, prediction_rows
 
 NAME = "hostile_model"
 ADMIN, FEEDBACK, DASHBOARD = "admin-token-x", "feedback-token-x", "dashboard-token-x"
@@ -29,7 +29,7 @@ def world(tmp_path_factory):
     "A store with one gated production version, and held-out rows."
     tmp = tmp_path_factory.mktemp("hostile")
     from sixstack.config import get_settings
-    from sixstack.registry import promote, register
+    from sixstack.training.registry import promote, register
     settings = get_settings(tracking_uri=f"sqlite:///{tmp}/mlflow.db", spool_path=f"{tmp}/spool.jsonl", registry_name=NAME,
                             experiment_name="hostile")
     data = make_frame(1400, seed=41)
@@ -187,7 +187,7 @@ def test_client_error_flood_is_counted_not_stored(world):
     errs = PredictionLog(f"sqlite:///{db}").errors()
     print(f"1000 bad requests -> {len(errs)} rows: {errs[['endpoint', 'status', 'count']].to_dict(orient='records')}")
     assert int(errs["count"].sum()) == 1000 and len(errs) <= 2 * 3  # (endpoint, status) pairs x the minutes the flood spanned
-    from sixstack.monitoring import Thresholds, monitor
+    from sixstack.monitoring.monitor import Thresholds, monitor
     res = monitor(PredictionLog(f"sqlite:///{db}"), settings, "1", since=time.time() - 3600, raise_alerts=False)
     kinds = {a["kind"]: a["severity"] for a in res.alerts}
     assert "error_rate" not in kinds and kinds.get("client_errors") == "info", res.alerts
@@ -198,8 +198,8 @@ def test_the_service_refuses_models_the_gate_did_not_pass(world, tmp_path):
     "Item 6: a refused version, tampered files or a foreign source are never loaded (unless --allow-ungated for the gate)."
     settings, tmp, train, hold = world
     from dataclasses import replace
-    from sixstack.registry import promote, register
-    from sixstack.tracking import MLOpsIntegration
+    from sixstack.training.registry import promote, register
+    from sixstack.tracking.mlops import MLOpsIntegration
     vs = replace(settings, registry_name="vetting")
     c = MLOpsIntegration(settings=vs).client
     good = register(train_model(vs, train)[0], vs)
@@ -235,7 +235,7 @@ def _ready_error(settings, base) -> str:
     "The /ready error of a service for the alias's version (which must be refused)."
     import subprocess
     import sys
-    from sixstack.stack import free_port
+    from sixstack.deploy.stack import free_port
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "sixstack.serving", "--model-name", settings.registry_name, "--port", str(port)],
                             env=os.environ | {"MLFLOW_TRACKING_URI": settings.tracking_uri, "MLFLOW_EXPERIMENT_NAME": settings.experiment_name,
@@ -291,7 +291,7 @@ def test_interrupted_replay_replays_every_run_once(tmp_path):
     import sys
     import warnings
     from sixstack.config import get_settings
-    from sixstack.tracking import MLOpsIntegration
+    from sixstack.tracking.mlops import MLOpsIntegration
     down = get_settings(tracking_uri="http://127.0.0.1:9", spool_path=str(tmp_path / "spool.jsonl"), experiment_name="replayed")
     (tmp_path / "a.txt").write_text("artifact")
     keys = []
@@ -309,7 +309,7 @@ def test_interrupted_replay_replays_every_run_once(tmp_path):
     while done() < 5 and time.monotonic() < deadline and p.poll() is None: time.sleep(0.02)
     p.send_signal(signal.SIGKILL); p.wait(10)
     assert 5 <= done() < 40, done()  # killed midway
-    from sixstack.replay import replay
+    from sixstack.tracking.replay import replay
     ids = replay(get_settings(tracking_uri=store, spool_path=str(tmp_path / "spool.jsonl"), experiment_name="replayed"))
     c = MLOpsIntegration(settings=get_settings(tracking_uri=store, experiment_name="replayed")).client
     runs = c.search_runs([c.get_experiment_by_name("replayed").experiment_id], max_results=1000)
@@ -396,7 +396,7 @@ def test_the_byte_budget_holds_until_the_answer_and_probes_stay_fast(world, serv
 def test_dashboard_session_expires_and_pages_carry_a_csp(server):
     "Issue 27 item 7: its own token, a signed expiring cookie (Secure over HTTPS), a CSP on the pages, no CDN docs."
     _, url = server
-    from sixstack.dashboard import Dashboard
+    from sixstack.serving.dashboard import Dashboard
     assert httpx.get(f"{url}/dashboard", params={"token": ADMIN}).status_code == 401  # the admin token opens nothing here
     r = httpx.get(f"{url}/dashboard", params={"token": DASHBOARD, "last": 10})
     assert r.status_code == 303 and "token" not in r.headers["location"]

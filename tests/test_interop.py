@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 from conftest import cli, start_server, train_model
-from sixstack.data import FEATURES, make_frame
+from sixstack.data.tables import FEATURES, make_frame
 
 NAME = "interop_model"
 BIN = Path(sys.executable).parent
@@ -28,7 +28,7 @@ def world(tmp_path_factory):
     "A gated production version of a small real ensemble, and rows with every feature missing somewhere."
     tmp = tmp_path_factory.mktemp("interop")
     from sixstack.config import get_settings
-    from sixstack.registry import promote, register
+    from sixstack.training.registry import promote, register
     settings = get_settings(tracking_uri=f"sqlite:///{tmp}/mlflow.db", spool_path=f"{tmp}/spool.jsonl", registry_name=NAME, experiment_name="interop")
     data = make_frame(1400, seed=51)
     train, hold = data.iloc[:1000], data.iloc[1000:]
@@ -46,7 +46,7 @@ def world(tmp_path_factory):
 def mlflow_serve(world):
     "`mlflow models serve` of the same registered version (the reference implementation of the protocol)."
     settings, tmp, _ = world
-    from sixstack.stack import free_port
+    from sixstack.deploy.stack import free_port
     port = free_port()
     env = os.environ | {"MLFLOW_TRACKING_URI": settings.tracking_uri, "PATH": f"{BIN}:{os.environ['PATH']}", "MLFLOW_DISABLE_TELEMETRY": "true"}
     proc = subprocess.Popen([str(BIN / "mlflow"), "models", "serve", "-m", f"models:/{NAME}@production", "--env-manager", "local",
@@ -75,7 +75,7 @@ def test_mlflow_scoring_client_gets_what_mlflow_serve_gives(world, mlflow_serve)
     assert len(got) == len(want) == len(rows)
     assert (got["label"].to_numpy() == want["label"].to_numpy()).all()
     np.testing.assert_allclose(got["probability"].to_numpy(float), want["probability"].to_numpy(float), rtol=0, atol=1e-9)
-    from sixstack.predlog import PredictionLog
+    from sixstack.serving.predlog import PredictionLog
     logged = PredictionLog(f"sqlite:///{tmp}/monitoring.db").predictions()
     assert logged[FEATURES].isna().sum().sum() == rows.isna().sum().sum()  # missing stays missing in the log
 
@@ -103,8 +103,8 @@ def test_invocations_nan_and_infinity_and_params(world):
 def test_shipped_code_imports_only_what_the_model_pins(world, tmp_path):
     "The static half of self-containment: the logged model's code imports the standard library, itself, or pinned requirements."
     settings, *_ = world
-    from sixstack.packaging import import_problems
-    from sixstack.models import download_model
+    from sixstack.tracking.packaging import import_problems
+    from sixstack.tracking.models import download_model
     path, _ = download_model(f"models:/{NAME}@production", settings)
     reqs = (path / "requirements.txt").read_text().split()
     shipped = sorted(p.stem for p in (path / "code" / "sixstack").glob("*.py"))
@@ -128,7 +128,7 @@ def test_mlflow_models_predict_agrees_with_sixstack_predict(world, tmp_path):
     assert (ours["Personality"].to_numpy() == theirs["label"].to_numpy()).all()
     np.testing.assert_allclose(ours["probability"].to_numpy(), theirs["probability"].to_numpy(), rtol=0, atol=1e-12)
     from mlflow.models import validate_serving_input
-    from sixstack.models import download_model
+    from sixstack.tracking.models import download_model
     path, _ = download_model(f"models:/{NAME}@production", settings)
     example = (path / "serving_input_example.json").read_text()
     assert len(validate_serving_input(str(path), example)) == 5

@@ -5,10 +5,10 @@ import pandas as pd
 import pytest
 
 from conftest import NBS, ROOT, cli
-from sixstack.data import FEATURES, LABEL, load_table, write_sample
-from sixstack.runner import run_notebook, run_pipeline
-from sixstack.models import load_model
-from sixstack.tracking import MLOpsIntegration
+from sixstack.data.tables import FEATURES, LABEL, load_table, write_sample
+from sixstack.tracking.runner import run_notebook, run_pipeline
+from sixstack.tracking.models import load_model
+from sixstack.tracking.mlops import MLOpsIntegration
 
 
 @pytest.fixture(scope="module")
@@ -138,7 +138,7 @@ def test_served_candidate_is_the_best_within_the_budget(trained):
 def test_gate_refuses_a_version_over_the_latency_budget(trained):
     "A version whose measured one-record p99 exceeds --max-latency-ms stays in staging; the verdict says why."
     settings, sample, res, tmp = trained
-    from sixstack import registry as reg
+    from sixstack.training import registry as reg
     rid = _step(res, "05_ensemble").run_id
     before = reg.aliases(settings).get("production")
     version = reg.register(f"runs:/{rid}/model", settings, {"source_run_id": rid})

@@ -14,10 +14,10 @@ import pandas as pd
 import pytest
 
 from conftest import ROOT, cli, start_server, train_model
-from sixstack.data import FEATURES, LABEL, make_frame
-from sixstack.monitoring import Thresholds, evaluate, load_reference, shift_sample
-from sixstack.predlog import PredictionLog
-from sixstack.tracking import MLOpsIntegration
+from sixstack.data.tables import FEATURES, LABEL, make_frame
+from sixstack.monitoring.monitor import Thresholds, evaluate, load_reference, shift_sample
+from sixstack.serving.predlog import PredictionLog
+from sixstack.tracking.mlops import MLOpsIntegration
 
 NAME = "monitored_model"
 FEEDBACK = {"Authorization": "Bearer test-feedback-token"}
@@ -29,7 +29,7 @@ def world(tmp_path_factory):
     "A store whose production version has a reference profile and a recorded training table."
     tmp = tmp_path_factory.mktemp("monitor")
     from sixstack.config import get_settings
-    from sixstack.registry import promote, register
+    from sixstack.training.registry import promote, register
     settings = get_settings(tracking_uri=f"sqlite:///{tmp}/mlflow.db", spool_path=f"{tmp}/spool.jsonl", registry_name=NAME,
                             reports_dir=str(tmp / "reports"), data_dir=str(tmp / "data"), optuna_storage=f"sqlite:///{tmp}/optuna.db",
                             experiment_name="monitoring-tests")  # the experiment the CLI's retraining runs in (the gate vets production there)
@@ -179,7 +179,7 @@ def test_dashboard_renders_in_chromium(traffic):
 def test_retrain_on_drift_yields_a_staging_version(world, traffic):
     settings, tmp, *_, env = world
     _, db = traffic
-    from sixstack.registry import aliases
+    from sixstack.training.registry import aliases
     before = aliases(settings)
     r = cli("monitor", "--last", "300", "--db", f"sqlite:///{db}", "--retrain-on-drift", "--profile", "fast", env=env, timeout=900)
     assert r.returncode == 0, r.stdout + r.stderr

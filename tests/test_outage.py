@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, cli
-from sixstack.data import write_sample
-from sixstack.stack import MlflowServer
+from sixstack.data.tables import write_sample
+from sixstack.deploy.stack import MlflowServer
 
 BIN = Path(sys.executable).parent
 STEPS = ["00_data_validation", "01_experiment_tracking", "02_preprocessing", "03_augmentation", "04_model_stacks", "05_ensemble",

@@ -28,7 +28,7 @@ class _Payload:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    from sixstack.stack import MlflowServer
+    from sixstack.deploy.stack import MlflowServer
     tmp = tmp_path_factory.mktemp("planted")
     srv = MlflowServer(f"sqlite:///{tmp}/backend.db", str(tmp / "artifacts"), tmp).start()
     yield srv, tmp
@@ -43,10 +43,10 @@ def _settings(url, key, tmp, name):
 
 def _legit(settings, hold_path, tmp):
     "A model logged, registered and promoted the way the pipeline does (a stand-in model: the machinery is the point)."
-    from sixstack.data import make_frame
-    from sixstack.packaging import EchoModel, input_example
-    from sixstack.registry import promote, register
-    from sixstack.tracking import MLOpsIntegration
+    from sixstack.data.tables import make_frame
+    from sixstack.tracking.packaging import EchoModel, input_example
+    from sixstack.training.registry import promote, register
+    from sixstack.tracking.mlops import MLOpsIntegration
     m = MLOpsIntegration(settings=settings); m.start_experiment()
     m.write_handoff({"holdout_path": str(hold_path)})
     uri = m.log_pyfunc_model(EchoModel(), input_example(make_frame(50, seed=1)), ["pandas"], ship_code=False)
@@ -56,7 +56,7 @@ def _legit(settings, hold_path, tmp):
 
 def _plant(url, settings, model_dir, marker, with_digest):
     "The attack, through MLflow's REST API only: the planted version, and how to point an alias at it."
-    from sixstack.packaging import model_digest
+    from sixstack.tracking.packaging import model_digest
     api = lambda path, body: httpx.post(f"{url}/api/2.0/mlflow/{path}", json=body, timeout=30).raise_for_status().json()
     exp = httpx.get(f"{url}/api/2.0/mlflow/experiments/get-by-name", params={"experiment_name": settings.experiment_name}).json()
     run = api("runs/create", {"experiment_id": exp["experiment"]["experiment_id"], "start_time": 0})["run"]["info"]
@@ -82,10 +82,10 @@ def test_a_planted_model_never_executes(server, tmp_path, with_digest):
     srv, _ = server
     from dataclasses import replace
     from sixstack.config import get_settings
-    from sixstack.data import make_frame
-    from sixstack.models import ModelRefused, download_model
-    from sixstack.registry import RegistryError, copy_version, register
-    from sixstack.served import load_served
+    from sixstack.data.tables import make_frame
+    from sixstack.tracking.models import ModelRefused, download_model
+    from sixstack.training.registry import RegistryError, copy_version, register
+    from sixstack.serving.served import load_served
     name = f"{NAME}_{with_digest}"
     settings = _settings(srv.url, KEY, tmp_path, name)
     hold = make_frame(200, seed=2).drop(columns="id"); hold.to_csv(tmp_path / "hold.csv", index=False)
@@ -136,9 +136,9 @@ def test_a_planted_model_never_executes(server, tmp_path, with_digest):
 
 def test_check_model_installs_only_pinned_names(tmp_path, settings):
     "Item 2: a requirements line that makes pip fetch or build something is refused before a virtualenv is built."
-    from sixstack.data import make_frame
-    from sixstack.packaging import EchoModel, input_example
-    from sixstack.tracking import MLOpsIntegration
+    from sixstack.data.tables import make_frame
+    from sixstack.tracking.packaging import EchoModel, input_example
+    from sixstack.tracking.mlops import MLOpsIntegration
     m = MLOpsIntegration(settings=settings); m.start_experiment()
     uri = m.log_pyfunc_model(EchoModel(), input_example(make_frame(50, seed=1)),
                              ["pandas==2.2.3", "--extra-index-url http://127.0.0.1:9/simple"], ship_code=False)

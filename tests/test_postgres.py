@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sixstack.data import make_frame, FEATURES
-from sixstack.monitoring import Thresholds, dispatch, evaluate, shift_sample
-from sixstack.predlog import ERRORS, PREDICTIONS, LogError, PredictionLog, prediction_rows
+from sixstack.data.tables import make_frame, FEATURES
+from sixstack.monitoring.monitor import Thresholds, dispatch, evaluate, shift_sample
+from sixstack.serving.predlog import ERRORS, PREDICTIONS, LogError, PredictionLog, prediction_rows
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +62,7 @@ def test_log_on_postgres(pg_url):
 
 def test_alerts_on_postgres(pg_url):
     "A drifted window read back from PostgreSQL raises data drift; the alert is stored once per repeat window."
-    from sixstack.monitoring import reference_profile
+    from sixstack.monitoring.monitor import reference_profile
     log = PredictionLog(pg_url)
     train = make_frame(2000, seed=1)
     ref = reference_profile(train, np.full(len(train), 0.7), 0.5)

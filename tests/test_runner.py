@@ -5,10 +5,10 @@ import nbformat
 import pandas as pd
 
 from conftest import NBS, cli
-from sixstack.runner import run_notebook, run_pipeline, sweep
-from sixstack.replay import replay
-from sixstack.store import Spool
-from sixstack.tracking import MLOpsIntegration
+from sixstack.tracking.runner import run_notebook, run_pipeline, sweep
+from sixstack.tracking.replay import replay
+from sixstack.tracking.store import Spool
+from sixstack.tracking.mlops import MLOpsIntegration
 
 
 def _info(settings, run_id): return MLOpsIntegration(settings=settings).get_run(run_id)

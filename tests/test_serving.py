@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from conftest import start_server, train_model as _train
-from sixstack.data import FEATURES, make_frame
+from sixstack.data.tables import FEATURES, make_frame
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "test-admin-token"
@@ -21,7 +21,7 @@ def world(tmp_path_factory):
     "A store with one good production version, and a held-out table."
     tmp = tmp_path_factory.mktemp("serve")
     from sixstack.config import get_settings
-    from sixstack.registry import promote, register
+    from sixstack.training.registry import promote, register
     settings = get_settings(tracking_uri=f"sqlite:///{tmp}/mlflow.db", spool_path=f"{tmp}/spool.jsonl", registry_name="served_model")
     data = make_frame(1400, seed=21)
     train, hold = data.iloc[:1000], data.iloc[1000:]
@@ -53,7 +53,7 @@ def test_health_ready_model(server):
 
 def test_served_equals_in_process_pyfunc(server, world):
     settings, tmp, train, hold, ens = world
-    from sixstack.models import load_model
+    from sixstack.tracking.models import load_model
     pyf = load_model("models:/served_model@production", settings)
     want = pyf.predict(hold[FEATURES].assign(**{c: hold[c].astype(float) for c in ["Time_spent_Alone"]}))
     got = httpx.post(f"{server}/predict/batch", json={"records": _recs(hold)}, timeout=60).json()
@@ -121,7 +121,7 @@ def test_docs(server):
 
 def test_reload_under_traffic_and_gate_and_rollback(server, world):
     settings, tmp, train, hold, ens = world
-    from sixstack.registry import aliases, promote, register, rollback
+    from sixstack.training.registry import aliases, promote, register, rollback
     worse_uri, _ = _train(settings, train, permute=True)
     v2 = register(worse_uri, settings)
     r = promote(v2, settings, tmp / "holdout.csv")
@@ -158,7 +158,7 @@ def test_registry_cli(world):
     assert r.returncode == 0 and "production" in r.stdout and "staging" in r.stdout, r.stderr
     r = cli("registry", "show", "1", env=env)
     assert r.returncode == 0 and '"version": "1"' in r.stdout and '"gate": "passed: no production version yet"' in r.stdout
-    from sixstack.registry import register
+    from sixstack.training.registry import register
     worse = register(_train(settings, world[2], permute=True, seed=5)[0], settings)
     r = cli("registry", "promote", worse, env=env)
     assert r.returncode == 2 and "records no held-out data" in r.stderr

@@ -4,8 +4,8 @@ import pandas as pd
 import pytest
 
 from conftest import cli
-from sixstack.data import DataValidationError, make_frame
-from sixstack.validation import validate
+from sixstack.data.tables import DataValidationError, make_frame
+from sixstack.data.validation import validate
 
 
 def _write(path, df): df.to_csv(path, index=False); return path

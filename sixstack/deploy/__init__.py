@@ -1,0 +1,1 @@
+"The deploy part: the local production stack (PostgreSQL + an MLflow server)."

@@ -1,0 +1,1 @@
+"The serving part: protocols, the served model, arms, the prediction log, the service and its pages."

@@ -1,0 +1,65 @@
+"The parts import one way, as shared/DESIGN.md lays out: checked statically on the exported package."
+import ast
+from pathlib import Path
+
+PKG = Path(__file__).resolve().parents[1] / "sixstack"
+# part -> the parts it may import (config sits below every part; cli may import everything and nothing imports it)
+ALLOWED = {
+    "config": set(),
+    "data": {"config"},
+    "deploy": {"config"},
+    "tracking": {"config", "data"},
+    "training": {"config", "data", "tracking"},
+    "serving": {"config", "data", "tracking", "training", "deploy"},
+    "monitoring": {"config", "data", "tracking", "serving"},
+    "cli": {"config", "data", "tracking", "training", "serving", "monitoring", "deploy"},
+}
+ENTRY_POINTS = {"serving/__main__.py"}  # `python -m sixstack.serving` hands over to the command line
+
+
+def _part(path: Path) -> str:
+    rel = path.relative_to(PKG)
+    return rel.parts[0] if len(rel.parts) > 1 else rel.stem
+
+
+def part_imports() -> dict[tuple[str, str], list[str]]:
+    "(importing part, imported part) -> the places, for every import of one sixstack part by another."
+    out = {}
+    for f in sorted(PKG.rglob("*.py")):
+        rel = str(f.relative_to(PKG))
+        if rel in ENTRY_POINTS or rel.startswith("_"): continue
+        pkg = list(f.relative_to(PKG).parent.parts)
+        for node in ast.walk(ast.parse(f.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                mods = [(pkg[:len(pkg) - node.level + 1] if node.level else []) + (node.module or "").split(".")[(0 if node.level else 1):]] \
+                    if node.level or (node.module or "").split(".")[0] == "sixstack" else []
+                mods = [[p for p in m if p] + ([a.name for a in node.names] if not [p for p in m if p] else []) for m in mods]
+            elif isinstance(node, ast.Import):
+                mods = [a.name.split(".")[1:] for a in node.names if a.name.split(".")[0] == "sixstack"]
+            else: continue
+            for m in mods:
+                if not m: continue
+                src, dst = _part(f), m[0]
+                if src != dst: out.setdefault((src, dst), []).append(f"{rel}:{node.lineno}")
+    return out
+
+
+def test_parts_import_one_way():
+    imports = part_imports()
+    assert ("cli", "training") in imports and ("training", "data") in imports  # the walk sees real imports
+    wrong = {k: v for k, v in imports.items() if k[1] not in ALLOWED.get(k[0], set())}
+    assert not wrong, f"imports against the parts' direction: {wrong}"
+
+
+def test_nothing_imports_the_command_line():
+    assert not [k for k in part_imports() if k[1] == "cli"]
+
+
+def test_data_and_training_do_not_import_mlflow():
+    found = []
+    for part in ("data", "training"):
+        for f in sorted((PKG / part).rglob("*.py")):
+            for node in ast.walk(ast.parse(f.read_text())):
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+                found += [f"{f.relative_to(PKG)}:{node.lineno}" for n in names if n.split(".")[0] == "mlflow"]
+    assert not found, f"mlflow imported outside tracking: {found}"
