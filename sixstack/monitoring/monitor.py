@@ -23,7 +23,8 @@ logger = logging.getLogger("sixstack.monitoring")
 # %% auto #0
 __all__ = ['logger', 'REFERENCE_ARTIFACT', 'reference_profile', 'load_reference', 'shift_sample', 'Thresholds', 'thresholds_for',
            'prediction_drift', 'performance', 'MonitorResult', 'evaluate', 'dispatch', 'parse_since', 'version_context',
-           'monitor', 'retrain_table', 'retrain']
+           'monitor', 'retrain_table', 'retrain', 'job_tables', 'simulation_rows', 'send_traffic', 'simulate',
+           'judge_simulation', 'ab_power']
 
 # %% ../../nbs/08_monitoring.ipynb #08f88a44
 REFERENCE_ARTIFACT = "monitoring/reference.parquet"
@@ -408,3 +409,100 @@ def retrain(log:PredictionLog, settings:Settings, version:str,
     inputs |= {k: h[k] for k in ("test_path", "external_path") if h.get(k)}
     print(f"retraining on {path.name}: version {version}'s training rows + {n_new} labelled logged rows")
     return run_pipeline(inputs, sorted(p for p in (settings.root / "nbs").glob("0[0-6]_*.ipynb")), settings)
+
+# %% ../../nbs/08_monitoring.ipynb #ebbf5822
+def job_tables(handoff:dict, # the upstream hand-over (`train_path`, `holdout_path`)
+              ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    "The training rows and the held-out rows the simulation draws from."
+    from sixstack.data.tables import load_table, make_frame
+    train = load_table(handoff["train_path"]) if handoff.get("train_path") else make_frame(2000, seed=12)
+    return train, load_table(handoff["holdout_path"]) if handoff.get("holdout_path") else make_frame(1000, seed=11)
+
+# %% ../../nbs/08_monitoring.ipynb #1ac8d2cc
+def simulation_rows(pool:pd.DataFrame, # labelled rows to draw from
+                    n_normal:int, # rows as they come
+                    n_drifted:int, # rows after a shift
+                   ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    "The simulation's normal rows and its drifted rows, both drawn from `pool` (seeded)."
+    draw = lambda n, seed: pool.sample(n, replace=len(pool) < n, random_state=seed).reset_index(drop=True)
+    return draw(n_normal, 0), shift_sample(draw(n_drifted, 1))
+
+# %% ../../nbs/08_monitoring.ipynb #00f76a8c
+def send_traffic(url:str, # a running service
+                 rows:pd.DataFrame, # labelled rows to send
+                 batch_size:int, # records per request
+                 headers:dict, # carries the feedback token
+                ) -> int:
+    "Post `rows` for predictions in batches and their true labels as feedback; returns the rows sent."
+    import httpx
+    from sixstack.data.tables import LABEL
+    with httpx.Client(timeout=60) as client:
+        for i in range(0, len(rows), batch_size):
+            chunk = rows.iloc[i:i + batch_size]
+            records = json.loads(chunk[FEATURES].to_json(orient="records"))
+            got = client.post(f"{url}/predict/batch", json={"records": records}).raise_for_status()
+            answers = got.json()["predictions"]
+            fb = [{"request_id": p["request_id"], "label": lab} for p, lab in zip(answers, chunk[LABEL])]
+            client.post(f"{url}/feedback", json={"feedback": fb}, headers=headers).raise_for_status()
+    return len(rows)
+
+# %% ../../nbs/08_monitoring.ipynb #658dcaa2
+def simulate(settings:Settings, # the registry the service loads from; the log goes to its reports folder
+             served, # the `Served` version to serve
+             pool:pd.DataFrame, # labelled rows to draw the traffic from
+             *, n_normal:int, n_drifted:int, batch_size:int=100, alias:str="production") -> PredictionLog:
+    "Serve `served` with a fresh prediction log, send normal then drifted traffic with feedback; returns the log."
+    import secrets
+    import httpx
+    from sixstack.serving.service import start_service
+    db = Path(settings.reports_dir) / "monitoring-simulation.db"
+    for p in db.parent.glob(db.name + "*"): p.unlink()
+    log, tok = PredictionLog(f"sqlite:///{db}"), secrets.token_urlsafe(16)
+    auth = {"Authorization": f"Bearer {tok}"}
+    proc, url = start_service(settings.tracking_uri, served.name, alias, log.url,
+                              env={"SIXSTACK_FEEDBACK_TOKEN": tok, "SIXSTACK_DASHBOARD_TOKEN": tok})
+    try:
+        for part in simulation_rows(pool, n_normal, n_drifted): send_traffic(url, part, batch_size, auth)
+        page = httpx.get(f"{url}/dashboard", params={"last": n_drifted}, headers=auth, timeout=120)
+        if page.status_code != 200 or page.text.count('<figure class="chart"') != 6:
+            raise RuntimeError(f"the dashboard did not draw its six charts: {page.status_code} {page.text[:300]}")
+    finally: proc.terminate(); proc.wait(10)
+    return log
+
+# %% ../../nbs/08_monitoring.ipynb #ed1f3e37
+def judge_simulation(log:PredictionLog, # the simulation's log
+                     settings:Settings, # the tracking store (the version's reference)
+                     served, # the served version
+                     th:Thresholds, # alert thresholds
+                     *, n_normal:int, n_drifted:int, last:int|None=None, since:str|None=None) -> tuple:
+    "The monitoring result of the drifted window (alerts raised) and the evaluation of the normal rows alone."
+    quiet = monitor(log, settings, served.version, since=None, last=n_normal + n_drifted, th=th, raise_alerts=False,
+                    name=served.name)
+    res = monitor(log, settings, served.version, last=int(last or n_drifted), since=since, th=th, name=served.name)
+    normal = evaluate(quiet.predictions.head(n_normal), quiet.errors.iloc[:0], quiet.reference, quiet.cv_accuracy, th,
+                      f"first {n_normal}", served.version)
+    return res, normal
+
+# %% ../../nbs/08_monitoring.ipynb #2fc0651b
+def ab_power(train:pd.DataFrame, # labelled rows the weaker and the permuted challengers learn from
+             pool:pd.DataFrame, # labelled rows the windows are drawn from
+             predict, # the served model's `predict_arrays`: features -> (labels, P(Introvert))
+             *, rows:int, seeds:int, alpha:float=0.05, seed:int=0) -> pd.DataFrame:
+    "Verdict frequencies of simulated A/B windows for a better, a worse and an equal challenger (one row each)."
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sixstack.data.tables import LABEL, NUMERIC
+    from sixstack.monitoring.ab import simulate_ab
+    y = (train[LABEL] == CLASSES[1]).to_numpy()
+    def fitted(cols, labels):
+        model = make_pipeline(SimpleImputer(), LogisticRegression()).fit(train[cols], labels)
+        p = model.predict_proba(pool[cols])[:, 1]
+        return np.where(p > 0.5, CLASSES[1], CLASSES[0]), p
+    real, weak = predict(pool[FEATURES]), fitted(["Time_spent_Alone"], y)
+    permuted = fitted(NUMERIC, np.random.default_rng(seed).permutation(y))
+    cases = {"better (served vs a one-feature LR)": (weak, real),
+             "worse (trained on permuted labels)": (real, permuted),
+             "equal (the served model twice)": (real, real)}
+    truth = pool[LABEL].to_numpy()
+    return pd.DataFrame({k: simulate_ab(truth, p, c, rows, seeds, 0.5, alpha) for k, (p, c) in cases.items()}).T

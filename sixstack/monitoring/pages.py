@@ -20,7 +20,7 @@ from ..serving.predlog import PredictionLog
 
 # %% auto #0
 __all__ = ['CHARTS', 'chart_volume', 'chart_class_mix', 'chart_drift', 'chart_distributions', 'chart_performance', 'chart_alerts',
-           'render_html', 'write_report', 'dashboard_page', 'report_run']
+           'render_html', 'write_report', 'dashboard_page', 'publish', 'report_run']
 
 # %% ../../nbs/08b_pages.ipynb #2864e252
 def _time_bins(df:pd.DataFrame, k:int=24) -> pd.Series:
@@ -169,14 +169,24 @@ def dashboard_page(settings:Settings, # the tracking store (for the version's re
     title = f"sixstack dashboard — {name or settings.registry_name} v{res.version or '?'}"
     return render_html(res, title, refresh=30)
 
+# %% ../../nbs/08b_pages.ipynb #f0a09a9a
+def publish(res:MonitorResult, # a monitoring pass
+            mlops, # the `MLOpsIntegration` whose run gets the report
+            path:str|Path, # where the HTML report is written
+           ) -> Path:
+    "Write the HTML report, log it and the summary's numbers with the run; returns the report's path."
+    path = write_report(res, path)
+    mlops.log_artifact(path, "monitoring")
+    mlops.log_metrics({k: v for k, v in res.summary.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
+    return path
+
 # %% ../../nbs/08b_pages.ipynb #8c590709
 def report_run(res:MonitorResult, settings:Settings, th:Thresholds) -> str:
     "Write the report of a monitoring pass, log it as a `monitoring` run; returns where it went."
     from sixstack.tracking.mlops import MLOpsIntegration
-    path = write_report(res, settings.reports_dir / f"monitoring-{time.strftime('%Y%m%d-%H%M%S')}.html")
     m = MLOpsIntegration(settings=settings)
     m.start_experiment(run_name="monitoring", tags={"sixstack.kind": "monitoring"})
     m.log_parameters({"window": res.window, "model_version": res.version} | asdict(th))
-    m.log_metrics({k: v for k, v in res.summary.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
-    m.log_artifact(path, "monitoring"); m.end_experiment()
+    path = publish(res, m, settings.reports_dir / f"monitoring-{time.strftime('%Y%m%d-%H%M%S')}.html")
+    m.end_experiment()
     return f"{path} (MLflow run {m.run_id})"
