@@ -99,7 +99,7 @@ def service_app(settings:Settings, # tokens, stores and the experiment
     page = functools.partial(dashboard_page, settings, settings.monitor_db)
     board = Dashboard(page, settings.dashboard_token, render_process()) if log else None
     load = lambda which: (lambda: load_served(settings, name, which, allow_ungated))
-    svc = Service(load(alias), max_batch, admin_token=settings.admin_token, feedback_token=settings.feedback_token,
+    svc = Service(load(alias), max_batch=max_batch, admin_token=settings.admin_token, feedback_token=settings.feedback_token,
                   predlog=predlog, dashboard=board, challenger=load(challenger) if challenger else None,
                   mode=mode if challenger else None, share=share)
     if watch_s:

@@ -18,7 +18,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from fastcore.basics import patch_to
+from fastcore.basics import patch_to, store_attr
 
 from ..config import scrub
 from ..data.tables import Columns
@@ -59,6 +59,7 @@ ONE_RECORD_BYTES = 65_536  # the body limit of endpoints that take one record
 class Service:
     "One service instance: the served model, its limits and tokens, the prediction log, metrics and dashboard."
     def __init__(self, loader, # () -> Served: loads the model to serve
+                 *,
                  max_batch:int=10_000, # most records per request
                  max_body_bytes:int=8_000_000, # largest request body
                  admin_token:str|None=None, # bearer token of /reload (None: /reload is refused)
@@ -71,23 +72,15 @@ class Service:
                  mode:str|None=None, # with a challenger: "ab" or "shadow"
                  share:float=0.1, # A/B: the challenger's share of requests
                 ):
-        self.max_batch, self.max_body, self.admin_token, self.feedback_token = (
-            max_batch,
-            max_body_bytes,
-            admin_token,
-            feedback_token,
-        )
+        store_attr("max_batch,admin_token,feedback_token,predlog,dashboard,coalesce_rows")
+        self.max_body = max_body_bytes
         # 7 features, keys and separators per record
         self.budget, self.max_values = ByteBudget(max_inflight_bytes), 16 * max_batch + 64
-        self.holder, self.predlog, self.dashboard = Holder(loader), predlog, dashboard
+        self.holder = Holder(loader)
         self.arms = Arms(self.holder, Holder(challenger) if challenger else None, mode, share,
                          sink=lambda *a: self.shadow_sink(*a))
         self.metrics, self.watchers = ServiceMetrics(predlog, self.arms), []  # `Watcher`s when it follows its aliases
-        self.coalescer, self.coalesce_rows, self._probed = (
-            (Coalescer(coalesce_rows) if coalesce_rows > 0 else None),
-            coalesce_rows,
-            0.0,
-        )
+        self.coalescer, self._probed = Coalescer(coalesce_rows) if coalesce_rows > 0 else None, 0.0
 
     def authorized(self, request:Request, token:str|None) -> bool:
         "Whether the request carries `token` as its bearer token (never, if there is no token)."
