@@ -98,6 +98,7 @@ def _flag(v:str) -> bool:
     if v in ("0", "false", "no", "off", ""): return False
     raise ValueError(f"expected an on/off value (1/0, true/false), got {v!r}")
 
+# %% ../nbs/01a_config.ipynb #958fcd37
 def _number(env:dict, k:str) -> float:
     "A numeric environment value, or a ValueError naming the variable."
     try: return float(env[k])

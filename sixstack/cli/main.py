@@ -31,6 +31,7 @@ def _value(s:str):
     try: return ast.literal_eval(s)
     except (ValueError, SyntaxError): return s
 
+# %% ../../nbs/08a_cli.ipynb #16f53be8
 def _quiet():
     "Library chatter off: MLflow's INFO logs and download bars, warnings as one plain line."
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
@@ -54,6 +55,7 @@ def _params(s):
         "-r", "--raw", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"), help="a string parameter"
     )
 
+# %% ../../nbs/08a_cli.ipynb #42ba5d62
 def _args_run(p):
     p.add_argument("--train", help="training table (CSV/Parquet); default: the embedded sample")
     p.add_argument("--test", help="test table"); p.add_argument("--external", help="external reference table (match_p)")
@@ -109,6 +111,7 @@ def _where(settings:Settings, res) -> None:
         store = '"$MLFLOW_TRACKING_URI"' if redact(uri) != uri else uri
         print(f"  MLflow UI: make ui   (or: mlflow ui --backend-store-uri {store} --port 5000)")
 
+# %% ../../nbs/08a_cli.ipynb #468c150f
 def _scheme(u:str) -> str:
     "The URL's scheme."
     from urllib.parse import urlparse
@@ -157,6 +160,7 @@ def cmd_run(a, settings:Settings) -> int:
 # %% ../../nbs/08a_cli.ipynb #c535dd63
 def _args_run_notebook(p): p.add_argument("notebook"); _params(p)
 
+# %% ../../nbs/08a_cli.ipynb #7f319f2b
 def cmd_run_notebook(a, settings:Settings) -> int:
     "`sixstack run-notebook`: one notebook as one run."
     from sixstack.tracking.runner import run_notebook
@@ -165,11 +169,13 @@ def cmd_run_notebook(a, settings:Settings) -> int:
     print(f"{r.name} {r.status} in {r.wall_time:.1f}s — run {r.run_id}\n  executed notebook: {r.output}")
     return 0 if r.ok else EX_TEMPFAIL if r.deferred else 1
 
+# %% ../../nbs/08a_cli.ipynb #96341b4a
 def _args_sweep(p):
     p.add_argument("notebook"); _params(p)
     p.add_argument("--jobs", type=int, default=1, help="runs at a time (default: %(default)s)")
     p.epilog = "In a sweep, -p NAME V1,V2,... gives the values to try; every combination runs."
 
+# %% ../../nbs/08a_cli.ipynb #90f5df60
 def cmd_sweep(a, settings:Settings) -> int:
     "`sixstack sweep`: every combination of comma-separated values."
     from sixstack.tracking.runner import sweep
@@ -193,6 +199,7 @@ def _args_tune(p):
     p.add_argument("--heartbeat", type=int, default=10, help="seconds between a running trial's heartbeats")
     p.add_argument("--grace", type=int, default=30, help="a trial silent this long (worker died) is failed and retried")
 
+# %% ../../nbs/08a_cli.ipynb #8a60a23a
 def cmd_tune(a, settings:Settings) -> int:
     "`sixstack tune`: workers on the stacks' studies; prints each study's state."
     import subprocess
@@ -228,6 +235,7 @@ def _args_validate(p):
     p.add_argument("--external")
     p.add_argument("--report", help="write the HTML data report here")
 
+# %% ../../nbs/08a_cli.ipynb #ad468000
 def cmd_validate(a, settings:Settings) -> int:
     "`sixstack validate`: check files; problems go to stderr, exit 1."
     from sixstack.data.validation import data_report, validate
@@ -238,11 +246,13 @@ def cmd_validate(a, settings:Settings) -> int:
     if a.report: print(f"report: {data_report(res, a.report)}")
     return 0
 
+# %% ../../nbs/08a_cli.ipynb #06f180ca
 def _args_sample(p):
     p.add_argument("--out", default=None, help="folder (default: the data folder)")
     p.add_argument("--n-train", type=int, default=18524)
     p.add_argument("--n-test", type=int, default=6175); p.add_argument("--seed", type=int, default=42)
 
+# %% ../../nbs/08a_cli.ipynb #711e47d7
 def cmd_sample(a, settings:Settings) -> int:
     "`sixstack sample`: write the embedded sample."
     from sixstack.data.tables import write_sample
@@ -258,6 +268,7 @@ def _args_predict(p):
     p.add_argument("--allow-ungated", action="store_true",
                    help="also a version the gate did not pass (source, digest, signature still checked)")
 
+# %% ../../nbs/08a_cli.ipynb #52791db8
 def cmd_predict(a, settings:Settings) -> int:
     "`sixstack predict`: score a file."
     from sixstack.tracking.models import predict_file

@@ -48,6 +48,7 @@ def _args_registry(p):
     pm.add_argument("--to-env", help="… into this environment's registry, then run its gate on the copy")
     rg.add_parser("rollback", help="point production back at the version before")
 
+# %% ../../nbs/08d_ops.ipynb #d04335bc
 def cmd_registry(a, settings:Settings) -> int:
     "`sixstack registry …`."
     from sixstack.training import registry as reg
@@ -143,6 +144,7 @@ def _args_serve(p):
     p.add_argument("--share", type=float, default=0.1, help="A/B: the challenger's share (default: %(default)s)")
     p.add_argument("--docs", action="store_true", help="serve /docs and /redoc (their scripts come from a CDN)")
 
+# %% ../../nbs/08d_ops.ipynb #29033632
 def cmd_serve(a, settings:Settings) -> int:
     "`sixstack serve`: the REST service."
     import uvicorn
@@ -231,6 +233,7 @@ def cmd_monitor(a, settings:Settings) -> int:
         return {"FINISHED": 0, "DEFERRED": EX_TEMPFAIL}.get(r.status, 1)
     return 0
 
+# %% ../../nbs/08d_ops.ipynb #e850117c
 def _monitor_ab(a, settings:Settings, log, th) -> int:
     "`sixstack monitor ab`: the challenger against production on the window; a better one through the gate if asked."
     from sixstack.monitoring.ab import compare_arms
@@ -258,6 +261,7 @@ def _args_tracking(p):
     rp.add_argument("--spool", help="spool file (default: SIXSTACK_SPOOL)")
     rp.add_argument("--tracking-uri", help="target store")
 
+# %% ../../nbs/08d_ops.ipynb #55b559eb
 def cmd_tracking(a, settings:Settings) -> int:
     "`sixstack tracking replay`."
     from sixstack.tracking.replay import replay
@@ -267,6 +271,7 @@ def cmd_tracking(a, settings:Settings) -> int:
     print(f"replayed {len(ids)} run(s) into {redact(target.tracking_uri)} in {time.perf_counter() - t0:.1f}s")
     return 0
 
+# %% ../../nbs/08d_ops.ipynb #db0d81b8
 def _args_check_model(p):
     p.add_argument("--model-uri", default=None, help="default: models:/<MODEL_REGISTRY_NAME>@production")
     p.add_argument(
@@ -275,6 +280,7 @@ def _args_check_model(p):
     p.add_argument("--allow-ungated", action="store_true",
                    help="also a version the gate did not pass (source, digest, signature still checked)")
 
+# %% ../../nbs/08d_ops.ipynb #8833a908
 def cmd_check_model(a, settings:Settings) -> int:
     "`sixstack check-model`: load and run a model in a clean virtualenv built from nothing but its own requirements."
     from sixstack.tracking.models import check_in_clean_venv
@@ -293,6 +299,7 @@ def _args_stack(p):
     p.add_argument("--workers", type=int, default=2, help="the MLflow server's workers (default: %(default)s)")
     p.add_argument("--purge", action="store_true", help="with down: also delete its databases, artifacts and logs")
 
+# %% ../../nbs/08d_ops.ipynb #c0df058b
 def cmd_stack(a, settings:Settings) -> int:
     "`sixstack stack up|env|status|down`."
     import shlex

@@ -21,6 +21,7 @@ def figure(width:float=7, # inches
     from matplotlib.figure import Figure
     return Figure(figsize=(width, height))
 
+# %% ../../nbs/00b_report.ipynb #e39ed9ff
 def png(fig, # a matplotlib figure
         dpi:int=80, # resolution
        ) -> str:
@@ -36,6 +37,7 @@ def time_axis(ax):
     ax.xaxis.set_major_locator(loc)
     ax.xaxis.set_major_formatter(md.ConciseDateFormatter(loc))
 
+# %% ../../nbs/00b_report.ipynb #82a9c0c2
 def empty(ax, message:str):
     "An axes with only `message` on it."
     ax.text(0.5, 0.5, message, ha="center", va="center", transform=ax.transAxes, color="gray")
@@ -62,6 +64,7 @@ def chart(fig, # a matplotlib figure
     img = f'<img alt="{n}" src="data:image/png;base64,{png(fig, dpi)}"/>'
     return f'<figure class="chart" data-chart="{n}">{img}</figure>'
 
+# %% ../../nbs/00b_report.ipynb #a1cd6fb3
 def page(title:str, # the page title and heading
          *parts:str, # HTML fragments, in order
          refresh:int|None=None, # reload every this many seconds (dashboards)
@@ -76,6 +79,7 @@ def page(title:str, # the page title and heading
         + f"\n{_MARK}</body></html>"
     )
 
+# %% ../../nbs/00b_report.ipynb #b187d4b7
 def write(path:str|Path, # the file to write (folders are created)
           text:str) -> Path:
     "Write a page; returns its path."

@@ -159,6 +159,7 @@ def _row_keys(df:pd.DataFrame|dict) -> list[tuple]:
     cols = [num(df[c]) if c in NUMERIC else obj(df[c]) for c in FEATURES]
     return [tuple(None if v is None or v != v else v for v in row) for row in zip(*cols)]
 
+# %% ../../nbs/00a_data.ipynb #83c42e98
 def match_lookup(external:pd.DataFrame, # reference table with the features and `Personality`
                 ) -> dict[tuple, float]:
     "Feature key -> 1.0 (Extrovert) or 0.0 (Introvert), from the first row of each distinct feature combination."

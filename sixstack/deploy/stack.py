@@ -30,6 +30,7 @@ def free_port() -> int:
     "A free TCP port on 127.0.0.1."
     with socket.socket() as s: s.bind(("127.0.0.1", 0)); return s.getsockname()[1]
 
+# %% ../../nbs/01f_stack.ipynb #28d3efe9
 def wait_http(url:str, # a health URL that answers 200 when the server is ready
               proc:subprocess.Popen|None=None, # the server's process: its exit ends the wait
               timeout:float=60, # seconds
@@ -59,6 +60,7 @@ def start_detached(cmd:list, # the command
         return subprocess.Popen([str(c) for c in cmd], start_new_session=True, stdout=out, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, env=os.environ | (env or {}))
 
+# %% ../../nbs/01f_stack.ipynb #5de71e1d
 def stop_group(pid:int, # the leader of a process group (a process from `start_detached`)
                timeout:float=15, # seconds before SIGKILL
               ) -> bool:
@@ -118,12 +120,14 @@ def private_dir(path:Path, # a folder that holds secrets (created if missing)
     path.mkdir(mode=0o700, parents=True, exist_ok=True); path.chmod(0o711 if traversable else 0o700)
     return path
 
+# %% ../../nbs/01f_stack.ipynb #e7e30eab
 def write_private(path:Path, # a file that holds a secret
                   text:str):
     "Write a secret to a file that is 0600 from the moment it exists (never briefly readable by others)."
     path.unlink(missing_ok=True)
     with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f: f.write(text)
 
+# %% ../../nbs/01f_stack.ipynb #70e2c988
 @patch_to(Postgres)
 def init(self:Postgres) -> Postgres:
     "Create the cluster unless it exists; its superuser's random password goes to the password file only."
@@ -143,12 +147,14 @@ def init(self:Postgres) -> Postgres:
     (self.root / "port").write_text(str(self.port))
     return self
 
+# %% ../../nbs/01f_stack.ipynb #dc2b04a2
 @patch_to(Postgres)
 def running(self:Postgres) -> bool:
     "Whether the cluster's server is up."
     if not (self.data / "postmaster.pid").exists(): return False
     return self._run(self.bin / "pg_ctl", "-D", self.data, "status").returncode == 0
 
+# %% ../../nbs/01f_stack.ipynb #2eda9f16
 @patch_to(Postgres)
 def start(self:Postgres, fsync:bool=True, # False: faster and unsafe on a crash (tests)
           ) -> Postgres:
@@ -160,11 +166,13 @@ def start(self:Postgres, fsync:bool=True, # False: faster and unsafe on a crash 
     if r.returncode: raise RuntimeError(f"PostgreSQL did not start: {r.stdout[-1000:]}{r.stderr[-1000:]}")
     return self
 
+# %% ../../nbs/01f_stack.ipynb #bd05a392
 @patch_to(Postgres)
 def stop(self:Postgres):
     "Stop the server (fast shutdown: open sessions are ended)."
     if self.running(): self._run(self.bin / "pg_ctl", "-D", self.data, "-m", "fast", "-w", "stop")
 
+# %% ../../nbs/01f_stack.ipynb #44910d77
 @patch_to(Postgres)
 def create_db(self:Postgres, name:str) -> str:
     "The database `name` (created when missing); returns its URL."
@@ -270,6 +278,7 @@ def _alive(pid:int|None) -> bool:
     try: os.killpg(pid, 0); return True
     except (ProcessLookupError, PermissionError): return False
 
+# %% ../../nbs/01f_stack.ipynb #aaae910c
 @patch_to(Stack)
 def up(self:Stack, fsync:bool=True, # False: faster, unsafe on a crash (tests)
         workers:int=1, # the MLflow server's workers
@@ -293,6 +302,7 @@ def up(self:Stack, fsync:bool=True, # False: faster, unsafe on a crash (tests)
     self._save()
     return time.perf_counter() - t0
 
+# %% ../../nbs/01f_stack.ipynb #15a6ee58
 @patch_to(Stack)
 def status(self:Stack) -> dict:
     "What is running, where."
@@ -302,6 +312,7 @@ def status(self:Stack) -> dict:
             **({"s3": f"http://127.0.0.1:{self.pids.get('s3_port')}" if _alive(self.pids.get("s3")) else "stopped"}
                if self.s3 else {})}
 
+# %% ../../nbs/01f_stack.ipynb #35349e27
 @patch_to(Stack)
 def down(self:Stack, purge:bool=False, # also delete the folder: databases, artifacts, logs
          ):

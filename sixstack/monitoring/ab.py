@@ -64,6 +64,7 @@ def needed_ab(p_prod:float, p_chal:float, n_prod:int, n_chal:int, alpha:float=0.
     n = NormalIndPower().solve_power(abs(es), alpha=alpha, power=power, ratio=max(n_prod, 1) / max(n_chal, 1))
     return max(0, math.ceil(n) - n_chal)
 
+# %% ../../nbs/08c_ab.ipynb #a004eeeb
 def needed_paired(b:int, c:int, n:int, alpha:float=0.05, power:float=0.8) -> int|None:
     "More labelled records a paired (McNemar) test needs; `b`/`c`: records only production/the challenger got right."
     from scipy.stats import norm
@@ -99,6 +100,7 @@ def compare_arms(df:pd.DataFrame, # a window of the prediction log
     need = needed_ab(acc["production"], acc["challenger"], n[1], n[0], alpha) if verdict.startswith("not") else None
     return ABResult("ab", arms, verdict, float(pv), float(eff), need, alpha=alpha)
 
+# %% ../../nbs/08c_ab.ipynb #8405b482
 def _compare_shadow(d:pd.DataFrame, alpha:float) -> ABResult:
     "Paired: both answered the same records."
     from statsmodels.stats.contingency_tables import mcnemar

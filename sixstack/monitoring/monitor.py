@@ -52,6 +52,7 @@ def reference_profile(X:pd.DataFrame, # training rows (at least the seven featur
     )
     return ref
 
+# %% ../../nbs/08_monitoring.ipynb #e0affa65
 _REFS: dict = {}
 
 def load_reference(settings:Settings, run_id:str|None) -> pd.DataFrame|None:
@@ -100,6 +101,7 @@ class Thresholds:
     repeat_hours: float = 6.0
     ab_alpha: float = 0.05  # significance level of the champion/challenger tests
 
+# %% ../../nbs/08_monitoring.ipynb #dc9e6d7f
 def thresholds_for(settings:Settings, # its environment's thresholds (`environments.toml`) apply
                    **given, # thresholds set explicitly (e.g. command-line flags); None: not set
                   ) -> Thresholds:
@@ -122,6 +124,7 @@ def prediction_drift(ref:pd.DataFrame, cur:pd.DataFrame, th:Thresholds) -> pd.Da
             "label": feature_drift(ref["label"].astype(object), cur["label"].astype(object), th.alpha, th.psi)}
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("output")
 
+# %% ../../nbs/08_monitoring.ipynb #206705c8
 def performance(df:pd.DataFrame) -> dict:
     "Accuracy, precision, recall and F1 (Introvert positive) of the labelled rows of `df`."
     from sklearn.metrics import accuracy_score, precision_recall_fscore_support
@@ -153,6 +156,7 @@ class MonitorResult:
     cv_accuracy: float|None = None
     ab: object|None = None  # `sixstack.monitoring.ab.ABResult` when a challenger answered (or shadowed) in the window
 
+# %% ../../nbs/08_monitoring.ipynb #28bf732b
 def _alert(kind, severity, message, value, threshold, window, version, **details) -> dict:
     return {
         "ts": time.time(),
@@ -166,6 +170,7 @@ def _alert(kind, severity, message, value, threshold, window, version, **details
         "details": json.dumps(details, default=str),
     }
 
+# %% ../../nbs/08_monitoring.ipynb #a20af164
 def evaluate(df:pd.DataFrame, # the window's predictions (from `PredictionLog.predictions`)
              errors:pd.DataFrame, # the window's failed requests
              reference:pd.DataFrame|None, # the model's reference profile
@@ -326,6 +331,7 @@ def parse_since(s:str|float|None) -> float|None:
         raise ValueError(f"--since: {s!r} is neither a duration (24h, 30m) nor a time (2026-11-30 12:00)") from None
     return (t.tz_localize("UTC") if t.tzinfo is None else t).timestamp()
 
+# %% ../../nbs/08_monitoring.ipynb #49105f69
 _VERSIONS: dict = {}  # (tracking URI, name, version) -> (source run, CV accuracy)
 
 def version_context(settings:Settings, version:str|None, name:str|None=None
@@ -352,6 +358,7 @@ def version_context(settings:Settings, version:str|None, name:str|None=None
     run_id, cv = _VERSIONS[key]
     return run_id, load_reference(settings, run_id), cv
 
+# %% ../../nbs/08_monitoring.ipynb #e050afcd
 def monitor(log:PredictionLog, settings:Settings, version:str|None=None, last:int|None=None, since:str|float|None=None,
             th:Thresholds|None=None, raise_alerts:bool=True, name:str|None=None) -> MonitorResult:
     "Check a window of the log (last N, or since a time) and raise its alerts."
@@ -395,6 +402,7 @@ def retrain_table(log:PredictionLog, settings:Settings, h:dict) -> tuple[Path, i
     path.parent.mkdir(parents=True, exist_ok=True); pd.concat([base, new], ignore_index=True).to_csv(path, index=False)
     return path, len(new)
 
+# %% ../../nbs/08_monitoring.ipynb #1097d7c0
 def retrain(log:PredictionLog, settings:Settings, version:str,
             run_pipeline, # `sixstack.tracking.runner.run_pipeline` (passed in: monitoring does not import the runner)
             profile:str="default"):

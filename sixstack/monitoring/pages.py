@@ -30,6 +30,7 @@ def _time_bins(df:pd.DataFrame, k:int=24) -> pd.Series:
         else pd.Series(0, index=df.index)
     )
 
+# %% ../../nbs/08b_pages.ipynb #f771eea7
 def _by_time(df:pd.DataFrame):
     "The window's predictions grouped into time bins (None when empty)."
     if not len(df): return None
@@ -55,6 +56,7 @@ def chart_volume(res:MonitorResult):
         ax.legend(); report.time_axis(ax)
     ax.set_title("Volume (predictions per time bin)"); return f
 
+# %% ../../nbs/08b_pages.ipynb #ad2de8aa
 def chart_class_mix(res:MonitorResult):
     "Introvert share and mean probability over time, against the reference share."
     f = report.figure(); ax = f.subplots(); g = _by_time(res.predictions)
@@ -69,6 +71,7 @@ def chart_class_mix(res:MonitorResult):
         ax.set_ylim(0, 1); ax.legend(fontsize=8); report.time_axis(ax)
     ax.set_title("Class mix over time"); return f
 
+# %% ../../nbs/08b_pages.ipynb #934be8ab
 def chart_drift(res:MonitorResult):
     "PSI per feature and output, drifted ones in red."
     f = report.figure(); ax = f.subplots()
@@ -96,6 +99,7 @@ def chart_distributions(res:MonitorResult):
     if ref is not None and len(df): axs[0].legend(fontsize=7)
     f.suptitle("Distributions: reference vs window"); f.tight_layout(); return f
 
+# %% ../../nbs/08b_pages.ipynb #03038283
 def chart_performance(res:MonitorResult):
     "Accuracy over time from feedback, against the version's CV accuracy."
     f = report.figure(); ax = f.subplots(); df = res.predictions
@@ -110,6 +114,7 @@ def chart_performance(res:MonitorResult):
         ax.set_ylim(0, 1.02); ax.legend(fontsize=8); report.time_axis(ax)
     ax.set_title("Performance from feedback"); return f
 
+# %% ../../nbs/08b_pages.ipynb #e9a84581
 def chart_alerts(res:MonitorResult):
     "The alerts of this pass, by kind."
     f = report.figure(); ax = f.subplots(); al = pd.DataFrame(res.alerts)
@@ -151,10 +156,12 @@ def render_html(res:MonitorResult, # what `monitor` returned
     charts = [report.chart(draw(res), name) for name, draw in CHARTS.items()]
     return report.page(title, *parts, *charts, refresh=refresh)
 
+# %% ../../nbs/08b_pages.ipynb #e94780ca
 def write_report(res:MonitorResult, path:str|Path) -> Path:
     "Write the HTML report."
     return report.write(path, render_html(res))
 
+# %% ../../nbs/08b_pages.ipynb #ccfb6b22
 _LOGS: dict = {}
 
 def dashboard_page(settings:Settings, # the tracking store (for the version's reference profile)

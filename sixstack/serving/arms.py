@@ -81,6 +81,7 @@ def shadow(self:Arms, df:Columns, # a request's rows
     try: self._queue.put_nowait((df, rid)); return True
     except queue.Full: self.shadow_dropped += 1; return False
 
+# %% ../../nbs/07d_arms.ipynb #c04bc1c1
 @patch_to(Arms)
 def _batch(self:Arms, first) -> list:
     "`first` and the requests that arrive within the linger, up to `batch_rows` rows."
@@ -91,6 +92,7 @@ def _batch(self:Arms, first) -> list:
         items.append(item); rows += len(item[0])
     return items
 
+# %% ../../nbs/07d_arms.ipynb #ec8423f2
 @patch_to(Arms)
 def _run(self:Arms, items:list):
     "Predict a batch of queued requests with the challenger in one call and hand the answers to the sink."
@@ -104,6 +106,7 @@ def _run(self:Arms, items:list):
         self.shadow_failed += len(items)
         logger.warning("shadow prediction failed: %s", scrub(f"{type(e).__name__}: {e}")[:300])
 
+# %% ../../nbs/07d_arms.ipynb #501dd80a
 @patch_to(Arms)
 def _shadow_loop(self:Arms):
     "The shadow thread: batches of queued requests until the arms close."
@@ -112,6 +115,7 @@ def _shadow_loop(self:Arms):
         except queue.Empty: continue
         self._run(self._batch(first))
 
+# %% ../../nbs/07d_arms.ipynb #51bc18fd
 @patch_to(Arms)
 def info(self:Arms) -> dict:
     "The arms for `/model`: mode, share, the challenger's version (or why it is not loaded), shadow counts."
@@ -122,6 +126,7 @@ def info(self:Arms) -> dict:
             **({"shadow": {"done": self.shadow_done, "dropped": self.shadow_dropped, "failed": self.shadow_failed}}
                if self.mode == "shadow" else {})}
 
+# %% ../../nbs/07d_arms.ipynb #db9ce010
 @patch_to(Arms)
 def close(self:Arms):
     "Stop the shadow thread (requests still queued are dropped)."

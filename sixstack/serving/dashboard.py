@@ -51,6 +51,7 @@ def session(self, expires:int|None=None, # a Unix time (default: `session_s` fro
     mac = hmac.new(self.token.encode(), f"sixstack-dashboard.{expires}".encode(), hashlib.sha256).hexdigest()
     return f"{expires}.{mac}"
 
+# %% ../../nbs/07f_dashboard.ipynb #5480af8b
 @patch_to(Dashboard)
 def authorized(self, request:Request) -> bool:
     "A valid bearer token, or a session cookie that is signed with the token and not expired."
@@ -60,7 +61,6 @@ def authorized(self, request:Request) -> bool:
     cookie = request.cookies.get("sixstack_dashboard", ""); exp = cookie.partition(".")[0]
     if not (exp.isdigit() and len(exp) <= 12 and int(exp) > time.time()): return False
     return secrets.compare_digest(cookie.encode(), self.session(int(exp)).encode())
-
 
 # %% ../../nbs/07f_dashboard.ipynb #93625057
 @patch_to(Dashboard)

@@ -75,6 +75,7 @@ ALERTS = sa.Table(
 class LogError(RuntimeError):
     "The prediction log could not store or read something."
 
+# %% ../../nbs/07a_prediction_log.ipynb #ad3b87ab
 def _timeouts(url:str, seconds:float) -> dict:
     "Driver options bounding connecting and every statement to `seconds`."
     if url.startswith("sqlite"): return {"timeout": seconds}
@@ -88,6 +89,7 @@ def _timeouts(url:str, seconds:float) -> dict:
         }
     return {}
 
+# %% ../../nbs/07a_prediction_log.ipynb #eb6b65b2
 # columns newer than the first version
 _ADDED = [("alerts", "posted", "BOOLEAN"), ("errors", "count", "INTEGER NOT NULL DEFAULT 1"),
           ("predictions", "arm", "VARCHAR(16)"), ("predictions", "shadow_version", "VARCHAR(32)"),
@@ -104,6 +106,7 @@ def _migrate(engine:sa.Engine):
         except Exception:
             if not has(): raise  # else another process added it first
 
+# %% ../../nbs/07a_prediction_log.ipynb #a0f95953
 def make_engine(url:str, # SQLAlchemy URL, e.g. sqlite:////abs/monitoring.db or postgresql://…
                 timeout_s:float=5.0, # connect and statement timeout
                ) -> sa.Engine:
@@ -140,6 +143,7 @@ class _Pending(threading.Event):
     "One write's rows and what became of them."
     def __init__(self, items): super().__init__(); self.items, self.error, self.taken = items, None, False
 
+# %% ../../nbs/07a_prediction_log.ipynb #62accd81
 class PredictionLog:
     "The service's prediction log: group-committed writes, feedback, windows, alerts and retention."
     def __init__(self, url:str, # SQLAlchemy URL of the database
@@ -181,6 +185,7 @@ def _insert_sql(dialect) -> str|None:
     cols, marks = ", ".join(q(c) for c in PRED_COLUMNS), ", ".join([mark] * len(PRED_COLUMNS))
     return f"INSERT INTO predictions ({cols}) VALUES ({marks})"
 
+# %% ../../nbs/07a_prediction_log.ipynb #91f2daff
 @patch_to(PredictionLog)
 def _commit(self:PredictionLog, items:list[tuple]):
     sql = _insert_sql(self.engine.dialect)
@@ -195,11 +200,13 @@ def _commit(self:PredictionLog, items:list[tuple]):
             if rows: conn.execute(table.insert(), rows)
     self.commits += 1
 
+# %% ../../nbs/07a_prediction_log.ipynb #0fe547f5
 _DOWN = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError)  # the database, not a row
 
 def _log_error(e:Exception) -> LogError:
     return LogError(f"prediction log write failed: {type(e).__name__}: {scrub(str(e))[:300]}")
 
+# %% ../../nbs/07a_prediction_log.ipynb #fcf361e7
 @patch_to(PredictionLog)
 def _commit_group(self:PredictionLog, group:list[_Pending]):
     try: self._commit([it for p in group for it in p.items])
@@ -248,6 +255,7 @@ def printable(text:str, # e.g. an error message that quotes what a client sent
     "`text` with control characters and lone surrogates replaced by U+FFFD (databases refuse NUL, drivers surrogates)."
     return "".join(ch if ch.isprintable() or ch in "\t\n" else "\ufffd" for ch in str(text))
 
+# %% ../../nbs/07a_prediction_log.ipynb #d6bb408e
 @patch_to(PredictionLog)
 def count_error(self:PredictionLog, endpoint:str, status:int, message:str):
     "Count one failed request (written with the others of its endpoint, status and minute)."
@@ -258,6 +266,7 @@ def count_error(self:PredictionLog, endpoint:str, status:int, message:str):
         else: self.errors_dropped += 1; return
     self._start_worker()
 
+# %% ../../nbs/07a_prediction_log.ipynb #af155cfd
 @patch_to(PredictionLog)
 def flush_errors(self:PredictionLog, everything:bool=False, # also the current minute (at shutdown, in tests)
                 ) -> int:
@@ -278,6 +287,7 @@ def flush_errors(self:PredictionLog, everything:bool=False, # also the current m
             self.errors_dropped += sum(r["count"] for r in rows)
     return len(rows)
 
+# %% ../../nbs/07a_prediction_log.ipynb #6563521a
 @patch_to(PredictionLog)
 def _start_worker(self:PredictionLog):
     "The background thread that flushes error counts every 10 s and prunes hourly (started on first use)."
@@ -294,6 +304,7 @@ def _start_worker(self:PredictionLog):
             self._worker = threading.Thread(target=work, name="sixstack-predlog", daemon=True)
             self._worker.start()
 
+# %% ../../nbs/07a_prediction_log.ipynb #6e170525
 @patch_to(PredictionLog)
 def close(self:PredictionLog):
     "Write the pending error counts and release the connections."
@@ -302,6 +313,7 @@ def close(self:PredictionLog):
 # %% ../../nbs/07a_prediction_log.ipynb #2e35bcf6
 def new_request() -> str: return uuid.uuid4().hex
 
+# %% ../../nbs/07a_prediction_log.ipynb #4293a8b1
 PRED_COLUMNS = (
     "request_id",
     "request",
@@ -319,6 +331,7 @@ class Rows(list):
     "Rows of `PREDICTIONS` as tuples in `PRED_COLUMNS` order: written through the driver's own executemany."
     def dicts(self) -> list[dict]: return [dict(zip(PRED_COLUMNS, r)) for r in self]
 
+# %% ../../nbs/07a_prediction_log.ipynb #24aace76
 def prediction_rows(request:str, # the HTTP request's id (`new_request()`)
                     X:pd.DataFrame|Columns, # validated inputs, the seven features
                     out:pd.DataFrame, # the model's `label` and `probability`
@@ -370,6 +383,7 @@ def add_feedback(self:PredictionLog, items:list[dict], # [{"request_id": …, "l
         "unknown": [it["request_id"] for it in items if it["request_id"] not in known],
     }
 
+# %% ../../nbs/07a_prediction_log.ipynb #97d4ca04
 @patch_to(PredictionLog)
 def record_shadow(self:PredictionLog, rows:list[dict], # {"rid": request_id, "v": version, "lab": label, "p": P}
                  ) -> int:
@@ -392,6 +406,7 @@ def _read(self:PredictionLog, table:sa.Table, last:int|None=None, since:float|No
     with self.engine.connect() as conn: df = pd.read_sql(q, conn)
     return df.iloc[::-1].reset_index(drop=True) if last else df
 
+# %% ../../nbs/07a_prediction_log.ipynb #d5377603
 @patch_to(PredictionLog)
 def predictions(self:PredictionLog, last:int|None=None, # the most recent N records
                 since:float|None=None, # or: from this unix time
@@ -399,11 +414,13 @@ def predictions(self:PredictionLog, last:int|None=None, # the most recent N reco
     "Logged predictions, oldest first."
     return self._read(PREDICTIONS, last, since, until, model_version)
 
+# %% ../../nbs/07a_prediction_log.ipynb #9b1dd17c
 @patch_to(PredictionLog)
 def errors(self:PredictionLog, since:float|None=None, until:float|None=None) -> pd.DataFrame:
     "Failed requests (status and message), oldest first."
     return self._read(ERRORS, None, since, until)
 
+# %% ../../nbs/07a_prediction_log.ipynb #88c39af5
 @patch_to(PredictionLog)
 def alerts(self:PredictionLog, last:int|None=None, since:float|None=None) -> pd.DataFrame:
     "Stored alerts, oldest first."

@@ -63,14 +63,18 @@ async def read_body(request, # a Starlette request
 # %% ../../nbs/07b_protocol.ipynb #9334ec6a
 class _NotJSON(ValueError): pass
 
+# %% ../../nbs/07b_protocol.ipynb #448cd7db
 def _strict_constant(c:str): raise _NotJSON(c)
 
+# %% ../../nbs/07b_protocol.ipynb #881d1f70
 # NaN: missing; ±Infinity: refused by the range check
 def _mlflow_constant(c:str) -> float|None: return None if c == "NaN" else float(c)
 
+# %% ../../nbs/07b_protocol.ipynb #835c85f1
 # an integer past the float range (orjson refuses past 64 bits) becomes ±inf: refused by the range check
 def _json_int(s:str) -> int|float: return int(s) if len(s) < 300 else float(s)
 
+# %% ../../nbs/07b_protocol.ipynb #b3c768e5
 def parse_json(raw:bytes, # the body
                mlflow:bool=False, # MLflow's protocol: NaN is a missing value
                max_values:int|None=None, # refuse (413) a body with more values than this, before parsing it
@@ -106,6 +110,7 @@ def _n_rows(key:str, v) -> int:
         return n.pop()
     raise RequestError(f"{key} must be a list of records (objects) or an object of equally long columns", 400)
 
+# %% ../../nbs/07b_protocol.ipynb #b172715c
 def invocation_records(body, # the parsed body
                        max_batch:int, # most rows accepted
                       ) -> list[dict]:
@@ -160,6 +165,7 @@ def _columns(raw:list) -> dict|None:
         if not all(v is None or (type(v) is str and v in _YES_NO) for v in cols[c]): return None
     return cols
 
+# %% ../../nbs/07b_protocol.ipynb #f5999c06
 def validate_records(raw:list, # records (dicts)
                      max_batch:int, # most records accepted
                     ) -> Columns:

@@ -145,6 +145,7 @@ class _Job(threading.Event):
         super().__init__()
         self.served, self.df, self.out, self.error = served, df, None, None
 
+# %% ../../nbs/07c_served.ipynb #b06e634c
 class Coalescer:
     "Single-record requests predicted together: whoever finds the model idle predicts for everyone queued."
     def __init__(self, max_rows:int=64, timeout:float=120.0):

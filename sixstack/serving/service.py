@@ -118,16 +118,19 @@ def predict(self:Service, df:Columns, endpoint:str, t0:float, rid:str, subject:s
         self.metrics.predictions.labels(lab, arm, served.version).inc(int(n))
     return out, served, arm
 
+# %% ../../nbs/07_serving.ipynb #8e4ff995
 @patch_to(Service)
 def shadow_sink(self:Service, version:str, ids:list[str], out:Answers):
     "The shadow challenger's answers, written beside production's in the log (called on the shadow thread)."
     self.predlog.record_shadow([{"rid": r, "v": version, "lab": lab, "p": float(p)}
                                 for r, lab, p in zip(ids, out["label"].tolist(), out["probability"].tolist())])
 
+# %% ../../nbs/07_serving.ipynb #68da8fad
 class FastJSON(JSONResponse):
     "A JSON response rendered by orjson (numpy scalars included): faster than the standard library's json."
     def render(self, content) -> bytes: return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
 
+# %% ../../nbs/07_serving.ipynb #17429775
 @patch_to(Service)
 def answer(self:Service, endpoint:str, t0:float, status:int, body:dict, headers:dict|None=None) -> FastJSON:
     "Count the request, time it, count a failure in the log, and answer."
@@ -164,6 +167,7 @@ async def _predicted(svc:Service, request:Request, rows, endpoint:str, t0:float,
     request.state.answered_by = (s.version, arm)
     return out, s.version
 
+# %% ../../nbs/07_serving.ipynb #11159864
 async def predict_one(svc:Service, request:Request, t0:float, rid:str) -> dict:
     "One record -> label, probability, model version, arm, request id."
     body = await svc.body(request, limit=ONE_RECORD_BYTES)
@@ -177,6 +181,7 @@ async def predict_one(svc:Service, request:Request, t0:float, rid:str) -> dict:
         "request_id": rid,
     }
 
+# %% ../../nbs/07_serving.ipynb #10f88dbc
 async def predict_batch(svc:Service, request:Request, t0:float, rid:str) -> dict:
     "{'records': [...]} (or a bare list) -> predictions with request ids."
     body = await svc.body(request)
@@ -185,6 +190,7 @@ async def predict_batch(svc:Service, request:Request, t0:float, rid:str) -> dict
     out, version = await _predicted(svc, request, rows, "predict_batch", t0, rid)
     return {"predictions": _rows(out, rid), "model_version": version, "arm": request.state.answered_by[1]}
 
+# %% ../../nbs/07_serving.ipynb #94862ab8
 async def invocations(svc:Service, request:Request, t0:float, rid:str) -> dict:
     "MLflow's scoring protocol (NaN means missing) -> {'predictions': [...]}."
     body = await svc.body(request, mlflow=True)
@@ -210,6 +216,7 @@ async def feedback(svc:Service, request:Request, t0:float, rid:str) -> dict:
         logger.error("request %s: feedback not stored: %s", rid, scrub(str(e))[:1000])
         raise RequestError(f"feedback not stored: the prediction log is unavailable (request {rid})", 503) from None
 
+# %% ../../nbs/07_serving.ipynb #49b6e620
 async def reload(svc:Service, request:Request, t0:float, rid:str) -> dict:
     "Load the alias's current version and swap it in (admin bearer token)."
     if not svc.authorized(request, svc.admin_token): raise RequestError("a valid admin bearer token is required", 401)
@@ -227,6 +234,7 @@ async def reload(svc:Service, request:Request, t0:float, rid:str) -> dict:
 # probes and cheap pages run on the event loop: never queued behind parsing and prediction in the thread pool
 async def health(): return {"status": "ok"}
 
+# %% ../../nbs/07_serving.ipynb #d2006c83
 async def ready(request:Request):
     "200 once a model is loaded and the prediction log accepts writes; else 503 and why."
     svc = request.app.state.service
@@ -243,6 +251,7 @@ async def ready(request:Request):
         body["challenger"] = f"version {ch.current.version}" if ch.current else f"not loaded: {ch.error or 'loading'}"
     return JSONResponse(body, status_code=503 if why else 200)
 
+# %% ../../nbs/07_serving.ipynb #5388016b
 async def model_info(request:Request):
     "The served version (name, version, alias, source run, CV metrics), and the challenger's arm if there is one."
     svc = request.app.state.service
@@ -250,6 +259,7 @@ async def model_info(request:Request):
     if s: return s.info() | {"watch_s": svc.watchers[0].interval if svc.watchers else None, "arms": svc.arms.info()}
     return JSONResponse({"error": f"no model loaded ({svc.holder.error or 'loading'})"}, status_code=503)
 
+# %% ../../nbs/07_serving.ipynb #12a11021
 async def metrics(request: Request):
     return Response(request.app.state.service.metrics.text(), media_type="text/plain; version=0.0.4")
 
@@ -289,6 +299,7 @@ def _openapi_bodies(max_batch:int) -> dict:
         },
     }
 
+# %% ../../nbs/07_serving.ipynb #488e7e97
 def create_app(svc:Service, # the service instance
                load_now:bool=True, # load the model at start (False: /ready stays 503 until /reload)
                docs:bool=False, # serve the OpenAPI pages /docs and /redoc (their scripts come from a CDN)

@@ -122,6 +122,7 @@ def log_batch(
         tags=[RunTag(k, v) for k, v in (tags or {}).items()],
     )
 
+# %% ../../nbs/01b_tracking.ipynb #4e0d3e1a
 @patch_to(MLOpsIntegration)
 def log_parameters(self, params:dict, # names to values (stored as strings)
                   ):
@@ -129,6 +130,7 @@ def log_parameters(self, params:dict, # names to values (stored as strings)
     ps = {_key(k): redact(str(v)) for k, v in params.items()}
     self._do("params", lambda c: log_batch(c, self.run_id, params=ps), params=ps)
 
+# %% ../../nbs/01b_tracking.ipynb #5523bb2e
 @patch_to(MLOpsIntegration)
 def log_metrics(self, metrics:dict, # names to numbers
                 step:int=0, # the step these values belong to
@@ -143,6 +145,7 @@ def log_metrics(self, metrics:dict, # names to numbers
         timestamp=ts,
     )
 
+# %% ../../nbs/01b_tracking.ipynb #04594799
 @patch_to(MLOpsIntegration)
 def set_tags(self, tags:dict, # names to values (stored as strings)
             ):
@@ -161,6 +164,7 @@ def log_artifact(self, path:str|Path, # a file to store with the run
         "artifact", lambda c: c.log_artifact(self.run_id, path, artifact_path), path=path, artifact_path=artifact_path
     )
 
+# %% ../../nbs/01b_tracking.ipynb #e2241a96
 @patch_to(MLOpsIntegration)
 def log_artifacts(self, folder:str|Path, # a folder whose files are stored with the run
                   artifact_path:str|None=None, # folder inside the run's artifacts
@@ -174,6 +178,7 @@ def log_artifacts(self, folder:str|Path, # a folder whose files are stored with 
         artifact_path=artifact_path,
     )
 
+# %% ../../nbs/01b_tracking.ipynb #aaf1668d
 @patch_to(MLOpsIntegration)
 def log_dict(self, d:dict, # JSON-serialisable content
              name:str, # file name inside the run's artifacts, e.g. "data/profile.json"
@@ -191,6 +196,7 @@ def end_experiment(self, status:str="FINISHED", # FINISHED, FAILED, KILLED or SC
     "End the current run with `status`."
     self._do("end", lambda c: c.set_terminated(self.run_id, status), status=status)
 
+# %% ../../nbs/01b_tracking.ipynb #14b0cb9d
 @patch_to(MLOpsIntegration)
 def finish(self, status:str="FINISHED"):
     "End the current run if this object started it (a job attached by the runner leaves that to the runner)."
@@ -209,6 +215,7 @@ def get_run(self, run_id:str|None=None, # default: the current run
             "tags": dict(r.data.tags), "start_time": r.info.start_time, "end_time": r.info.end_time,
             "artifact_uri": r.info.artifact_uri}
 
+# %% ../../nbs/01b_tracking.ipynb #4f8f672d
 @patch_to(MLOpsIntegration)
 def search_runs(self, filter_string:str="", # MLflow search filter, e.g. "tags.`sixstack.kind` = 'pipeline'"
                 max_results:int=1000, # the newest runs first, at most this many
@@ -228,6 +235,7 @@ def search_runs(self, filter_string:str="", # MLflow search filter, e.g. "tags.`
                          | {f"metrics.{k}": v for k, v in r.data.metrics.items()}
                          | {f"tags.{k}": v for k, v in r.data.tags.items()} for r in runs])
 
+# %% ../../nbs/01b_tracking.ipynb #75d49a42
 @patch_to(MLOpsIntegration)
 def download_artifact(self, path:str, # artifact path inside the run, e.g. "data/inputs.json"
                       run_id:str|None=None, # default: the current run
@@ -247,6 +255,7 @@ def handoff_path(settings:Settings, run_id:str) -> Path:
     "Where the local copy of a run's hand-over lives (beside the spool)."
     return settings.spool_path.parent / "handoffs" / f"{run_id}.json"
 
+# %% ../../nbs/01b_tracking.ipynb #71095819
 def write_atomic(path:Path, text:str):
     "Write a file whole or not at all (a temporary file renamed into place)."
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -254,6 +263,7 @@ def write_atomic(path:Path, text:str):
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
 
+# %% ../../nbs/01b_tracking.ipynb #d1960425
 @patch_to(MLOpsIntegration)
 def read_handoff(self, upstream_run_id:str|None, # the previous step's run; None: nothing handed on
                 ) -> dict:
@@ -264,6 +274,7 @@ def read_handoff(self, upstream_run_id:str|None, # the previous step's run; None
     if p is None: raise FileNotFoundError(f"upstream run {upstream_run_id} has no handoff.json artifact")
     return json.loads(p.read_text())
 
+# %% ../../nbs/01b_tracking.ipynb #7b5fca2b
 @patch_to(MLOpsIntegration)
 def write_handoff(self, handoff:dict, # everything the next steps need
                   local_dir:str|Path|None=None, # also write `handoff.json` here (the step's folder of reports)
@@ -291,6 +302,7 @@ def record_model(self, path:str|Path, # a saved model folder
     self.log_artifacts(path, artifact_path)
     return f"runs:/{self.run_id}/{artifact_path}"
 
+# %% ../../nbs/01b_tracking.ipynb #037c64c0
 @patch_to(MLOpsIntegration)
 def log_pyfunc_model(self, model, # an object with `predict_frame`
                      input_example:pd.DataFrame, # a few complete input rows
@@ -307,13 +319,13 @@ def log_pyfunc_model(self, model, # an object with `predict_frame`
         save_pyfunc(model, path, input_example, pip_requirements, ship_code, metadata)
         return self.record_model(path, artifact_path)
 
+# %% ../../nbs/01b_tracking.ipynb #734304e5
 def __getattr__(name):
     "`SixstackPyfunc`, for models logged before the wrapper moved to `sixstack.tracking.packaging`."
     if name == "SixstackPyfunc":
         from sixstack.tracking.packaging import pyfunc_class
         return pyfunc_class()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
 
 # %% ../../nbs/01b_tracking.ipynb #b72ec75a
 def job_run(run_id:str|None, # the `run_id` parameter of the notebook (None: standalone)

@@ -35,6 +35,7 @@ def _check_uri(uri:str):
         raise ValueError(f"refusing to load {uri!r}: only runs:/ and models:/ URIs of the tracking store are loaded "
                          "(a pickled model runs code when it is loaded)")
 
+# %% ../../nbs/01e_models.ipynb #f1f80dd4
 def _spooled(uri:str, settings:Settings) -> Path|None:
     "The spool's copy of a runs:/ model logged on this machine while tracking was down (None: not spooled)."
     if not uri.startswith("runs:/"): return None
@@ -43,6 +44,7 @@ def _spooled(uri:str, settings:Settings) -> Path|None:
             if r["run"] == run_id and r["op"] == "artifacts" and r["artifact_path"] == path]
     return Path(hits[-1]) if hits else None
 
+# %% ../../nbs/01e_models.ipynb #1e62c8d5
 def download_model(uri:str, # runs:/RUN/model or models:/NAME/VERSION or models:/NAME@ALIAS
                    settings:Settings|None=None, # the tracking store to load from
                   ) -> tuple[Path, bool]:
@@ -52,13 +54,13 @@ def download_model(uri:str, # runs:/RUN/model or models:/NAME/VERSION or models:
     c = connect(settings)
     return _fetch(c, uri, _model_ref(c, uri)[0] if uri.startswith("models:/") else None, settings), True
 
+# %% ../../nbs/01e_models.ipynb #558bae9c
 def _fetch(c, uri:str, mv, settings:Settings) -> Path:
     "Download a model into a new temporary folder (a registered version `mv` from this store, not MLflow's registry)."
     import mlflow.artifacts
     if mv is not None and mv.version is not None: uri = c.get_model_version_download_uri(mv.name, mv.version)
     dst = tempfile.mkdtemp(prefix="sixstack-model-")
     return Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=dst, tracking_uri=settings.tracking_uri))
-
 
 # %% ../../nbs/01e_models.ipynb #fcfada69
 def _run_as_version(run, artifact_path:str) -> SimpleNamespace:
@@ -69,6 +71,7 @@ def _run_as_version(run, artifact_path:str) -> SimpleNamespace:
                            tags={"model_sha256": t.get("sixstack.model_sha256"),
                                  "model_signature": t.get("sixstack.model_signature")})
 
+# %% ../../nbs/01e_models.ipynb #50a24301
 def _model_ref(c, uri:str) -> tuple[object, str]:
     "The version (or run's model) a runs:/ or models:/ URI names, and how to call it in a message."
     if uri.startswith("models:/"):
@@ -78,7 +81,6 @@ def _model_ref(c, uri:str) -> tuple[object, str]:
         return mv, f"version {mv.version} of {name}" + (f" ({alias})" if alias else "")
     run_id, path = uri[len("runs:/"):].split("/", 1)
     return _run_as_version(c.get_run(run_id), path), f"the model of run {run_id}"
-
 
 # %% ../../nbs/01e_models.ipynb #cf344883
 def load_local(path:str|Path, # a model folder that `vetted_download` passed
@@ -91,6 +93,7 @@ def load_local(path:str|Path, # a model folder that `vetted_download` passed
     # that copy of sixstack instead of the installed one. Here its classes resolve through the installed package.
     finally: sys.path[:] = before
 
+# %% ../../nbs/01e_models.ipynb #63c9158e
 def discard(path:Path|None, # a downloaded model folder (None: nothing)
            ):
     "Remove a downloaded model's files and the code folder MLflow put on `sys.path`."
@@ -99,11 +102,11 @@ def discard(path:Path|None, # a downloaded model folder (None: nothing)
     sys.path[:] = [p for p in sys.path if not p.startswith(str(root))]
     shutil.rmtree(root, ignore_errors=True)
 
-
 # %% ../../nbs/01e_models.ipynb #e4bd4a7a
 class ModelRefused(RuntimeError):
     "A model that will not be downloaded or unpickled, and why (safe to show clients)."
 
+# %% ../../nbs/01e_models.ipynb #9deb4ad8
 def _unsigned(mv, signing_key:str, allow_ungated:bool) -> list[str]:
     "What the signing key does not vouch for: the digest when it was logged, the gate's verdict."
     tags, out = mv.tags or {}, []
@@ -114,7 +117,6 @@ def _unsigned(mv, signing_key:str, allow_ungated:bool) -> list[str]:
     if not allow_ungated and not verify(signing_key, tags.get("gate_signature"), *verdict):
         out.append("its gate verdict is not signed with this key")
     return out
-
 
 # %% ../../nbs/01e_models.ipynb #8b7bf12b
 def vet(mv, # an MLflow ModelVersion (or a run's model, as `_run_as_version` describes it)
@@ -142,6 +144,7 @@ def _experiment_of(c, run_id:str|None) -> str|None:
     try: return c.get_run(run_id).info.experiment_id if run_id else None
     except Exception: return None
 
+# %% ../../nbs/01e_models.ipynb #af2d7d1b
 def vetted_download(uri:str, # runs:/RUN/model or models:/NAME/VERSION or models:/NAME@ALIAS
                     settings:Settings|None=None, # the tracking store (and signing key)
                     allow_ungated:bool=False, # also a registered version the gate did not pass
@@ -160,7 +163,6 @@ def vetted_download(uri:str, # runs:/RUN/model or models:/NAME/VERSION or models
         discard(path)
         raise ModelRefused(f"{what} refused: its files do not match the digest recorded when it was logged")
     return path, True, mv
-
 
 # %% ../../nbs/01e_models.ipynb #ef071a94
 def load_model(uri:str, # runs:/RUN/model or models:/NAME/VERSION or models:/NAME@ALIAS
@@ -181,6 +183,7 @@ def _chunks(path:Path, size:int):
         for b in pq.ParquetFile(path).iter_batches(batch_size=size): yield b.to_pandas()
     else: yield from pd.read_csv(path, chunksize=size)
 
+# %% ../../nbs/01e_models.ipynb #a1a3d89b
 def predict_file(model_uri:str, # runs:/…, models:/NAME/VERSION or models:/NAME@ALIAS
                  input_path:str|Path, # CSV or Parquet with the seven features (id optional)
                  output_path:str|Path, # CSV written with id, Personality, probability

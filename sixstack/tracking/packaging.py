@@ -62,6 +62,7 @@ def pinned_requirements() -> list[str]:
         except metadata.PackageNotFoundError: pass
     return out
 
+# %% ../../nbs/01c_packaging.ipynb #42fc9bc2
 def shipped_code(dest:str|Path, # a folder to create `sixstack/` in
                 ) -> Path:
     "A copy of the package with only `MODEL_MODULES` and their parts' `__init__` (the model's `code_paths`)."
@@ -82,8 +83,10 @@ def _imports(path:Path) -> list[tuple]:
             out.append((node.module or "", node.level, node.lineno, [a.name for a in node.names]))
     return out
 
+# %% ../../nbs/01c_packaging.ipynb #3cfd6afa
 def _dist(name:str) -> str: return name.lower().replace("_", "-")
 
+# %% ../../nbs/01c_packaging.ipynb #12f87949
 def _own_import(code_dir:Path, f:Path, mod:str, level:int, names:list[str]) -> list[str]:
     "The `sixstack` modules an import of the package itself needs, as dotted names under `code_dir`."
     pkg = list(f.relative_to(code_dir).parent.parts)
@@ -92,6 +95,7 @@ def _own_import(code_dir:Path, f:Path, mod:str, level:int, names:list[str]) -> l
     is_pkg = (code_dir.joinpath(*base) / "__init__.py").exists()
     return [".".join(base + [n]) for n in names] if is_pkg and names else [".".join(base)]
 
+# %% ../../nbs/01c_packaging.ipynb #12fbdcb3
 def import_problems(code_dir:str|Path, # the shipped package folder (`…/code/sixstack`)
                     requirements:list[str], # the model's requirements, `name==version` lines
                    ) -> list[str]:
@@ -132,6 +136,7 @@ def pyfunc_class():
         _PYFUNC = SixstackPyfunc
     return _PYFUNC
 
+# %% ../../nbs/01c_packaging.ipynb #af8fa5e5
 def __getattr__(name):
     "Lazy module attribute `SixstackPyfunc` (unpickling a saved model finds the class here)."
     if name == "SixstackPyfunc": return pyfunc_class()
@@ -146,6 +151,7 @@ def input_example(X:pd.DataFrame, # rows with the seven features
     for c in CATEGORICAL: ex[c] = ex[c].astype(object)
     return ex.reset_index(drop=True)
 
+# %% ../../nbs/01c_packaging.ipynb #4451a47c
 def save_pyfunc(model, # an object with `predict_frame(DataFrame) -> DataFrame`
                 path:str|Path, # a new folder
                 input_example:pd.DataFrame, # a few valid input rows (no missing values: the example must be valid JSON)
@@ -180,12 +186,14 @@ def model_digest(folder:str|Path, # a saved or downloaded model folder
         h.update(p.relative_to(folder).as_posix().encode() + b"\0" + hashlib.sha256(p.read_bytes()).digest())
     return h.hexdigest()
 
+# %% ../../nbs/01c_packaging.ipynb #4dccc59c
 def sign(key:str, # the signing key (`SIXSTACK_MODEL_SIGNING_KEY`)
          *fields:str, # what is signed, e.g. name, version, digest, gate verdict
         ) -> str:
     "An HMAC-SHA256 signature of the fields."
     return hmac.new(key.encode(), "\x1f".join(map(str, fields)).encode(), hashlib.sha256).hexdigest()
 
+# %% ../../nbs/01c_packaging.ipynb #577ee9a9
 def verify(key:str, signature:str|None, *fields:str) -> bool:
     "Whether `signature` is `sign(key, *fields)` (constant-time comparison)."
     return bool(signature) and hmac.compare_digest(signature, sign(key, *fields))

@@ -73,6 +73,7 @@ _MECHANICS = ("run_id", "tracking_uri")
 
 def _stamp() -> str: return time.strftime("%Y%m%d-%H%M%S")
 
+# %% ../../nbs/01_experiment_tracking.ipynb #60f7de39
 def _error(e:Exception) -> tuple[str, str]:
     "The name of a notebook's failure and a one-line description."
     from papermill.exceptions import PapermillExecutionError
@@ -86,13 +87,13 @@ def _scrubbed(o):
     if isinstance(o, list): return [_scrubbed(v) for v in o]
     return scrub(o) if isinstance(o, str) and "://" in o else o
 
+# %% ../../nbs/01_experiment_tracking.ipynb #017bc1d0
 def scrub_notebook(path:str|Path, # an executed notebook
                   ) -> bool:
     "Redact every URL password in a notebook file (sources, outputs, metadata); whether anything changed."
     path = Path(path); doc = json.loads(path.read_text(encoding="utf-8")); clean = _scrubbed(doc)
     if clean != doc: path.write_text(json.dumps(clean, indent=1, ensure_ascii=False), encoding="utf-8")
     return clean != doc
-
 
 # %% ../../nbs/01_experiment_tracking.ipynb #d407b961
 def _kernel_manager(env:dict, ipc_dir:str):
@@ -198,6 +199,7 @@ def _step_params(nb:Path, inputs:dict, upstream:str|None) -> dict:
         params = {k: v for k, v in params.items() if k not in _DATA_INPUTS} | {"upstream_run_id": upstream}
     return params
 
+# %% ../../nbs/01_experiment_tracking.ipynb #d821ae18
 def _defer(settings:Settings, nb:Path, parent:str, reason:str, base:Path) -> RunResult:
     "A placeholder run for a step that waits for a deferred one."
     m = MLOpsIntegration(settings=settings)
@@ -214,6 +216,7 @@ def _defer(settings:Settings, nb:Path, parent:str, reason:str, base:Path) -> Run
     m.end_experiment("SCHEDULED")
     return RunResult(nb.stem, rid, "DEFERRED", base / nb.stem / nb.name, 0.0, reason)
 
+# %% ../../nbs/01_experiment_tracking.ipynb #90ab60ff
 def _finish_parent(m:MLOpsIntegration, steps:list[RunResult], n:int, wall:float) -> str:
     "Log a pipeline's outcome on its parent run; returns its status."
     status = ("FINISHED" if len(steps) == n and all(s.ok for s in steps) else
@@ -249,6 +252,7 @@ def _run_steps(m:MLOpsIntegration, notebooks:list[Path], inputs:dict, upstream:s
         elif not r.deferred: break
     return steps
 
+# %% ../../nbs/01_experiment_tracking.ipynb #1cbbfa24
 def run_pipeline(inputs:dict|None=None, # shared parameters, given to each notebook that declares them (e.g. train_path)
                  notebooks:list|None=None, # default: `pipeline_notebooks()`
                  settings:Settings|None=None, # default: `get_settings()`
@@ -287,6 +291,7 @@ def _find_run(c, settings:Settings, run_id:str):
         )
     return hits[0]
 
+# %% ../../nbs/01_experiment_tracking.ipynb #bf4a1736
 def resume_pipeline(parent_run_id:str, # the pipeline's parent run (or its spooled `local-…` id)
                     settings:Settings|None=None, # default: `get_settings()`
                     on_step=None, # as for `run_pipeline`

@@ -55,6 +55,7 @@ def _parse(lines:list[str]) -> tuple[list[dict], list[str]]:
         (good.append(rec) if isinstance(rec, dict) and {"run", "op"} <= rec.keys() else bad.append(line))
     return good, bad
 
+# %% ../../nbs/01g_store.ipynb #d6737998
 @patch_to(Spool)
 def records(self, path:str|Path|None=None, # another file of this spool (default: the spool itself)
            ) -> list[dict]:
@@ -74,6 +75,7 @@ def records(self, path:str|Path|None=None, # another file of this spool (default
             )
     return good
 
+# %% ../../nbs/01g_store.ipynb #fadfe046
 @patch_to(Spool)
 def all_records(self, pending:bool=False, # only what is still to be replayed
                ) -> list[dict]:
@@ -94,8 +96,10 @@ DOWN_HOLD_S = 30.0  # after a failed call, an HTTP store counts as down for this
 
 def _http(settings:Settings) -> bool: return urlparse(settings.tracking_uri).scheme in ("http", "https")
 
+# %% ../../nbs/01g_store.ipynb #970b041d
 def _breaker(settings:Settings) -> Path: return settings.spool_path.parent / "tracking-down.json"
 
+# %% ../../nbs/01g_store.ipynb #5e795395
 def store_down(settings:Settings) -> bool:
     "Whether a recent failure marked the settings' HTTP store as down."
     if not _http(settings): return False
@@ -103,6 +107,7 @@ def store_down(settings:Settings) -> bool:
     except (OSError, ValueError, AttributeError): return False
     return time.time() < until
 
+# %% ../../nbs/01g_store.ipynb #6484bde6
 def mark_down(settings:Settings, down:bool=True):
     "Mark the settings' HTTP store as down for `DOWN_HOLD_S` seconds (or as up again)."
     if not _http(settings): return

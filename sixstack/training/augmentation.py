@@ -23,6 +23,7 @@ def _complete(X:pd.DataFrame) -> pd.DataFrame:
     num = numeric_frame(X)
     return num.fillna(num.median()).fillna(0.0)
 
+# %% ../../nbs/03_augmentation.ipynb #ed89c802
 def _to_raw(num:pd.DataFrame) -> pd.DataFrame:
     "Floats back to the raw layout: rounded, clipped numerics and Yes/No strings."
     out = num[FEATURES].copy()

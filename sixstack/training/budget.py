@@ -31,6 +31,7 @@ def _median_ms(fn, n:int) -> float:
     for _ in range(n): t0 = time.perf_counter(); fn(); ts.append(time.perf_counter() - t0)
     return 1000 * float(np.median(ts))
 
+# %% ../../nbs/05a_budget.ipynb #69f7ad1d
 @dataclass
 class Costs:
     "Prediction cost in ms of the shared base, each feature encoding and each model (`S.name`)."
@@ -93,6 +94,7 @@ def select(P:pd.DataFrame, # OOF P(Introvert) per model (columns `S.name`)
     n = sum(best[1].values())
     return {m: c / n for m, c in sorted(best[1].items())}
 
+# %% ../../nbs/05a_budget.ipynb #ed2cc41d
 def nested_select(
     P: pd.DataFrame,
     y: np.ndarray,
@@ -120,6 +122,7 @@ def prune(st:StackModel, # a fitted stack
     out.__dict__.pop("_flat", None)
     return out
 
+# %% ../../nbs/05a_budget.ipynb #541e282f
 @dataclass
 class SelectedEnsemble(Predictor):
     "Models picked from the stacks with weights: their weighted average and a threshold."
@@ -136,6 +139,7 @@ class SelectedEnsemble(Predictor):
             for name, q in zip(st.models_, st.model_probas(Xp, cache)): p = p + self.weights[f"{s}.{name}"] * q
         return np.asarray(p, dtype=float)
 
+# %% ../../nbs/05a_budget.ipynb #4f2da7f1
 def selected(
     ens: SixStackEnsemble, weights: dict[str, float], threshold: float = 0.5, metrics: dict | None = None
 ) -> SelectedEnsemble:
@@ -167,6 +171,7 @@ class DistilledModel(Predictor):
         # no frame on the way: one record in ~0.2 ms
         return self.booster.predict(self.features.matrix(self._columns(X)), num_threads=1)
 
+# %% ../../nbs/05a_budget.ipynb #ab5ca4e6
 def _student(X:pd.DataFrame, soft:np.ndarray, features:dict|None, n_estimators:int, seed:int, n_jobs:int):
     "A fitted feature pipeline and LightGBM booster trained with cross-entropy on soft labels."
     import lightgbm as lgb
@@ -199,6 +204,7 @@ def _jittered(X:pd.DataFrame, soft:np.ndarray, rate:float, seed:int) -> tuple[pd
     Xs, ss = gen_simple(X, np.asarray(soft, float), int(round(rate * len(X))), np.random.default_rng(seed))
     return Xs.reindex(columns=X.columns), ss
 
+# %% ../../nbs/05a_budget.ipynb #83e2ec47
 def distill(X:pd.DataFrame, # training rows (raw features, match_p if used)
             soft:np.ndarray, # the ensemble's out-of-fold P(Introvert) of those rows
             recipe:Recipe|None=None, # features, trees (`prof`), seed and threads of the student
@@ -216,6 +222,7 @@ def distill(X:pd.DataFrame, # training rows (raw features, match_p if used)
                            r.prof["n_estimators"], r.seed, r.n_jobs)
     return DistilledModel(fp, booster, threshold, external)
 
+# %% ../../nbs/05a_budget.ipynb #b3b08d8f
 def nested_distill(X:pd.DataFrame, soft:np.ndarray, y:np.ndarray, # rows, the teacher's OOF, labels
                    recipe:Recipe|None=None, # the student's recipe (its seed also draws the folds)
                    *, rate:float=1.0, n_folds:int=5, external:pd.DataFrame|None=None) -> np.ndarray:
@@ -224,7 +231,6 @@ def nested_distill(X:pd.DataFrame, soft:np.ndarray, y:np.ndarray, # rows, the te
     for tr, va in make_folds(y, n_folds, r.seed):
         out[va] = distill(X.iloc[tr], soft[tr], r, rate=rate, external=external).predict_proba(X.iloc[va])
     return out
-
 
 # %% ../../nbs/05a_budget.ipynb #5a044f3f
 def measure(model, # a model with `predict_frame`
@@ -262,6 +268,7 @@ def frontier(candidates:dict, # name -> (model, its out-of-fold P(Introvert) on 
         rows.append(r | measure(model, X, n=100, batch_repeats=1))  # an estimate: the gate measures p99 again
     return pd.DataFrame(rows).set_index("candidate")
 
+# %% ../../nbs/05a_budget.ipynb #6fb372e7
 def choose(table:pd.DataFrame, # `frontier`'s table
            budget_ms:float|None, # the one-record budget (None: the full ensemble)
           ) -> str:

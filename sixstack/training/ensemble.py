@@ -32,6 +32,7 @@ def clip_proba(P:np.ndarray) -> np.ndarray:
     "Probabilities kept off 0 and 1 (for logs and logits)."
     return np.clip(P, 1e-6, 1 - 1e-6)
 
+# %% ../../nbs/05_ensemble.ipynb #25d6b281
 def blend_weights(P:np.ndarray, # stack probabilities, rows × stacks
                   y:np.ndarray, # 0/1 labels
                  ) -> np.ndarray:
@@ -55,6 +56,7 @@ def combine(P:np.ndarray, method:str, weights:np.ndarray|None=None, meta:Logisti
     if method == "meta": return meta.predict_proba(logit(clip_proba(P)))[:, 1]
     raise ValueError(f"unknown combiner {method!r}")
 
+# %% ../../nbs/05_ensemble.ipynb #a0d25d04
 def fit_combiner(P:np.ndarray, y:np.ndarray, method:str) -> dict:
     "Fit a combiner on stack probabilities: {'weights': …} or {'meta': …}."
     if method == "blend": return {"weights": blend_weights(P, y)}
@@ -68,6 +70,7 @@ def nested_predictions(P:np.ndarray, y:np.ndarray, method:str, n_folds:int=5, se
         out[va] = combine(P[va], method, **fit_combiner(P[tr], y[tr], method))
     return out
 
+# %% ../../nbs/05_ensemble.ipynb #50128884
 def best_threshold(y:np.ndarray, p:np.ndarray) -> float:
     "The threshold in [0.3, 0.7] with the best accuracy (ties: the one closest to 0.5)."
     grid = np.round(np.arange(0.30, 0.701, 0.01), 2)
@@ -118,6 +121,7 @@ class Predictor:
         label, p = self.predict_arrays(X)
         return pd.DataFrame({"label": label, "probability": p})
 
+# %% ../../nbs/05_ensemble.ipynb #26466170
 @dataclass
 class SixStackEnsemble(Predictor):
     "Fitted stacks, their combiner and the decision threshold."
@@ -161,6 +165,7 @@ def fit_oof(stack_params:dict, # stack letter -> {model: params}, or None for a 
         out |= {f"{s}.{m}": o[:, j] for j, m in enumerate(model.params)} if per_model else {s: o}
     return pd.DataFrame(out, index=X.index)
 
+# %% ../../nbs/05_ensemble.ipynb #3fe36598
 def stack_table(oof:pd.DataFrame, # per-model OOF (`A.rf`, …)
                ) -> pd.DataFrame:
     "The stacks' OOF from their models': each stack the plain average of its models."

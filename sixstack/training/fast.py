@@ -51,6 +51,7 @@ def _walk(X, left, right, roots, depth, go_left) -> np.ndarray:
         if d % 4 == 3 and leaf[node].all(): break
     return node
 
+# %% ../../nbs/04a_fast_predict.ipynb #860ff07e
 class FlatForest:
     "A fitted scikit-learn forest's trees in flat arrays: P(class 1) for a few rows, equal to `predict_proba`."
     def __init__(self, forest):
@@ -81,6 +82,7 @@ def _bits(sets:np.ndarray, row:np.ndarray, v:np.ndarray) -> np.ndarray:
     "Whether integer `v` is in bitset `sets[row]` (8 × 32 bits, scikit-learn's layout)."
     return ((sets[row, v >> 5] >> (v & 31).astype(np.uint32)) & 1).astype(bool)
 
+# %% ../../nbs/04a_fast_predict.ipynb #9d15e494
 class FlatBoosting:
     "A fitted binary HistGradientBoostingClassifier in flat arrays: P(class 1), equal to `predict_proba`."
     def __init__(self, m):

@@ -33,6 +33,7 @@ def encode_labels(y:pd.Series) -> np.ndarray:
         raise ValueError(f"labels must be {CLASSES}; found {sorted(map(str, bad)) or 'missing values'}")
     return (y.to_numpy() == POSITIVE).astype(int)
 
+# %% ../../nbs/02_preprocessing.ipynb #752949da
 def decode_labels(y:np.ndarray) -> np.ndarray:
     "`Personality` strings from 0/1 labels."
     return np.where(np.asarray(y) == 1, POSITIVE, "Extrovert")
@@ -100,6 +101,7 @@ def _values(self, X:pd.DataFrame|dict) -> tuple[dict, dict]:
         cols["match_p"], cols["has_match"] = np.where(np.isnan(mp), 0.5, mp), (~np.isnan(mp)).astype(float)
     return cols, {c: np.where(miss[c], 2, cols[c]).astype(np.int8) for c in CATEGORICAL}
 
+# %% ../../nbs/02_preprocessing.ipynb #48edae4a
 @patch_to(FeaturePipeline)
 def transform(self, X:pd.DataFrame) -> pd.DataFrame:
     "The model input for rows `X` (any rows: imputation uses only what `fit` saw)."
@@ -113,6 +115,7 @@ def transform(self, X:pd.DataFrame) -> pd.DataFrame:
         }
     return pd.DataFrame(cols, index=X.index)
 
+# %% ../../nbs/02_preprocessing.ipynb #6b9be6c5
 @patch_to(FeaturePipeline)
 def matrix(self, X:pd.DataFrame|dict) -> np.ndarray:
     "What a model reads of `transform(X)` as one float matrix (categories as their codes), built without any frame."
@@ -231,6 +234,7 @@ class JobData:
         "The `FeaturePipeline` settings 02 chose, as keyword arguments (JSON made the engineered names a list)."
         return {k: tuple(v) if k == "engineered" else v for k, v in self.handoff.get("features", {}).items()}
 
+# %% ../../nbs/02_preprocessing.ipynb #ead89ce9
 def job_data(handoff:dict, # the upstream hand-over ({} when standalone)
              data_dir:Path, # where the fallback sample is generated
              train_path:str|None=None, # overrides the hand-over's training table

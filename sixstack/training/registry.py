@@ -24,6 +24,7 @@ __all__ = ['RegistryError', 'register', 'aliases', 'versions', 'describe', 'hold
 class RegistryError(RuntimeError):
     "A registry operation that cannot be done (unreachable store, unknown version, nothing to roll back to)."
 
+# %% ../../nbs/06_model_registry.ipynb #e51ccef7
 def _registry(settings:Settings):
     "The MLflow client of the settings' registry, or a RegistryError saying why not."
     try:
@@ -75,6 +76,7 @@ def aliases(settings:Settings|None=None) -> dict[str, str]:
     except RegistryError: raise
     except Exception: return {}
 
+# %% ../../nbs/06_model_registry.ipynb #638dca37
 def versions(settings:Settings|None=None) -> pd.DataFrame:
     "Every version with its aliases, source run, status, creation time and key lineage tags."
     settings = settings or get_settings()
@@ -97,6 +99,7 @@ def versions(settings:Settings|None=None) -> pd.DataFrame:
     ]
     return pd.DataFrame(rows).sort_values("version").reset_index(drop=True) if rows else pd.DataFrame()
 
+# %% ../../nbs/06_model_registry.ipynb #1701ed20
 def describe(version:str|int, settings:Settings|None=None) -> dict:
     "One version: aliases, source, run, status and every tag."
     settings = settings or get_settings()
@@ -125,6 +128,7 @@ def holdout_scores(model, # a loaded pyfunc model
         "accuracy": float((pred["label"].to_numpy() == holdout[LABEL].to_numpy()).mean())
     }
 
+# %% ../../nbs/06_model_registry.ipynb #67bbb3b0
 def latency(model, # a loaded pyfunc model
             rows:pd.DataFrame, # rows to predict one at a time
             n:int=200, # timed predictions (after 20 warm-up ones)
@@ -168,6 +172,7 @@ def _holdout_for(c, name:str, version:str, settings:Settings) -> str:
         raise RegistryError(f"version {version} records no held-out data; pass a labelled holdout table (--holdout)")
     return h["holdout_path"]
 
+# %% ../../nbs/06_model_registry.ipynb #1be0061d
 def _load(name:str, version:str, settings:Settings, candidate:bool):
     "A version's model, unpickled only once `vet` passed it (the candidate need not be gated yet) and its digest held."
     try: return load_model(f"models:/{name}/{version}", settings, allow_ungated=candidate)
@@ -175,6 +180,7 @@ def _load(name:str, version:str, settings:Settings, candidate:bool):
         role = "the candidate" if candidate else "production, the baseline the gate compares with,"
         raise RegistryError(f"{role} cannot be loaded: {e}") from None
 
+# %% ../../nbs/06_model_registry.ipynb #681edb39
 def _set_production(c, name:str, version:str, old:str|None, settings:Settings):
     "Point `production` at `version`, unless another promotion moved it since `old` was read."
     now = aliases(settings).get("production")

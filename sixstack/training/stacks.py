@@ -244,6 +244,7 @@ def stack_defaults(stack:str, n_estimators:int=250) -> dict:
     "Default hyperparameters of every model of a stack."
     return {m: defaults(m, n_estimators) for m in STACKS[stack]["models"]}
 
+# %% ../../nbs/04_model_stacks.ipynb #d8ba7d86
 def make_stack(stack:str, # a stack's letter
                params:dict|None=None, # model -> hyperparameters (None: the stack's defaults)
                recipe:Recipe|None=None, # how it trains (None: `Recipe()`)
