@@ -204,7 +204,8 @@ def test_replicas_follow_a_promotion_and_a_rollback(stack, pipeline):
                 if all(firsts) and all(seen[i][-1][1] == v for i in (0, 1)): return max(firsts) - since
                 time.sleep(0.1)
             raise AssertionError(f"not every replica serves version {v}: {[seen[i][-3:] for i in (0, 1)]}")
-        r = cli("registry", "promote", v2, env=env); assert r.returncode == 0, r.stdout + r.stderr
+        # the replicas' rollout is under test, not the gate's latency check (a busy machine's p99 must not decide it)
+        r = cli("registry", "promote", v2, "--no-latency-gate", env=env); assert r.returncode == 0, r.stdout + r.stderr
         up_s = rolled_to(v2, time.monotonic())
         r = cli("registry", "rollback", env=env); assert r.returncode == 0, r.stdout + r.stderr
         down_s = rolled_to(v1, time.monotonic())

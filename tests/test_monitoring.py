@@ -181,7 +181,8 @@ def test_retrain_on_drift_yields_a_staging_version(world, traffic):
     _, db = traffic
     from sixstack.training.registry import aliases
     before = aliases(settings)
-    r = cli("monitor", "--last", "300", "--db", f"sqlite:///{db}", "--retrain-on-drift", "--profile", "fast", env=env, timeout=900)
+    r = cli("monitor", "--last", "300", "--db", f"sqlite:///{db}", "--retrain-on-drift", "--profile", "fast",
+            "-r", "stacks", "C,E", "-r", "methods", "none", env=env, timeout=900)
     assert r.returncode == 0, r.stdout + r.stderr
     after = aliases(settings)
     assert int(after["staging"]) > int(before.get("staging", before["production"])), (before, after)

@@ -100,9 +100,9 @@ def service_app(settings:Settings, # tokens, stores and the experiment
     page = functools.partial(dashboard_page, settings, settings.monitor_db)
     board = Dashboard(page, settings.dashboard_token, render_process()) if log else None
     load = lambda which: (lambda: load_served(settings, name, which, allow_ungated))
-    svc = Service(load(alias), max_batch=max_batch, admin_token=settings.admin_token, feedback_token=settings.feedback_token,
-                  predlog=predlog, dashboard=board, challenger=load(challenger) if challenger else None,
-                  mode=mode if challenger else None, share=share)
+    svc = Service(load(alias), max_batch=max_batch, admin_token=settings.admin_token,
+                  feedback_token=settings.feedback_token, predlog=predlog, dashboard=board,
+                  challenger=load(challenger) if challenger else None, mode=mode if challenger else None, share=share)
     if watch_s:
         on_swap = lambda new: svc.metrics.version.set(float(new.version))
         svc.watchers.append(Watcher(svc.holder, lambda: alias_version(settings, name, alias), watch_s, on_swap))
@@ -199,6 +199,8 @@ def _args_monitor(p):
         help="on a drift alert, retrain (00-06) on the training data + labelled log rows",
     )
     p.add_argument("--profile", default="default", choices=list(PROFILES), help="training effort of a retraining run")
+    p.add_argument("-r", "--raw", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                   help="a string parameter of the retraining run's notebooks (e.g. -r stacks C,E)")
     p.add_argument("--promote-if-better", action="store_true",
                    help="ab: a challenger found better goes through the registry's promotion gate")
 
@@ -228,7 +230,7 @@ def cmd_monitor(a, settings:Settings) -> int:
             return 0
         from sixstack.training.registry import aliases
         from sixstack.tracking.runner import run_pipeline
-        r = mon.retrain(log, settings, res.version, run_pipeline, a.profile)
+        r = mon.retrain(log, settings, res.version, run_pipeline, a.profile, params=dict(a.raw))
         print(f"retraining {r.status} (parent run {r.run_id}); aliases now {aliases(settings)}")
         return {"FINISHED": 0, "DEFERRED": EX_TEMPFAIL}.get(r.status, 1)
     return 0

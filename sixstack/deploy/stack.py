@@ -204,7 +204,7 @@ class MlflowServer:
         cmd = [exe, "server", "--backend-store-uri", self.backend, "--serve-artifacts", "--artifacts-destination",
                self.artifacts, "--host", "127.0.0.1", "--port", self.port, "--workers", self.workers]
         env = {"PATH": f"{exe.parent}:{os.environ.get('PATH', '')}", "MLFLOW_DISABLE_TELEMETRY": "true",
-               "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"} | self.env  # no GenAI job runner: nothing here queues jobs
+               "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"} | self.env  # no GenAI job runner: nothing queues jobs
         self.proc = start_detached(cmd, self.root / "mlflow.log", env)
         wait_http(f"{self.url}/health", self.proc, timeout, self.root / "mlflow.log")
         return self

@@ -405,7 +405,8 @@ def retrain_table(log:PredictionLog, settings:Settings, h:dict) -> tuple[Path, i
 # %% ../../nbs/08_monitoring.ipynb #1097d7c0
 def retrain(log:PredictionLog, settings:Settings, version:str,
             run_pipeline, # `sixstack.tracking.runner.run_pipeline` (passed in: monitoring does not import the runner)
-            profile:str="default"):
+            profile:str="default", # the retraining run's effort
+            *, params:dict|None=None): # further parameters of its notebooks (e.g. {"stacks": "C,E"})
     "Run 00–06 on the version's training data plus the labelled log; returns the pipeline result."
     from sixstack.tracking.mlops import MLOpsIntegration
     run_id, _, _ = version_context(settings, version)
@@ -413,7 +414,7 @@ def retrain(log:PredictionLog, settings:Settings, version:str,
         raise ValueError(f"version {version} of {settings.registry_name} has no source run to retrain from")
     h = MLOpsIntegration(settings=settings).read_handoff(run_id)
     path, n_new = retrain_table(log, settings, h)
-    inputs = {"train_path": str(path), "profile": profile}
+    inputs = {"train_path": str(path), "profile": profile} | (params or {})
     inputs |= {k: h[k] for k in ("test_path", "external_path") if h.get(k)}
     print(f"retraining on {path.name}: version {version}'s training rows + {n_new} labelled logged rows")
     return run_pipeline(inputs, sorted(p for p in (settings.root / "nbs").glob("0[0-6]_*.ipynb")), settings)
