@@ -69,7 +69,7 @@ def test_alerts_on_postgres(pg_url):
     rows = shift_sample(make_frame(500, seed=2)).reset_index(drop=True)
     out = pd.DataFrame({"label": ["Introvert"] * 500, "probability": [0.7] * 500})
     log.write(PREDICTIONS, prediction_rows("drift", rows[FEATURES], out, "9", "predict_batch", 4.0))
-    res = evaluate(log.predictions(model_version="9"), log.errors().iloc[:0], ref, None, Thresholds(), "last 500", "9")
+    res = evaluate(log.predictions(model_version="9"), log.errors().iloc[:0], ref, None, Thresholds(), window="last 500", version="9")
     assert any(a["kind"] == "data_drift" for a in res.alerts), res.summary
     first, again = dispatch(res.alerts, log, repeat_hours=6), dispatch(res.alerts, log, repeat_hours=6)
     assert first["stored"] == len(res.alerts) and again == {"stored": 0, "posted": False, "repeated": len(res.alerts)}

@@ -222,8 +222,9 @@ def cmd_tune(a, settings:Settings) -> int:
         lost = [(pid, code) for pid, code in lost if code]
         for pid, code in lost: print(f"worker {pid} ended with {f'signal {-code}' if code < 0 else f'status {code}'}")
     # this process finishes what a lost worker left (and with one worker, is the worker)
-    table = tune_from_run(settings, a.upstream_run_id, stacks, a.profile, a.n_trials, a.seed, threads, a.worker_index,
-                          a.timeout, a.train, a.heartbeat, a.grace)
+    table = tune_from_run(settings, a.upstream_run_id, stacks, profile=a.profile, n_trials=a.n_trials, seed=a.seed,
+                          n_jobs=threads, worker=a.worker_index, timeout=a.timeout, train_path=a.train,
+                          heartbeat_s=a.heartbeat, grace_s=a.grace)
     print(table.drop(columns="study").to_string(index=False))
     print(f"done in {time.perf_counter() - t0:.1f}s; studies: {', '.join(table['study'].str[:40] + '…')}")
     return 0

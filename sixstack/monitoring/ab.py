@@ -125,7 +125,7 @@ def _compare_shadow(d:pd.DataFrame, alpha:float) -> ABResult:
 def simulate_ab(truth:np.ndarray, # the pool's true labels
                 production:tuple, # (labels, P(Introvert)) of the production model on the pool
                 challenger:tuple, # the same of the challenger
-                n_rows:int=4000, # labelled records per window
+                *, n_rows:int=4000, # labelled records per window
                 seeds:int=200, # windows
                 share:float=0.5, # the challenger's share
                 alpha:float=0.05, # the test's significance level

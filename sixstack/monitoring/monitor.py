@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -21,10 +22,10 @@ from ..serving.predlog import ALERTS, PredictionLog
 logger = logging.getLogger("sixstack.monitoring")
 
 # %% auto #0
-__all__ = ['logger', 'REFERENCE_ARTIFACT', 'reference_profile', 'load_reference', 'shift_sample', 'Thresholds', 'thresholds_for',
-           'prediction_drift', 'performance', 'MonitorResult', 'evaluate', 'dispatch', 'parse_since', 'version_context',
-           'monitor', 'retrain_table', 'retrain', 'job_tables', 'simulation_rows', 'send_traffic', 'simulate',
-           'judge_simulation', 'ab_power']
+__all__ = ['logger', 'REFERENCE_ARTIFACT', 'reference_profile', 'Recent', 'load_reference', 'shift_sample', 'Thresholds',
+           'thresholds_for', 'prediction_drift', 'performance', 'MonitorResult', 'evaluate', 'dispatch', 'parse_since',
+           'version_context', 'monitor', 'retrain_table', 'retrain', 'job_tables', 'simulation_rows', 'send_traffic',
+           'simulate', 'judge_simulation', 'ab_power']
 
 # %% ../../nbs/08_monitoring.ipynb #08f88a44
 REFERENCE_ARTIFACT = "monitoring/reference.parquet"
@@ -34,7 +35,7 @@ def reference_profile(X:pd.DataFrame, # training rows (at least the seven featur
                       threshold:float, # the model's decision threshold
                       holdout:pd.DataFrame|None=None, # held-out rows
                       holdout_probability:np.ndarray|None=None, # the final model's P(Introvert) on them
-                      n:int=10_000, # most training rows kept
+                      *, n:int=10_000, # most training rows kept
                       seed:int=0) -> pd.DataFrame:
     "The reference sample: features of training (+ held-out) rows, the final model's outputs on the holdout (or OOF)."
     ref = X[FEATURES].reset_index(drop=True).assign(probability=np.asarray(probability, float))
@@ -52,8 +53,21 @@ def reference_profile(X:pd.DataFrame, # training rows (at least the seven featur
     )
     return ref
 
+# %% ../../nbs/08_monitoring.ipynb #dfd3c4bc
+class Recent:
+    "The `size` most recently used values by key; `on_evict` gets each value it drops (e.g. to close it)."
+    def __init__(self, size:int=32, on_evict=None): self.items, self.size, self.on_evict = OrderedDict(), size, on_evict
+    def __contains__(self, key) -> bool: return key in self.items
+    def __len__(self) -> int: return len(self.items)
+    def __getitem__(self, key): self.items.move_to_end(key); return self.items[key]
+    def __setitem__(self, key, value):
+        self.items[key] = value; self.items.move_to_end(key)
+        while len(self.items) > self.size:
+            _, old = self.items.popitem(last=False)
+            if self.on_evict: self.on_evict(old)
+
 # %% ../../nbs/08_monitoring.ipynb #e0affa65
-_REFS: dict = {}
+_REFS = Recent(32)  # (tracking URI, run) -> reference profile or None
 
 def load_reference(settings:Settings, run_id:str|None) -> pd.DataFrame|None:
     "The reference profile saved with a model's training run (cached); None if it has none or the store is down."
@@ -71,7 +85,7 @@ def load_reference(settings:Settings, run_id:str|None) -> pd.DataFrame|None:
         p = m.download_artifact(REFERENCE_ARTIFACT, run_id) if has else None
         if has and p is None: return None
         _REFS[key] = pd.read_parquet(p) if p else None
-    return _REFS.get(key)
+    return _REFS[key] if run_id else None
 
 # %% ../../nbs/08_monitoring.ipynb #a2b4340d
 def shift_sample(df:pd.DataFrame, # rows with the seven features
@@ -175,7 +189,7 @@ def evaluate(df:pd.DataFrame, # the window's predictions (from `PredictionLog.pr
              errors:pd.DataFrame, # the window's failed requests
              reference:pd.DataFrame|None, # the model's reference profile
              cv_accuracy:float|None, # the registered version's CV accuracy
-             th:Thresholds, window:str="", version:str|None=None) -> MonitorResult:
+             th:Thresholds, *, window:str="", version:str|None=None) -> MonitorResult:
     "Every check on one window: drift, prediction drift, performance, error rate, latency."
     from sixstack.data.validation import drift_table
     cnt = errors["count"].fillna(1).astype(int) if "count" in errors else pd.Series(1, index=errors.index)
@@ -332,7 +346,7 @@ def parse_since(s:str|float|None) -> float|None:
     return (t.tz_localize("UTC") if t.tzinfo is None else t).timestamp()
 
 # %% ../../nbs/08_monitoring.ipynb #49105f69
-_VERSIONS: dict = {}  # (tracking URI, name, version) -> (source run, CV accuracy)
+_VERSIONS = Recent(256)  # (tracking URI, name, version) -> (source run, CV accuracy)
 
 def version_context(settings:Settings, version:str|None, name:str|None=None
                    ) -> tuple[str|None, pd.DataFrame|None, float|None]:
@@ -360,7 +374,7 @@ def version_context(settings:Settings, version:str|None, name:str|None=None
 
 # %% ../../nbs/08_monitoring.ipynb #e050afcd
 def monitor(log:PredictionLog, settings:Settings, version:str|None=None, last:int|None=None, since:str|float|None=None,
-            th:Thresholds|None=None, raise_alerts:bool=True, name:str|None=None) -> MonitorResult:
+            th:Thresholds|None=None, *, raise_alerts:bool=True, name:str|None=None) -> MonitorResult:
     "Check a window of the log (last N, or since a time) and raise its alerts."
     th, t0 = th or thresholds_for(settings), parse_since(since)
     last = None if t0 is not None else (last or 1000)
@@ -379,7 +393,7 @@ def monitor(log:PredictionLog, settings:Settings, version:str|None=None, last:in
     )
     window = f"since {pd.Timestamp(t0, unit='s'):%Y-%m-%d %H:%M}" if t0 is not None else f"last {last}"
     _, ref, cv = version_context(settings, version, name)
-    res = evaluate(df.reset_index(drop=True), errs, ref, cv, th, window, version)
+    res = evaluate(df.reset_index(drop=True), errs, ref, cv, th, window=window, version=version)
     chal = "arm" in full and (full["arm"] == "challenger").any()
     if chal or ("shadow_label" in full and full["shadow_label"].notna().any()):
         from sixstack.monitoring.ab import compare_arms
@@ -489,7 +503,7 @@ def judge_simulation(log:PredictionLog, # the simulation's log
                     name=served.name)
     res = monitor(log, settings, served.version, last=int(last or n_drifted), since=since, th=th, name=served.name)
     normal = evaluate(quiet.predictions.head(n_normal), quiet.errors.iloc[:0], quiet.reference, quiet.cv_accuracy, th,
-                      f"first {n_normal}", served.version)
+                      window=f"first {n_normal}", version=served.version)
     return res, normal
 
 # %% ../../nbs/08_monitoring.ipynb #2fc0651b
@@ -514,4 +528,5 @@ def ab_power(train:pd.DataFrame, # labelled rows the weaker and the permuted cha
              "worse (trained on permuted labels)": (real, permuted),
              "equal (the served model twice)": (real, real)}
     truth = pool[LABEL].to_numpy()
-    return pd.DataFrame({k: simulate_ab(truth, p, c, rows, seeds, 0.5, alpha) for k, (p, c) in cases.items()}).T
+    verdicts = lambda p, c: simulate_ab(truth, p, c, n_rows=rows, seeds=seeds, share=0.5, alpha=alpha)
+    return pd.DataFrame({k: verdicts(p, c) for k, (p, c) in cases.items()}).T

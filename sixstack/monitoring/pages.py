@@ -15,7 +15,7 @@ import pandas as pd
 from ..data import report
 from ..config import Settings
 from ..data.tables import CATEGORICAL, CLASSES, FEATURES, RANGES
-from .monitor import MonitorResult, Thresholds, monitor
+from .monitor import MonitorResult, Recent, Thresholds, monitor
 from ..serving.predlog import PredictionLog
 
 # %% auto #0
@@ -162,7 +162,7 @@ def write_report(res:MonitorResult, path:str|Path) -> Path:
     return report.write(path, render_html(res))
 
 # %% ../../nbs/08b_pages.ipynb #ccfb6b22
-_LOGS: dict = {}
+_LOGS = Recent(4, on_evict=lambda log: log.close())  # the dashboard process's prediction logs by URL
 
 def dashboard_page(settings:Settings, # the tracking store (for the version's reference profile)
                    url:str, # the prediction log's URL

@@ -335,7 +335,7 @@ class Rows(list):
 def prediction_rows(request:str, # the HTTP request's id (`new_request()`)
                     X:pd.DataFrame|Columns, # validated inputs, the seven features
                     out:pd.DataFrame, # the model's `label` and `probability`
-                    version:str, endpoint:str, latency_ms:float, ts:float|None=None,
+                    version:str, endpoint:str, latency_ms:float, *, ts:float|None=None,
                     arm:str="production", # the arm that answered
                    ) -> Rows:
     "Log rows of one request: ids `<request>` for a single record, `<request>-<i>` for a batch; missing inputs as NULL."

@@ -356,7 +356,7 @@ def start_service(tracking_uri:str, # the registry's MLflow tracking URI
                   name:str, # registered model to serve
                   alias:str="production", # its alias
                   monitor_db:str|None=None, # prediction-log URL (None: the service's default)
-                  args:list|None=None, # further `sixstack serve` options
+                  *, args:list|None=None, # further `sixstack serve` options
                   env:dict|None=None, # extra environment variables
                   timeout:float=120, # seconds to wait for /ready
                   **popen) -> tuple:

@@ -106,7 +106,7 @@ def _key(k) -> str:
 def log_batch(
     c,  # an MlflowClient
     run_id: str,
-    params: dict | None = None,
+    *, params: dict | None = None,
     metrics: dict | None = None,
     tags: dict | None = None,
     step: int = 0,
@@ -307,7 +307,7 @@ def record_model(self, path:str|Path, # a saved model folder
 def log_pyfunc_model(self, model, # an object with `predict_frame`
                      input_example:pd.DataFrame, # a few complete input rows
                      pip_requirements:list[str]|None=None, # default: the pinned runtime requirements
-                     ship_code:bool=True, # ship the prediction modules with the model
+                     *, ship_code:bool=True, # ship the prediction modules with the model
                      artifact_path:str="model", metadata:dict|None=None,
                      local_dir:str|Path|None=None, # also keep the saved model here (as `<local_dir>/<artifact_path>`)
                     ) -> str:

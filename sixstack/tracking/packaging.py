@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 import hmac
 import importlib.util
@@ -120,21 +121,17 @@ def import_problems(code_dir:str|Path, # the shipped package folder (`…/code/s
     return problems
 
 # %% ../../nbs/01c_packaging.ipynb #5c499a97
-_PYFUNC = None
-
+@functools.cache
 def pyfunc_class():
-    "The pyfunc wrapper class (defined on first use)."
-    global _PYFUNC
-    if _PYFUNC is None:
-        import mlflow.pyfunc
-        class SixstackPyfunc(mlflow.pyfunc.PythonModel):
-            "MLflow pyfunc around a model with `predict_frame`."
-            def __init__(self, model): self.model = model
-            def predict(self, context, model_input:pd.DataFrame, params:dict|None=None) -> pd.DataFrame:
-                return self.model.predict_frame(pd.DataFrame(model_input))
-        SixstackPyfunc.__module__, SixstackPyfunc.__qualname__ = __name__, "SixstackPyfunc"
-        _PYFUNC = SixstackPyfunc
-    return _PYFUNC
+    "The pyfunc wrapper class (defined on first use: importing mlflow.pyfunc is slow)."
+    import mlflow.pyfunc
+    class SixstackPyfunc(mlflow.pyfunc.PythonModel):
+        "MLflow pyfunc around a model with `predict_frame`."
+        def __init__(self, model): self.model = model
+        def predict(self, context, model_input:pd.DataFrame, params:dict|None=None) -> pd.DataFrame:
+            return self.model.predict_frame(pd.DataFrame(model_input))
+    SixstackPyfunc.__module__, SixstackPyfunc.__qualname__ = __name__, "SixstackPyfunc"
+    return SixstackPyfunc
 
 # %% ../../nbs/01c_packaging.ipynb #af8fa5e5
 def __getattr__(name):

@@ -148,7 +148,7 @@ def compare_methods(
     folds: list,
     fit_predict: Callable,
     methods: list[str],
-    rate: float = 0.3,
+    *, rate: float = 0.3,
     seed: int = 42,
     pseudo: list[float] = (0.0,),
     X_unlabelled: pd.DataFrame | None = None,

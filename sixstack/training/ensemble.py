@@ -223,7 +223,7 @@ def build_ensemble(oof:pd.DataFrame, # `fit_oof`'s table
 def quick_ensemble(rows:pd.DataFrame, # labelled training rows
                    stacks:tuple=("C",), # stack letters, each with its default parameters
                    external:pd.DataFrame|None=None, # the external reference table (match_p)
-                   prof:dict|None=None, # a profile (default: `fast`)
+                   *, prof:dict|None=None, # a profile (default: `fast`)
                    y:np.ndarray|None=None, # 0/1 labels (default: from `rows`)
                    n_folds:int=3, seed:int=42) -> tuple[SixStackEnsemble, pd.DataFrame]:
     "A small ensemble (default stacks, fast settings) fitted on `rows`; also returns its out-of-fold table."
@@ -289,7 +289,7 @@ def evaluation_report(path:str|Path, # the HTML file to write
                       y:np.ndarray, # training labels
                       p:np.ndarray, # the served model's out-of-fold P(Introvert)
                       ens:SixStackEnsemble, # the full ensemble
-                      importance:pd.Series, # the served model's permutation importance
+                      *, importance:pd.Series, # the served model's permutation importance
                       threshold:float|None=None, # the served model's threshold (default: the ensemble's)
                       head:str="", # HTML placed first (the served model and the latency frontier)
                      ) -> Path:

@@ -125,7 +125,7 @@ def run_trials(study, # an Optuna study (`open_study`)
                objective:Callable, # trial -> value
                budget:int, # trials the study should have, across all workers
                lock:TrialLock, # the study's shared lock
-               timeout:float|None=None, # seconds for this worker
+               *, timeout:float|None=None, # seconds for this worker
                defaults:dict|None=None, # the first trial's parameters (queued once, if the study is empty)
                progress:bool=False, # a progress bar
               ) -> int:
@@ -175,8 +175,8 @@ def tune_stack(stack:str, # A-F
     # tuning does not pseudo-label: 03's choice applies when the tuned stacks are fitted (05)
     r = replace(recipe or Recipe(), unlabelled=None)
     study = open_study(storage, study_name, r.seed, worker, heartbeat_s, grace_s)
-    run_trials(study, _objective(stack, X, y, folds, r), n_trials, TrialLock(storage, study_name), timeout,
-               flat_defaults(stack, r.prof["n_estimators"]), progress)
+    run_trials(study, _objective(stack, X, y, folds, r), n_trials, TrialLock(storage, study_name), timeout=timeout,
+               defaults=flat_defaults(stack, r.prof["n_estimators"]), progress=progress)
     if not study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
         failed = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,))
         raise RuntimeError(
@@ -197,7 +197,7 @@ def best_params(study, stack:str, n_estimators:int=250) -> dict:
 def tune_from_run(settings, # the tracking store and Optuna storage (`SIXSTACK_OPTUNA_STORAGE`)
                   upstream_run_id:str, # the `03_augmentation` run whose hand-over is tuned on
                   stacks:list[str], # the stacks
-                  profile:str="default", # folds, trials, trees
+                  *, profile:str="default", # folds, trials, trees
                   n_trials:int|None=None, # each study's budget (None: the profile's)
                   seed:int=42, n_jobs:int=1, worker:int=0, timeout:float|None=None,
                   train_path:str|None=None, # this machine's copy of the training table (default: the hand-over's)
