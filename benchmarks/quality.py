@@ -78,14 +78,11 @@ def main():
     P = np.column_stack([oof[s] for s in STACKS])
     for method in ("blend", "meta"):
         rows.append({"model": f"ensemble ({method}, nested CV)"} | scores(y, nested_predictions(P, y, method, a.folds, a.seed + 1)) | {"seconds": float("nan")})
-    from sixstack.training.budget import measure, served_candidates
-    from sixstack.training.ensemble import build_ensemble, fit_oof, stack_table
+    from sixstack.training.budget import measure, train_served
     t0 = time.perf_counter()
+    budget = prof["latency_budget_ms"] or 2.0
     with threadpool_limits(a.n_jobs):  # the served candidates, as 05 builds them (the same function, the same folds)
-        Pm = fit_oof(params, train, y, folds, recipe, progress=False, per_model=True)
-        ens, _ = build_ensemble(stack_table(Pm), train, y, params, recipe, n_folds=a.folds)  # with the external table: match_p
-        budget = prof["latency_budget_ms"] or 2.0
-        cands = served_candidates(Pm, ens, train, y, recipe, budget_ms=budget, n_folds=a.folds)
+        cands = train_served(train, y, params, recipe, budget_ms=budget, n_folds=a.folds, progress=False).candidates
     names = {"budgeted selection": f"budgeted selection ({budget:g} ms, nested CV)", "distilled": "distilled (nested CV)",
              "full ensemble": "full ensemble (refit)"}
     for name, model, p in [(names[k], *cands[k]) for k in names]:

@@ -12,9 +12,11 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
+from fastcore.basics import patch_to
 
 from ..data.tables import FEATURES
-from .ensemble import Predictor, SixStackEnsemble, best_threshold, clip_proba, nested_predictions, stack_table
+from .ensemble import (Predictor, SixStackEnsemble, best_threshold, build_ensemble, clip_proba, fit_oof,
+                                        nested_predictions, stack_table)
 from .fast import as_matrix
 from .features import FeaturePipeline, Recipe, make_folds, scores
 from .stacks import ENCODING, StackModel
@@ -22,7 +24,7 @@ from .stacks import ENCODING, StackModel
 # %% auto #0
 __all__ = ['Costs', 'model_costs', 'select', 'nested_select', 'prune', 'SelectedEnsemble', 'selected', 'DistilledModel',
            'distill', 'nested_distill', 'measure', 'frontier', 'choose', 'best_single_stack', 'served_candidates',
-           'frontier_chart']
+           'frontier_chart', 'Trained', 'train_served']
 
 # %% ../../nbs/05a_budget.ipynb #70510bac
 def _median_ms(fn, n:int) -> float:
@@ -337,3 +339,68 @@ def frontier_chart(table:pd.DataFrame, budget_ms:float|None, served:str) -> str:
     )
     if budget_ms: ax.legend(fontsize=8)
     return report.chart(f, "frontier")
+
+# %% ../../nbs/05a_budget.ipynb #8f8dabe6
+@dataclass
+class Trained:
+    "What 05 trains: OOF per model (`P`) and per stack (`oof`), the full ensemble, combiners, candidates, frontier."
+    P:pd.DataFrame; oof:pd.DataFrame; ens:SixStackEnsemble; combiners:pd.DataFrame; candidates:dict; table:pd.DataFrame
+
+    def stack_scores(self, y:np.ndarray) -> pd.DataFrame:
+        "Out-of-fold scores of each stack and of the full ensemble, a row each."
+        return pd.DataFrame({s: scores(y, self.oof[s]) for s in self.oof.columns} | {"ensemble": self.ens.metrics}).T
+
+    def latency(self, name:str) -> dict:
+        "A candidate's one-record p50 and p99 and its 10,000-row time (ms), as the frontier measured them."
+        row = self.table.loc[name]
+        return {k: round(float(row[k]), 4) for k in ("latency_p50_ms", "latency_p99_ms", "batch_10k_ms")}
+
+# %% ../../nbs/05a_budget.ipynb #0191a143
+def train_served(X:pd.DataFrame, y:np.ndarray, # the training rows and their labels
+                 stack_params:dict, # stack letter -> its tuned parameters (None: the stack's defaults)
+                 recipe:Recipe, # how the stacks train
+                 *,
+                 budget_ms:float|None=None, # the one-record latency budget of the budgeted selection
+                 distill_rate:float=1.0, # jittered copies per row for the distilled student
+                 n_folds:int=5, # folds of the out-of-fold predictions
+                 holdout:pd.DataFrame|None=None, # labelled rows the frontier also scores on
+                 progress:bool=True) -> Trained:
+    "Every model's OOF, the full ensemble, the candidates to serve and their frontier."
+    P = fit_oof(stack_params, X, y, make_folds(y, n_folds, recipe.seed), recipe, per_model=True, progress=progress)
+    ens, combiners = build_ensemble(stack_table(P), X, y, stack_params, recipe, n_folds=n_folds)
+    cands = served_candidates(P, ens, X, y, recipe, budget_ms=budget_ms, distill_rate=distill_rate, n_folds=n_folds)
+    return Trained(P, stack_table(P), ens, combiners, cands, frontier(cands, y, X, holdout))
+
+# %% ../../nbs/05a_budget.ipynb #d970c1dd
+@patch_to(Trained)
+def serve(self, y:np.ndarray, # the training labels
+          budget_ms:float|None, # the one-record latency budget (None: the most accurate)
+         ) -> tuple:
+    "(name, model, its out-of-fold P(Introvert)) of the candidate to serve; the model's `metrics` set from its OOF."
+    name = choose(self.table, budget_ms)
+    model, p = self.candidates[name]
+    model.metrics = scores(y, p, model.threshold)
+    return name, model, p
+
+# %% ../../nbs/05a_budget.ipynb #2d18dacb
+@patch_to(Trained)
+def served_metrics(self, y:np.ndarray, name:str, budget_ms:float|None) -> dict:
+    "The stacks' and the ensemble's OOF scores, the served candidate's scores and latency, every frontier row."
+    served, slug = self.candidates[name][0], lambda n: n.split(" (")[0].replace(" ", "_")
+    return ({f"{k}_{m}": v for k, r in self.stack_scores(y).iterrows() for m, v in r.items()}
+            | {f"ensemble_{k}": v for k, v in self.ens.metrics.items()}
+            | {f"served_{k}": v for k, v in served.metrics.items()}
+            | {f"served_{k}": v for k, v in self.latency(name).items()}
+            | {"threshold": served.threshold, "latency_budget_ms": budget_ms or 0}
+            | {f"frontier_{slug(n)}_{k}": v for n, r in self.table.iterrows() for k, v in r.items() if pd.notna(v)})
+
+# %% ../../nbs/05a_budget.ipynb #f04c65a7
+@patch_to(Trained)
+def served_html(self, name:str, budget_ms:float|None) -> str:
+    "The evaluation report's head: the served candidate, its accuracy and latency, every candidate and the frontier."
+    m, row = self.candidates[name][0].metrics, self.table.loc[name]
+    return (f"<h2>Served: {name}</h2><p>Latency budget: {budget_ms if budget_ms is not None else 'none'} ms per record "
+            f"(in process). Out-of-fold accuracy {m['accuracy']:.4f}, log-loss {m['log_loss']:.4f}; "
+            f"one record p50 {row['latency_p50_ms']:.2f} ms, p99 {row['latency_p99_ms']:.2f} ms; 10,000 rows "
+            f"{row['batch_10k_ms']:.0f} ms.</p><h2>Accuracy and latency of the candidates</h2>"
+            f"{self.table.to_html(float_format='%.4f')}{frontier_chart(self.table, budget_ms, name)}")
