@@ -5,6 +5,7 @@
 # %% ../../nbs/01e_models.ipynb #a26d3895
 from __future__ import annotations
 
+import importlib
 import itertools
 import json
 import os
@@ -25,8 +26,8 @@ from .packaging import model_digest, verify
 from .store import Spool, connect
 
 # %% auto #0
-__all__ = ['download_model', 'load_local', 'discard', 'ModelRefused', 'vet', 'vetted_download', 'load_model', 'predict_file',
-           'safe_requirements', 'check_in_clean_venv']
+__all__ = ['LEGACY_MODULES', 'download_model', 'legacy_modules', 'load_local', 'discard', 'ModelRefused', 'vet',
+           'vetted_download', 'load_model', 'predict_file', 'safe_requirements', 'check_in_clean_venv']
 
 # %% ../../nbs/01e_models.ipynb #b46cc9d9
 def _check_uri(uri:str):
@@ -82,11 +83,26 @@ def _model_ref(c, uri:str) -> tuple[object, str]:
     run_id, path = uri[len("runs:/"):].split("/", 1)
     return _run_as_version(c.get_run(run_id), path), f"the model of run {run_id}"
 
+# %% ../../nbs/01e_models.ipynb #2bfc92a5
+# the flat modules a pickled model can name (`sixstack.data`, now the data part, held no pickled class)
+LEGACY_MODULES = {f"sixstack.{old}": f"sixstack.{new}" for old, new in {
+    "ensemble": "training.ensemble", "budget": "training.budget", "stacks": "training.stacks",
+    "features": "training.features", "fast": "training.fast", "augmentation": "training.augmentation",
+    "packaging": "tracking.packaging", "report": "data.report",
+}.items()}
+
+def legacy_modules() -> list[str]:
+    "Make the flat module paths of models pickled before the parts resolve to the parts' modules; returns those added."
+    added = [old for old in LEGACY_MODULES if old not in sys.modules]
+    for old in added: sys.modules[old] = importlib.import_module(LEGACY_MODULES[old])
+    return added
+
 # %% ../../nbs/01e_models.ipynb #cf344883
 def load_local(path:str|Path, # a model folder that `vetted_download` passed
               ):
     "Load a pyfunc model from a folder (unpickling it: only what `vetted_download` returned)."
     import mlflow.pyfunc
+    legacy_modules()
     before = list(sys.path)
     try: return mlflow.pyfunc.load_model(str(path))
     # MLflow puts the model's shipped code first on sys.path: processes started later (the dashboard's) would import
