@@ -59,7 +59,7 @@ postgres:  ## Debian's postgresql for the prediction-log test on a real PostgreS
 	else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; fi
 
 pytest: install browser postgres  ## the cross-process tests under tests/: two workers, then the latency tests alone
-	$(BIN)/python -m pytest tests -q -p no:cacheprovider --timeout 900 --durations=12 -m "not solo" -n 2 --dist loadgroup --no-loadscope-reorder
+	$(BIN)/python -m pytest tests -q -p no:cacheprovider --timeout 900 --durations=12 -m "not solo" -n 2 --dist loadscope --no-loadscope-reorder
 	$(BIN)/python -m pytest tests -q -p no:cacheprovider --timeout 900 --durations=5 -m solo
 
 stack: install postgres  ## the production stack on this machine: PostgreSQL + MLflow server (prints the environment to use it)
