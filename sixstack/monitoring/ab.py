@@ -119,7 +119,8 @@ def _compare_shadow(d:pd.DataFrame, alpha:float) -> ABResult:
     eff = (c - b) / len(lab)
     verdict = ("better" if eff > 0 else "worse") if pv < alpha else "not yet distinguishable"
     need = needed_paired(b, c, len(lab), alpha) if verdict == "not yet distinguishable" else None
-    return ABResult("shadow", arms, verdict, pv, eff, need, agree, dis, alpha)
+    return ABResult(mode="shadow", arms=arms, verdict=verdict, p_value=pv, effect=eff, needed=need, agreement=agree,
+                    disagreements=dis, alpha=alpha)
 
 # %% ../../nbs/08c_ab.ipynb #34fa96a1
 def simulate_ab(truth:np.ndarray, # the pool's true labels

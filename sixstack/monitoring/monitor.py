@@ -298,7 +298,8 @@ def evaluate(df:pd.DataFrame, # the window's predictions (from `PredictionLog.pr
                 )
             )
     s["n_alerts"] = len(alerts)
-    return MonitorResult(window, version, df, errors, s, alerts, drift, reference, cv_accuracy)
+    return MonitorResult(window=window, version=version, predictions=df, errors=errors, summary=s, alerts=alerts,
+                         drift=drift, reference=reference, cv_accuracy=cv_accuracy)
 
 # %% ../../nbs/08_monitoring.ipynb #91b5253b
 def dispatch(alerts:list[dict], # from `evaluate`

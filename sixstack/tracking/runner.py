@@ -167,7 +167,8 @@ def run_notebook(path:str|Path, # the notebook to execute
         m.end_experiment("SCHEDULED" if status == "DEFERRED" else status)
         shutil.rmtree(ipc, ignore_errors=True)
     spooled = sum(r["run"] == rid for r in m.spool.records())
-    return RunResult(path.stem, rid, status, output, wall, error, effective, spooled)
+    return RunResult(name=path.stem, run_id=rid, status=status, output=output, wall_time=wall, error=error,
+                     params=effective, spooled=spooled)
 
 # %% ../../nbs/01_experiment_tracking.ipynb #a4800398
 def pipeline_notebooks(nbs_dir:str|Path|None=None, # default: the project's nbs/ folder

@@ -279,5 +279,6 @@ def recipe(self, prof:dict, # the profile's settings
     h = self.handoff
     noise = h.get("noise_rate", 0.05) if noise_rate is None else noise_rate
     aug = h.get("augmentation", {"method": "none"})
-    return Recipe(aug, self.features, noise, self.test, self.external, n_jobs, seed, prof)
+    return Recipe(aug=aug, features=self.features, noise_rate=noise, unlabelled=self.test, external=self.external,
+                  n_jobs=n_jobs, seed=seed, prof=prof)
 
