@@ -24,23 +24,16 @@ def _part(path: Path) -> str:
 
 def part_imports() -> dict[tuple[str, str], list[str]]:
     "(importing part, imported part) -> the places, for every import of one sixstack part by another."
+    from sixstack.tracking.packaging import _imports, _own_import  # how the model's import check resolves them
     out = {}
     for f in sorted(PKG.rglob("*.py")):
         rel = str(f.relative_to(PKG))
         if rel in ENTRY_POINTS or rel.startswith("_"): continue
-        pkg = list(f.relative_to(PKG).parent.parts)
-        for node in ast.walk(ast.parse(f.read_text())):
-            if isinstance(node, ast.ImportFrom):
-                mods = [(pkg[:len(pkg) - node.level + 1] if node.level else []) + (node.module or "").split(".")[(0 if node.level else 1):]] \
-                    if node.level or (node.module or "").split(".")[0] == "sixstack" else []
-                mods = [[p for p in m if p] + ([a.name for a in node.names] if not [p for p in m if p] else []) for m in mods]
-            elif isinstance(node, ast.Import):
-                mods = [a.name.split(".")[1:] for a in node.names if a.name.split(".")[0] == "sixstack"]
-            else: continue
-            for m in mods:
-                if not m: continue
-                src, dst = _part(f), m[0]
-                if src != dst: out.setdefault((src, dst), []).append(f"{rel}:{node.lineno}")
+        for mod, level, line, names in _imports(f):
+            if not (level or mod.split(".")[0] == "sixstack"): continue
+            for m in _own_import(PKG, f, mod, level, names):
+                src, dst = _part(f), m.split(".")[0]
+                if m and src != dst: out.setdefault((src, dst), []).append(f"{rel}:{line}")
     return out
 
 

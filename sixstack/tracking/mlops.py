@@ -319,14 +319,6 @@ def log_pyfunc_model(self, model, # an object with `predict_frame`
         save_pyfunc(model, path, input_example, pip_requirements, ship_code, metadata)
         return self.record_model(path, artifact_path)
 
-# %% ../../nbs/01b_tracking.ipynb #734304e5
-def __getattr__(name):
-    "`SixstackPyfunc`, for models logged before the wrapper moved to `sixstack.tracking.packaging`."
-    if name == "SixstackPyfunc":
-        from sixstack.tracking.packaging import pyfunc_class
-        return pyfunc_class()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
 # %% ../../nbs/01b_tracking.ipynb #b72ec75a
 def job_run(run_id:str|None, # the `run_id` parameter of the notebook (None: standalone)
             settings:Settings, # the job's settings

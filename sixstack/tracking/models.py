@@ -93,8 +93,11 @@ LEGACY_MODULES = {f"sixstack.{old}": f"sixstack.{new}" for old, new in {
 
 def legacy_modules() -> list[str]:
     "Make the flat module paths of models pickled before the parts resolve to the parts' modules; returns those added."
+    from sixstack.tracking import packaging
     added = [old for old in LEGACY_MODULES if old not in sys.modules]
     for old in added: sys.modules[old] = importlib.import_module(LEGACY_MODULES[old])
+    tracking = sys.modules["sixstack.tracking"]  # the flat `sixstack.tracking` once held the pyfunc wrapper too
+    if not hasattr(tracking, "SixstackPyfunc"): tracking.SixstackPyfunc = packaging.pyfunc_class()
     return added
 
 # %% ../../nbs/01e_models.ipynb #cf344883

@@ -367,9 +367,10 @@ def train_served(X:pd.DataFrame, y:np.ndarray, # the training rows and their lab
                  progress:bool=True) -> Trained:
     "Every model's OOF, the full ensemble, the candidates to serve and their frontier."
     P = fit_oof(stack_params, X, y, make_folds(y, n_folds, recipe.seed), recipe, per_model=True, progress=progress)
-    ens, combiners = build_ensemble(stack_table(P), X, y, stack_params, recipe, n_folds=n_folds)
+    oof = stack_table(P)
+    ens, combiners = build_ensemble(oof, X, y, stack_params, recipe, n_folds=n_folds)
     cands = served_candidates(P, ens, X, y, recipe, budget_ms=budget_ms, distill_rate=distill_rate, n_folds=n_folds)
-    return Trained(P, stack_table(P), ens, combiners, cands, frontier(cands, y, X, holdout))
+    return Trained(P, oof, ens, combiners, cands, frontier(cands, y, X, holdout))
 
 # %% ../../nbs/05a_budget.ipynb #d970c1dd
 @patch_to(Trained)
