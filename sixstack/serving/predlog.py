@@ -23,8 +23,8 @@ from ..data.tables import CATEGORICAL, CLASSES, FEATURES, NUMERIC, Columns
 logger = logging.getLogger("sixstack.predlog")
 
 # %% auto #0
-__all__ = ['logger', 'META', 'PREDICTIONS', 'ERRORS', 'ALERTS', 'PRED_COLUMNS', 'LogError', 'make_engine', 'PredictionLog',
-           'printable', 'new_request', 'Rows', 'prediction_rows']
+__all__ = ['logger', 'META', 'PREDICTIONS', 'ERRORS', 'ALERTS', 'PRED_COLUMNS', 'LogError', 'make_engine', 'new_request', 'Rows',
+           'prediction_rows', 'PredictionLog', 'printable']
 
 # %% ../../nbs/07a_prediction_log.ipynb #5512a1ea
 META = sa.MetaData()
@@ -138,6 +138,45 @@ def make_engine(url:str, # SQLAlchemy URL, e.g. sqlite:////abs/monitoring.db or 
         ) from None
     return engine
 
+# %% ../../nbs/07a_prediction_log.ipynb #2e35bcf6
+def new_request() -> str: return uuid.uuid4().hex
+
+# %% ../../nbs/07a_prediction_log.ipynb #4293a8b1
+PRED_COLUMNS = (
+    "request_id",
+    "request",
+    "ts",
+    "model_version",
+    "endpoint",
+    *FEATURES,
+    "label",
+    "probability",
+    "latency_ms",
+    "arm",
+)
+
+class Rows(list):
+    "Rows of `PREDICTIONS` as tuples in `PRED_COLUMNS` order: written through the driver's own executemany."
+    def dicts(self) -> list[dict]: return [dict(zip(PRED_COLUMNS, r)) for r in self]
+
+# %% ../../nbs/07a_prediction_log.ipynb #24aace76
+def prediction_rows(request:str, # the HTTP request's id (`new_request()`)
+                    X:pd.DataFrame|Columns, # validated inputs, the seven features
+                    out:pd.DataFrame, # the model's `label` and `probability`
+                    version:str, endpoint:str, latency_ms:float, *, ts:float|None=None,
+                    arm:str="production", # the arm that answered
+                   ) -> Rows:
+    "Log rows of one request: ids `<request>` for a single record, `<request>-<i>` for a batch; missing inputs as NULL."
+    ts = time.time() if ts is None else ts
+    ids = [request] if len(X) == 1 else [f"{request}-{i}" for i in range(len(X))]
+    if isinstance(X, Columns): feats = X.records()
+    else:
+        feats = (X if list(X.columns) == FEATURES else X[FEATURES]).to_numpy(dtype=object)
+        feats[pd.isna(feats)] = None; feats = feats.tolist()
+    const = (request, ts, version, endpoint)
+    return Rows((rid, *const, *f, lab, float(p), latency_ms, arm)
+                for rid, f, lab, p in zip(ids, feats, out["label"].tolist(), out["probability"].tolist()))
+
 # %% ../../nbs/07a_prediction_log.ipynb #9dcc41f3
 class _Pending(threading.Event):
     "One write's rows and what became of them."
@@ -175,6 +214,23 @@ class PredictionLog:
             logger.warning("prediction log probe failed: %s", scrub(f"{type(e).__name__}: {e}")[:300])
             return False
         self.failures = 0; return True
+
+# %% ../../nbs/07a_prediction_log.ipynb #6563521a
+@patch_to(PredictionLog)
+def _start_worker(self:PredictionLog):
+    "The background thread that flushes error counts every 10 s and prunes hourly (started on first use)."
+    if self._worker is not None: return
+    def work():
+        while True:
+            time.sleep(10)
+            try:
+                self.flush_errors()
+                if self.retention_days and time.time() - self._pruned > 3600: self.prune()
+            except Exception as e: logger.warning("prediction log housekeeping failed: %s", scrub(str(e))[:300])
+    with self._tally_lock:
+        if self._worker is None:
+            self._worker = threading.Thread(target=work, name="sixstack-predlog", daemon=True)
+            self._worker.start()
 
 # %% ../../nbs/07a_prediction_log.ipynb #9dca3017
 def _insert_sql(dialect) -> str|None:
@@ -287,67 +343,11 @@ def flush_errors(self:PredictionLog, everything:bool=False, # also the current m
             self.errors_dropped += sum(r["count"] for r in rows)
     return len(rows)
 
-# %% ../../nbs/07a_prediction_log.ipynb #6563521a
-@patch_to(PredictionLog)
-def _start_worker(self:PredictionLog):
-    "The background thread that flushes error counts every 10 s and prunes hourly (started on first use)."
-    if self._worker is not None: return
-    def work():
-        while True:
-            time.sleep(10)
-            try:
-                self.flush_errors()
-                if self.retention_days and time.time() - self._pruned > 3600: self.prune()
-            except Exception as e: logger.warning("prediction log housekeeping failed: %s", scrub(str(e))[:300])
-    with self._tally_lock:
-        if self._worker is None:
-            self._worker = threading.Thread(target=work, name="sixstack-predlog", daemon=True)
-            self._worker.start()
-
 # %% ../../nbs/07a_prediction_log.ipynb #6e170525
 @patch_to(PredictionLog)
 def close(self:PredictionLog):
     "Write the pending error counts and release the connections."
     self.flush_errors(everything=True); self.engine.dispose()
-
-# %% ../../nbs/07a_prediction_log.ipynb #2e35bcf6
-def new_request() -> str: return uuid.uuid4().hex
-
-# %% ../../nbs/07a_prediction_log.ipynb #4293a8b1
-PRED_COLUMNS = (
-    "request_id",
-    "request",
-    "ts",
-    "model_version",
-    "endpoint",
-    *FEATURES,
-    "label",
-    "probability",
-    "latency_ms",
-    "arm",
-)
-
-class Rows(list):
-    "Rows of `PREDICTIONS` as tuples in `PRED_COLUMNS` order: written through the driver's own executemany."
-    def dicts(self) -> list[dict]: return [dict(zip(PRED_COLUMNS, r)) for r in self]
-
-# %% ../../nbs/07a_prediction_log.ipynb #24aace76
-def prediction_rows(request:str, # the HTTP request's id (`new_request()`)
-                    X:pd.DataFrame|Columns, # validated inputs, the seven features
-                    out:pd.DataFrame, # the model's `label` and `probability`
-                    version:str, endpoint:str, latency_ms:float, *, ts:float|None=None,
-                    arm:str="production", # the arm that answered
-                   ) -> Rows:
-    "Log rows of one request: ids `<request>` for a single record, `<request>-<i>` for a batch; missing inputs as NULL."
-    ts = time.time() if ts is None else ts
-    ids = [request] if len(X) == 1 else [f"{request}-{i}" for i in range(len(X))]
-    if isinstance(X, Columns): feats = X.records()
-    else:
-        feats = (X if list(X.columns) == FEATURES else X[FEATURES]).to_numpy(dtype=object)
-        feats[pd.isna(feats)] = None; feats = feats.tolist()
-    const = (request, ts, version, endpoint)
-    return Rows((rid, *const, *f, lab, float(p), latency_ms, arm)
-                for rid, f, lab, p in zip(ids, feats, out["label"].tolist(), out["probability"].tolist()))
 
 # %% ../../nbs/07a_prediction_log.ipynb #cfacfa8d
 _REQUEST_ID = re.compile(r"[0-9A-Za-z_.:-]{1,100}")  # what `new_request` returns (and `-i` for a batch's rows)
