@@ -47,6 +47,7 @@ ENGINEERED: dict[str, Callable[[pd.DataFrame], pd.Series]] = {
     "fear_drained": lambda d: d["Stage_fear"] * d["Drained_after_socializing"],
 }
 
+# %% ../../nbs/02_preprocessing.ipynb #7f84792e
 def numeric_frame(X:pd.DataFrame) -> pd.DataFrame:
     "The seven features as floats (Yes = 1, No = 0), missing kept."
     out = X[FEATURES].copy()
