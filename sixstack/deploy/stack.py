@@ -97,9 +97,6 @@ class Postgres:
         self.port = port or (int(saved.read_text()) if saved.exists() else free_port())
         self.bin, self._as = postgres_bin(), (["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else [])
 
-    def _run(self, *cmd) -> subprocess.CompletedProcess:
-        return subprocess.run(self._as + [str(c) for c in cmd], capture_output=True, text=True)
-
     def url(self, db:str="postgres", driver:str="postgresql+psycopg", with_password:bool=False) -> str:
         "The database's URL (without the password unless asked: libpq reads it from `PGPASSFILE`)."
         auth = f"postgres:{self.password}" if with_password else "postgres"
@@ -111,6 +108,11 @@ class Postgres:
     def env(self) -> dict:
         "The environment a client needs: the password file."
         return {"PGPASSFILE": str(self.passfile)}
+
+# %% ../../nbs/01f_stack.ipynb #d99ea300
+@patch_to(Postgres)
+def _run(self:Postgres, *cmd) -> subprocess.CompletedProcess:
+    return subprocess.run(self._as + [str(c) for c in cmd], capture_output=True, text=True)
 
 # %% ../../nbs/01f_stack.ipynb #37dbd6f4
 def private_dir(path:Path, # a folder that holds secrets (created if missing)
@@ -269,8 +271,10 @@ class Stack:
                 "SIXSTACK_OPTUNA_STORAGE": self.pg.url("optuna"),
                 "SIXSTACK_MONITOR_DB": self.pg.url("monitoring")} | self.pg.env()
 
-    def _save(self):
-        self.state_file.write_text(json.dumps({"s3": self.s3, "mlflow_port": self.port, "pids": self.pids}, indent=1))
+# %% ../../nbs/01f_stack.ipynb #a31d9edd
+@patch_to(Stack)
+def _save(self:Stack):
+    self.state_file.write_text(json.dumps({"s3": self.s3, "mlflow_port": self.port, "pids": self.pids}, indent=1))
 
 # %% ../../nbs/01f_stack.ipynb #929dee22
 def _alive(pid:int|None) -> bool:

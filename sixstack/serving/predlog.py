@@ -197,23 +197,26 @@ class PredictionLog:
         # commits; failed writes in a row; error counts dropped (bound)
         self.commits, self.failures, self.errors_dropped = 0, 0, 0
 
-    @property
-    def healthy(self) -> bool:
-        "False after three failed writes in a row (until a write or `probe` succeeds)."
-        return self.failures < 3
+# %% ../../nbs/07a_prediction_log.ipynb #331063bb
+@patch_to(PredictionLog, as_prop=True)
+def healthy(self:PredictionLog) -> bool:
+    "False after three failed writes in a row (until a write or `probe` succeeds)."
+    return self.failures < 3
 
-    def probe(self) -> bool:
-        "Whether a write goes through now (a row inserted, rolled back, time-bounded); success makes the log healthy."
-        row = {"request_id": f"probe-{uuid.uuid4().hex}", "request": "probe", "ts": time.time()}
-        try:
-            with self.engine.connect() as conn:
-                t = conn.begin()
-                conn.execute(PREDICTIONS.insert(), [row])
-                t.rollback()
-        except Exception as e:
-            logger.warning("prediction log probe failed: %s", scrub(f"{type(e).__name__}: {e}")[:300])
-            return False
-        self.failures = 0; return True
+# %% ../../nbs/07a_prediction_log.ipynb #23987560
+@patch_to(PredictionLog)
+def probe(self:PredictionLog) -> bool:
+    "Whether a write goes through now (a row inserted, rolled back, time-bounded); success makes the log healthy."
+    row = {"request_id": f"probe-{uuid.uuid4().hex}", "request": "probe", "ts": time.time()}
+    try:
+        with self.engine.connect() as conn:
+            t = conn.begin()
+            conn.execute(PREDICTIONS.insert(), [row])
+            t.rollback()
+    except Exception as e:
+        logger.warning("prediction log probe failed: %s", scrub(f"{type(e).__name__}: {e}")[:300])
+        return False
+    self.failures = 0; return True
 
 # %% ../../nbs/07a_prediction_log.ipynb #6563521a
 @patch_to(PredictionLog)

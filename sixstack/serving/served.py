@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from fastcore.basics import patch_to
+
 from ..config import Settings, scrub
 from ..data.tables import Columns
 from ..tracking.models import ModelRefused, discard
@@ -95,9 +97,12 @@ class Holder:
             # requests in flight hold the model object, not its files
             if old is not None and old.path != new.path: discard(old.path)
             return new
-    def _failed(self, msg:str):
-        self.error = msg if self.current is None else f"{msg} (still serving version {self.current.version})"
-        logger.error(self.error)
+
+# %% ../../nbs/07c_served.ipynb #e3861fa9
+@patch_to(Holder)
+def _failed(self:Holder, msg:str):
+    self.error = msg if self.current is None else f"{msg} (still serving version {self.current.version})"
+    logger.error(self.error)
 
 # %% ../../nbs/07c_served.ipynb #dad20513
 def alias_version(settings:Settings, name:str, alias:str) -> str:
@@ -181,18 +186,20 @@ class Coalescer:
         if job.error is not None: raise job.error
         return job.out
 
-    def _run(self, jobs:list[_Job]):
-        "One model call per served version among `jobs`; each job gets its own rows (or the error)."
-        for s in {id(j.served): j.served for j in jobs}.values():
-            group = [j for j in jobs if j.served is s]
-            try:
-                parts = [j.df for j in group]
-                if len(parts) == 1: X = parts[0]
-                elif all(isinstance(p, Columns) for p in parts): X = Columns.concat(parts)
-                else: X = pd.concat([p.frame() if isinstance(p, Columns) else p for p in parts], ignore_index=True)
-                out = Answers.of(s.model, X); self.calls += 1
-                at = np.cumsum([0] + [len(j.df) for j in group])
-                for j, a, b in zip(group, at[:-1], at[1:]): j.out = out if len(group) == 1 else out.rows(a, b)
-            except Exception as e:
-                for j in group: j.error = e
-            for j in group: j.set()
+# %% ../../nbs/07c_served.ipynb #6cf16761
+@patch_to(Coalescer)
+def _run(self:Coalescer, jobs:list[_Job]):
+    "One model call per served version among `jobs`; each job gets its own rows (or the error)."
+    for s in {id(j.served): j.served for j in jobs}.values():
+        group = [j for j in jobs if j.served is s]
+        try:
+            parts = [j.df for j in group]
+            if len(parts) == 1: X = parts[0]
+            elif all(isinstance(p, Columns) for p in parts): X = Columns.concat(parts)
+            else: X = pd.concat([p.frame() if isinstance(p, Columns) else p for p in parts], ignore_index=True)
+            out = Answers.of(s.model, X); self.calls += 1
+            at = np.cumsum([0] + [len(j.df) for j in group])
+            for j, a, b in zip(group, at[:-1], at[1:]): j.out = out if len(group) == 1 else out.rows(a, b)
+        except Exception as e:
+            for j in group: j.error = e
+        for j in group: j.set()

@@ -52,10 +52,11 @@ def _rows(out:pd.DataFrame, rid:str) -> list[dict]:
     return [{"request_id": r, "label": lab, "probability": p}
             for r, lab, p in zip(ids, out["label"].tolist(), out["probability"].tolist())]
 
-# %% ../../nbs/07_serving.ipynb #f76edd26
+# %% ../../nbs/07_serving.ipynb #43850ce1
 INLINE_PARSE_BYTES = 64_000  # bodies up to this size are parsed on the event loop; larger ones in the thread pool
 ONE_RECORD_BYTES = 65_536  # the body limit of endpoints that take one record
 
+# %% ../../nbs/07_serving.ipynb #f76edd26
 class Service:
     "One service instance: the served model, its limits and tokens, the prediction log, metrics and dashboard."
     def __init__(self, loader, # () -> Served: loads the model to serve
@@ -82,17 +83,21 @@ class Service:
         self.metrics, self.watchers = ServiceMetrics(predlog, self.arms), []  # `Watcher`s when it follows its aliases
         self.coalescer, self._probed = Coalescer(coalesce_rows) if coalesce_rows > 0 else None, 0.0
 
-    def authorized(self, request:Request, token:str|None) -> bool:
-        "Whether the request carries `token` as its bearer token (never, if there is no token)."
-        got = request.headers.get("authorization", "")
-        return bool(token) and secrets.compare_digest(got.encode(), f"Bearer {token}".encode())
+# %% ../../nbs/07_serving.ipynb #85ae151a
+@patch_to(Service)
+def authorized(self:Service, request:Request, token:str|None) -> bool:
+    "Whether the request carries `token` as its bearer token (never, if there is no token)."
+    got = request.headers.get("authorization", "")
+    return bool(token) and secrets.compare_digest(got.encode(), f"Bearer {token}".encode())
 
-    async def body(self, request:Request, mlflow:bool=False, limit:int|None=None):
-        "The request's JSON, read within the size limit and the byte budget (held until the answer is built)."
-        raw = await read_body(request, limit or self.max_body, self.budget, keep=True)
-        request.state.held = getattr(request.state, "held", 0) + len(raw)  # given back by `_scored`
-        if len(raw) <= INLINE_PARSE_BYTES: return parse_json(raw, mlflow, self.max_values)
-        return await run_in_threadpool(parse_json, raw, mlflow, self.max_values)
+# %% ../../nbs/07_serving.ipynb #bdb42cd2
+@patch_to(Service)
+async def body(self:Service, request:Request, mlflow:bool=False, limit:int|None=None):
+    "The request's JSON, read within the size limit and the byte budget (held until the answer is built)."
+    raw = await read_body(request, limit or self.max_body, self.budget, keep=True)
+    request.state.held = getattr(request.state, "held", 0) + len(raw)  # given back by `_scored`
+    if len(raw) <= INLINE_PARSE_BYTES: return parse_json(raw, mlflow, self.max_values)
+    return await run_in_threadpool(parse_json, raw, mlflow, self.max_values)
 
 # %% ../../nbs/07_serving.ipynb #99513cce
 @patch_to(Service)

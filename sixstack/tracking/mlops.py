@@ -37,31 +37,37 @@ class MLOpsIntegration:
         if not self.enabled: warn_once("off", f"MLOps switched off: tracking calls are spooled to {self.spool.path}")
         elif self.degraded: self._warn_down("it failed less than a minute ago")
 
-    def _warn_down(self, why:str):
-        warn_once(
-            "down",
-            f"MLflow tracking at {redact(self.settings.tracking_uri)} is unavailable ({why}); training goes on and "
-            f"what cannot be logged is spooled to {self.spool.path} (`sixstack tracking replay` restores it)",
-        )
-
-    def _degrade(self, e:Exception):
-        "Switch to the spool for the rest of this object's life (and tell other processes the store is down)."
-        self.degraded = True
-        mark_down(self.settings)
-        self._warn_down(f"{type(e).__name__}: {scrub(str(e))[:200]}")
-
     @property
     def client(self):
         "The MlflowClient (connects on first use)."
         if self._c is None: self._c = connect(self.settings)
         return self._c
 
-    def _do(self, op:str, fn, **record):
-        "Run `fn(client)`; on failure (or when degraded) spool the call instead."
-        if not self.degraded:
-            try: return fn(self.client)
-            except Exception as e: self._degrade(e)
-        self.spool.append(self.run_id or "orphan", op, **record)
+# %% ../../nbs/01b_tracking.ipynb #5591eec6
+@patch_to(MLOpsIntegration)
+def _warn_down(self:MLOpsIntegration, why:str):
+    warn_once(
+        "down",
+        f"MLflow tracking at {redact(self.settings.tracking_uri)} is unavailable ({why}); training goes on and "
+        f"what cannot be logged is spooled to {self.spool.path} (`sixstack tracking replay` restores it)",
+    )
+
+# %% ../../nbs/01b_tracking.ipynb #c306e70b
+@patch_to(MLOpsIntegration)
+def _degrade(self:MLOpsIntegration, e:Exception):
+    "Switch to the spool for the rest of this object's life (and tell other processes the store is down)."
+    self.degraded = True
+    mark_down(self.settings)
+    self._warn_down(f"{type(e).__name__}: {scrub(str(e))[:200]}")
+
+# %% ../../nbs/01b_tracking.ipynb #6c549f14
+@patch_to(MLOpsIntegration)
+def _do(self:MLOpsIntegration, op:str, fn, **record):
+    "Run `fn(client)`; on failure (or when degraded) spool the call instead."
+    if not self.degraded:
+        try: return fn(self.client)
+        except Exception as e: self._degrade(e)
+    self.spool.append(self.run_id or "orphan", op, **record)
 
 # %% ../../nbs/01b_tracking.ipynb #bb25b8ae
 @patch_to(MLOpsIntegration)

@@ -13,6 +13,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pandas as pd
 
+from fastcore.basics import patch_to
+
 # %% auto #0
 __all__ = ['FLAT_MAX_ROWS', 'as_matrix', 'FlatForest', 'FlatBoosting', 'stack_pool', 'fast_proba']
 
@@ -67,15 +69,17 @@ class FlatForest:
         v = np.concatenate([t.value[:, 0, :] for t in ts]); norm = v.sum(axis=1); norm[norm == 0] = 1.0
         self.p1, self.roots, self.depth = v[:, 1] / norm, off, max(t.max_depth for t in ts)
 
-    def _go_left(self, X, rows, node):
-        x = X[rows, self.feature[node]]
-        return np.where(np.isnan(x), self.missing_left[node], x <= self.threshold[node])
-
     def predict_proba(self, X, cache:dict|None=None) -> np.ndarray:
         "P(class 1) per row of a float matrix or a numeric frame (`cache`: see `as_matrix`)."
         X = as_matrix(X, cache) if isinstance(X, pd.DataFrame) else X
         node = _walk(np.asarray(X, dtype=np.float32), self.left, self.right, self.roots, self.depth, self._go_left)
         return np.cumsum(self.p1[node], axis=1)[:, -1] / len(self.roots)  # sequential like scikit-learn's accumulation
+
+# %% ../../nbs/04a_fast_predict.ipynb #50ed6c9c
+@patch_to(FlatForest)
+def _go_left(self:FlatForest, X, rows, node):
+    x = X[rows, self.feature[node]]
+    return np.where(np.isnan(x), self.missing_left[node], x <= self.threshold[node])
 
 # %% ../../nbs/04a_fast_predict.ipynb #ad10d018
 def _bits(sets:np.ndarray, row:np.ndarray, v:np.ndarray) -> np.ndarray:
@@ -124,33 +128,37 @@ class FlatBoosting:
             else (pre.transformers_[0][2], pre.transformers_[1][2], pre.named_transformers_["encoder"].categories_)
         )
 
-    def _input(self, X:pd.DataFrame, cache:dict|None=None) -> np.ndarray:
-        "The model's input: categoricals first, as positions in the encoder's categories (unknown: missing), numerics."
-        M = as_matrix(X, cache)
-        if self.encoder is None: return M
-        is_cat, is_num, categories = self.encoder
-        cols = []
-        for j, known in zip(np.flatnonzero(is_cat), categories):
-            known = list(known)
-            lut = np.array([known.index(k) if k in known else np.nan for k in X.dtypes.iloc[j].categories] + [np.nan])
-            # a missing value (NaN code) reads the last entry
-            cols.append(lut[np.where(np.isnan(M[:, j]), -1, M[:, j]).astype(np.intp)])
-        return np.column_stack(cols + [M[:, is_num]])
-
-    def _go_left(self, X, rows, node):
-        x = X[rows, self.feature[node]]; cat, ml = self.cat[node], self.missing_left[node]
-        missing = np.isnan(x) | (cat & (x < 0))
-        v = np.where(cat & ~missing, x, 0).astype(np.intp)
-        in_left, known = _bits(self.left_bits, self.left_row[node], v), _bits(self.known_bits, self.known_row[node], v)
-        cat_left = np.where(in_left, True, np.where(known, False, ml))
-        return np.where(missing, ml, np.where(cat, cat_left, x <= self.threshold[node]))
-
     def predict_proba(self, X:pd.DataFrame, cache:dict|None=None) -> np.ndarray:
         "P(class 1) per row (`cache`: see `as_matrix`)."
         node = _walk(self._input(X, cache), self.left, self.right, self.roots, self.depth, self._go_left)
         # baseline, then trees in order
         raw = np.cumsum(np.column_stack([np.full(len(node), self.baseline), self.value[node]]), axis=1)[:, -1]
         return self.loss.predict_proba(raw)[:, 1]
+
+# %% ../../nbs/04a_fast_predict.ipynb #ba167931
+@patch_to(FlatBoosting)
+def _input(self:FlatBoosting, X:pd.DataFrame, cache:dict|None=None) -> np.ndarray:
+    "The model's input: categoricals first, as positions in the encoder's categories (unknown: missing), numerics."
+    M = as_matrix(X, cache)
+    if self.encoder is None: return M
+    is_cat, is_num, categories = self.encoder
+    cols = []
+    for j, known in zip(np.flatnonzero(is_cat), categories):
+        known = list(known)
+        lut = np.array([known.index(k) if k in known else np.nan for k in X.dtypes.iloc[j].categories] + [np.nan])
+        # a missing value (NaN code) reads the last entry
+        cols.append(lut[np.where(np.isnan(M[:, j]), -1, M[:, j]).astype(np.intp)])
+    return np.column_stack(cols + [M[:, is_num]])
+
+# %% ../../nbs/04a_fast_predict.ipynb #a7563b92
+@patch_to(FlatBoosting)
+def _go_left(self:FlatBoosting, X, rows, node):
+    x = X[rows, self.feature[node]]; cat, ml = self.cat[node], self.missing_left[node]
+    missing = np.isnan(x) | (cat & (x < 0))
+    v = np.where(cat & ~missing, x, 0).astype(np.intp)
+    in_left, known = _bits(self.left_bits, self.left_row[node], v), _bits(self.known_bits, self.known_row[node], v)
+    cat_left = np.where(in_left, True, np.where(known, False, ml))
+    return np.where(missing, ml, np.where(cat, cat_left, x <= self.threshold[node]))
 
 # %% ../../nbs/04a_fast_predict.ipynb #56a4c186
 _POOL, _POOL_LOCK = None, threading.Lock()

@@ -13,6 +13,8 @@ from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from fastcore.basics import patch_to
+
 from .augmentation import augmented_model
 from .fast import fast_proba
 from .features import FeaturePipeline, Recipe
@@ -197,13 +199,6 @@ class StackModel(BaseEstimator, ClassifierMixin):
             svm_max_rows,
         )
 
-    def _inputs(self, X:pd.DataFrame, cache:dict|None=None) -> dict[str, pd.DataFrame]:
-        "Model input per encoding, computed once for the models that share it (and via `cache` across stacks)."
-        cache = {} if cache is None else cache
-        for fp in self.features_.values():
-            if fp.key() not in cache: cache[fp.key()] = fp.transform(X)
-        return {enc: cache[fp.key()] for enc, fp in self.features_.items()}
-
     def fit(self, X:pd.DataFrame, y:np.ndarray):
         "Fit the feature pipelines, then every model (on labels with injected noise when `noise_rate` > 0)."
         y = np.asarray(y).copy()
@@ -238,6 +233,15 @@ class StackModel(BaseEstimator, ClassifierMixin):
 
     def __getstate__(self):  # the flat copies are rebuilt on demand, not pickled with the model
         return {k: v for k, v in super().__getstate__().items() if k != "_flat"}
+
+# %% ../../nbs/04_model_stacks.ipynb #58630baa
+@patch_to(StackModel)
+def _inputs(self:StackModel, X:pd.DataFrame, cache:dict|None=None) -> dict[str, pd.DataFrame]:
+    "Model input per encoding, computed once for the models that share it (and via `cache` across stacks)."
+    cache = {} if cache is None else cache
+    for fp in self.features_.values():
+        if fp.key() not in cache: cache[fp.key()] = fp.transform(X)
+    return {enc: cache[fp.key()] for enc, fp in self.features_.items()}
 
 # %% ../../nbs/04_model_stacks.ipynb #7c0ac0d4
 def stack_defaults(stack:str, n_estimators:int=250) -> dict:
