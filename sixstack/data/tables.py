@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from fastcore.basics import patch_to
+
 # %% auto #0
 __all__ = ['NUMERIC', 'CATEGORICAL', 'FEATURES', 'LABEL', 'ID', 'CLASSES', 'YES_NO', 'RANGES', 'DataValidationError', 'Columns',
            'make_frame', 'write_sample', 'ensure_sample', 'load_table', 'match_lookup', 'match_values', 'add_match_p',
@@ -44,19 +46,23 @@ class Columns:
     def __contains__(self, c:str) -> bool: return c in self.cols
     columns = FEATURES
 
-    def frame(self) -> pd.DataFrame:
-        "As a DataFrame (Yes/No as objects)."
-        return pd.DataFrame({c: pd.Series(v, dtype=object) if c in CATEGORICAL else v for c, v in self.cols.items()})
-
-    def records(self) -> list[tuple]:
-        "Rows as tuples, a missing value as None."
-        miss = lambda v: v is None or (isinstance(v, float) and v != v)
-        return list(zip(*[[None if miss(v) else v for v in self.cols[c].tolist()] for c in FEATURES]))
-
     @staticmethod
     def concat(parts:list[Columns]) -> Columns:
         "The rows of several, in order."
         return Columns({c: np.concatenate([p.cols[c] for p in parts]) for c in FEATURES})
+
+# %% ../../nbs/00a_data.ipynb #a360cdf4
+@patch_to(Columns)
+def frame(self:Columns) -> pd.DataFrame:
+    "As a DataFrame (Yes/No as objects)."
+    return pd.DataFrame({c: pd.Series(v, dtype=object) if c in CATEGORICAL else v for c, v in self.cols.items()})
+
+# %% ../../nbs/00a_data.ipynb #66bb13fa
+@patch_to(Columns)
+def records(self:Columns) -> list[tuple]:
+    "Rows as tuples, a missing value as None."
+    miss = lambda v: v is None or (isinstance(v, float) and v != v)
+    return list(zip(*[[None if miss(v) else v for v in self.cols[c].tolist()] for c in FEATURES]))
 
 # %% ../../nbs/00a_data.ipynb #adeaa601
 # class-conditional (mean, sd) of each numeric feature and P(Yes) of each Yes/No feature

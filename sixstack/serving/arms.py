@@ -57,20 +57,26 @@ class Arms:
             self._thread = threading.Thread(target=self._shadow_loop, name="sixstack-shadow", daemon=True)
             self._thread.start()
 
-    def holders(self) -> dict[str, Holder]:
-        "The arms' holders by name."
-        return {"production": self.production} | ({"challenger": self.challenger} if self.challenger else {})
+# %% ../../nbs/07d_arms.ipynb #336ee1b9
+@patch_to(Arms)
+def holders(self:Arms) -> dict[str, Holder]:
+    "The arms' holders by name."
+    return {"production": self.production} | ({"challenger": self.challenger} if self.challenger else {})
 
-    def pick(self, subject:str|None=None) -> tuple[str, Served|None]:
-        "The arm that answers (and its model): the challenger for its share in A/B mode, if it is loaded."
-        ch = self.challenger.current if self.challenger is not None else None
-        if self.mode == "ab" and ch is not None:
-            if (subject_unit(subject) if subject else self._rng.random()) < self.share: return "challenger", ch
-        return "production", self.production.current
+# %% ../../nbs/07d_arms.ipynb #7273eed4
+@patch_to(Arms)
+def pick(self:Arms, subject:str|None=None) -> tuple[str, Served|None]:
+    "The arm that answers (and its model): the challenger for its share in A/B mode, if it is loaded."
+    ch = self.challenger.current if self.challenger is not None else None
+    if self.mode == "ab" and ch is not None:
+        if (subject_unit(subject) if subject else self._rng.random()) < self.share: return "challenger", ch
+    return "production", self.production.current
 
-    def shadow_model(self) -> Served|None:
-        "The shadow challenger's model, if there is one and it is loaded."
-        return self.challenger.current if self.mode == "shadow" else None
+# %% ../../nbs/07d_arms.ipynb #2c96352c
+@patch_to(Arms)
+def shadow_model(self:Arms) -> Served|None:
+    "The shadow challenger's model, if there is one and it is loaded."
+    return self.challenger.current if self.mode == "shadow" else None
 
 # %% ../../nbs/07d_arms.ipynb #f181c2c6
 @patch_to(Arms)

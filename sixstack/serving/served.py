@@ -121,28 +121,34 @@ class Watcher:
         self.holder, self.resolve, self.interval, self.on_swap = holder, resolve, interval, on_swap
         self.refused, self._stop, self._thread = None, threading.Event(), None
 
-    def check(self) -> bool:
-        "One poll: load the alias's version if it is not the served one; whether it swapped."
-        try: want = self.resolve()
-        except Exception as e:
-            logger.warning("watch: the registry did not answer (%s); still serving what we have",
-                           scrub(f"{type(e).__name__}: {e}")[:300]); return False
-        cur = self.holder.current
-        if (cur is not None and cur.version == want) or want == self.refused: return False
-        try: new = self.holder.load()
-        except Exception: self.refused = want; return False  # the holder logged why; tried again when the alias moves
-        self.refused = None
-        logger.info("watch: now serving version %s (was %s)", new.version, cur.version if cur else "none")
-        if self.on_swap: self.on_swap(new)
-        return True
+# %% ../../nbs/07c_served.ipynb #104eddaf
+@patch_to(Watcher)
+def check(self:Watcher) -> bool:
+    "One poll: load the alias's version if it is not the served one; whether it swapped."
+    try: want = self.resolve()
+    except Exception as e:
+        logger.warning("watch: the registry did not answer (%s); still serving what we have",
+                       scrub(f"{type(e).__name__}: {e}")[:300]); return False
+    cur = self.holder.current
+    if (cur is not None and cur.version == want) or want == self.refused: return False
+    try: new = self.holder.load()
+    except Exception: self.refused = want; return False  # the holder logged why; tried again when the alias moves
+    self.refused = None
+    logger.info("watch: now serving version %s (was %s)", new.version, cur.version if cur else "none")
+    if self.on_swap: self.on_swap(new)
+    return True
 
-    def start(self) -> Watcher:
-        def loop():
-            while not self._stop.wait(self.interval): self.check()
-        self._thread = threading.Thread(target=loop, name="sixstack-watch", daemon=True); self._thread.start()
-        return self
+# %% ../../nbs/07c_served.ipynb #9f8d86a5
+@patch_to(Watcher)
+def start(self:Watcher) -> Watcher:
+    def loop():
+        while not self._stop.wait(self.interval): self.check()
+    self._thread = threading.Thread(target=loop, name="sixstack-watch", daemon=True); self._thread.start()
+    return self
 
-    def stop(self): self._stop.set(); self._thread and self._thread.join(5)
+# %% ../../nbs/07c_served.ipynb #05a74c4b
+@patch_to(Watcher)
+def stop(self:Watcher): self._stop.set(); self._thread and self._thread.join(5)
 
 # %% ../../nbs/07c_served.ipynb #b6d0997e
 class _Job(threading.Event):

@@ -28,15 +28,21 @@ class RowCap(BaseEstimator, ClassifierMixin):
     "Fit `estimator` on at most `max_rows` rows (a stratified sample): bounds an SVM's quadratic cost."
     def __init__(self, estimator=None, max_rows: int = 3000, seed: int = 0):
         self.estimator, self.max_rows, self.seed = estimator, max_rows, seed
-    def fit(self, X, y):
-        idx = np.arange(len(y))
-        if len(y) > self.max_rows:
-            from sklearn.model_selection import train_test_split
-            idx, _ = train_test_split(idx, train_size=self.max_rows, stratify=y, random_state=self.seed)
-        self.estimator_ = clone(self.estimator).fit(X.iloc[idx] if hasattr(X, "iloc") else X[idx], np.asarray(y)[idx])
-        self.classes_ = self.estimator_.classes_
-        return self
-    def predict_proba(self, X): return self.estimator_.predict_proba(X)
+
+# %% ../../nbs/04_model_stacks.ipynb #77bf356c
+@patch_to(RowCap)
+def fit(self:RowCap, X, y):
+    idx = np.arange(len(y))
+    if len(y) > self.max_rows:
+        from sklearn.model_selection import train_test_split
+        idx, _ = train_test_split(idx, train_size=self.max_rows, stratify=y, random_state=self.seed)
+    self.estimator_ = clone(self.estimator).fit(X.iloc[idx] if hasattr(X, "iloc") else X[idx], np.asarray(y)[idx])
+    self.classes_ = self.estimator_.classes_
+    return self
+
+# %% ../../nbs/04_model_stacks.ipynb #d69c447c
+@patch_to(RowCap)
+def predict_proba(self:RowCap, X): return self.estimator_.predict_proba(X)
 
 # %% ../../nbs/04_model_stacks.ipynb #af5ca6f5
 ENCODING = {"rf": "numeric", "et": "numeric", "lr": "numeric", "svm": "numeric", "nb": "numeric", "mlp": "numeric",

@@ -17,6 +17,7 @@ from typing import Callable
 
 import numpy as np
 import pandas as pd
+from fastcore.basics import patch_to
 
 from .features import Recipe, oof_predict, scores
 from .stacks import STACKS, make_stack, stack_defaults, stack_fit_predict, suggest
@@ -108,17 +109,21 @@ class TrialLock:
             self._lock = FileLock(f"{storage[len('sqlite:///'):]}.{key.hex()[:16]}.lock")
         else: self._lock = threading.Lock()
 
-    def acquire(self):
-        if self.kind != "postgresql": return self._lock.acquire()
-        import sqlalchemy as sa
-        self._conn = self._engine.connect()  # a session of its own: the lock goes when a killed worker's session does
-        self._conn.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": self._key})
+# %% ../../nbs/04b_tuning.ipynb #cc783f1a
+@patch_to(TrialLock)
+def acquire(self:TrialLock):
+    if self.kind != "postgresql": return self._lock.acquire()
+    import sqlalchemy as sa
+    self._conn = self._engine.connect()  # a session of its own: the lock goes when a killed worker's session does
+    self._conn.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": self._key})
 
-    def release(self):
-        if self.kind != "postgresql": return self._lock.release()
-        import sqlalchemy as sa
-        try: self._conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": self._key})
-        finally: self._conn.close(); self._conn = None
+# %% ../../nbs/04b_tuning.ipynb #e1b75453
+@patch_to(TrialLock)
+def release(self:TrialLock):
+    if self.kind != "postgresql": return self._lock.release()
+    import sqlalchemy as sa
+    try: self._conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": self._key})
+    finally: self._conn.close(); self._conn = None
 
 # %% ../../nbs/04b_tuning.ipynb #8863f2ec
 def run_trials(study, # an Optuna study (`open_study`)
