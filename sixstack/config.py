@@ -67,10 +67,11 @@ def resolve_tracking_uri(uri:str, # a tracking URI, file path or `sqlite:///rela
         return (path if path.is_absolute() else root / path).resolve().as_uri()
     return uri
 
-# %% ../nbs/01a_config.ipynb #0839c393
+# %% ../nbs/01a_config.ipynb #faa79005
 _SECRET_QUERY = re.compile(r"(?i)((?:password|passwd|pwd|token|secret|key)=)[^&;]*")
 _AUTH = re.compile(r"(?s)(?P<head>[a-zA-Z][a-zA-Z0-9+.-]*://[^:/?#@\s]*):(?P<pw>.*)@(?P<rest>[^@]*)")
 
+# %% ../nbs/01a_config.ipynb #0839c393
 def redact(url:str|None, # any URL (or None)
           ) -> str|None:
     "The URL with its password (everything from `user:` to the last `@`) and secret-looking query values as `***`."
@@ -80,15 +81,14 @@ def redact(url:str|None, # any URL (or None)
     head, q, query = out.partition("?")
     return head + q + _SECRET_QUERY.sub(r"\1***", query) if q else out
 
-
-# %% ../nbs/01a_config.ipynb #841a3661
+# %% ../nbs/01a_config.ipynb #414ad723
 _URL = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s<>]+")  # quotes included: a password may hold one
 
+# %% ../nbs/01a_config.ipynb #841a3661
 def scrub(text:str, # any text, e.g. an exception message
          ) -> str:
     "`text` with every URL in it redacted."
     return _URL.sub(lambda m: redact(m.group(0)), text)
-
 
 # %% ../nbs/01a_config.ipynb #1b4a0c6b
 def _flag(v:str) -> bool:
@@ -104,10 +104,11 @@ def _number(env:dict, k:str) -> float:
     try: return float(env[k])
     except ValueError: raise ValueError(f"{k} must be a number, got {env[k]!r}") from None
 
-# %% ../nbs/01a_config.ipynb #d6d22673
+# %% ../nbs/01a_config.ipynb #26b26c06
 _URLS = ("tracking_uri", "optuna_storage", "monitor_db", "webhook_url")
 _TOKENS = ("admin_token", "feedback_token", "dashboard_token", "signing_key")
 
+# %% ../nbs/01a_config.ipynb #d6d22673
 @dataclass(frozen=True)
 class Settings:
     "Resolved project settings (see the table above)."
@@ -159,7 +160,7 @@ class Settings:
 
     def __repr__(self): return f"Settings({', '.join(f'{k}={v!r}' for k, v in self.public().items())})"
 
-# %% ../nbs/01a_config.ipynb #c206a20a
+# %% ../nbs/01a_config.ipynb #77d005ed
 ENV_KEYS = {
     "tracking_uri": "MLFLOW_TRACKING_URI",
     "experiment_name": "MLFLOW_EXPERIMENT_NAME",
@@ -172,6 +173,7 @@ ENV_KEYS = {
 }
 _REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
+# %% ../nbs/01a_config.ipynb #c206a20a
 def named_environment(name:str, # the environment's section in the file
                       env:dict, # the process's variables (for `${VAR}` references)
                       root:Path, # the project root
@@ -244,7 +246,7 @@ def get_settings(env:dict|None=None, # variables to read (default: `os.environ`)
     o |= {k: rel(o[k]) for k in ("reports_dir", "data_dir", "spool_path") if k in o}
     return replace(s, **o)
 
-# %% ../nbs/01a_config.ipynb #943b2389
+# %% ../nbs/01a_config.ipynb #858737ae
 _ENV = {
     "tracking_uri": "MLFLOW_TRACKING_URI",
     "experiment_name": "MLFLOW_EXPERIMENT_NAME",
@@ -266,6 +268,7 @@ _ENV = {
     "artifacts": "SIXSTACK_ARTIFACT_ROOT",
 }
 
+# %% ../nbs/01a_config.ipynb #943b2389
 def environment(settings:Settings, # the settings to hand on
                ) -> dict[str, str]:
     "Environment variables under which `get_settings()` in a child process gives `settings`."
@@ -276,7 +279,7 @@ def environment(settings:Settings, # the settings to hand on
     return out | {"SIXSTACK_ENV": settings.environment or "", "SIXSTACK_ENV_RESOLVED": settings.environment or "",
                   "SIXSTACK_THRESHOLDS": json.dumps(settings.thresholds) if settings.thresholds else ""}
 
-# %% ../nbs/01a_config.ipynb #c05e2440
+# %% ../nbs/01a_config.ipynb #c6958f5f
 PROFILES = {
     "fast": dict(
         n_folds=3,
@@ -316,6 +319,7 @@ PROFILES = {
     ),
 }
 
+# %% ../nbs/01a_config.ipynb #c05e2440
 def get_profile(name:str, # "fast", "default" or "full"
                ) -> dict:
     "The settings of a training profile."

@@ -276,7 +276,7 @@ def cmd_predict(a, settings:Settings) -> int:
     n = predict_file(a.model_uri, a.input, a.output, settings, a.chunk_size, a.allow_ungated)
     print(f"scored {n} rows with {a.model_uri} -> {a.output}"); return 0
 
-# %% ../../nbs/08a_cli.ipynb #08390013
+# %% ../../nbs/08a_cli.ipynb #a7ee3bb8
 COMMANDS = {
     "run": ("the whole pipeline (numbered notebooks) as one parent run", _args_run, cmd_run),
     "run-notebook": ("one notebook as one run", _args_run_notebook, cmd_run_notebook),
@@ -287,6 +287,7 @@ COMMANDS = {
     "predict": ("score a file with a logged or registered model", _args_predict, cmd_predict),
 } | OPS_COMMANDS
 
+# %% ../../nbs/08a_cli.ipynb #08390013
 def parser() -> argparse.ArgumentParser:
     "The `sixstack` argument parser."
     p = argparse.ArgumentParser(

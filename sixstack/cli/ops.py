@@ -19,9 +19,10 @@ from ..config import PROFILES, Settings, get_settings, redact
 __all__ = ['EX_TEMPFAIL', 'OPS_COMMANDS', 'duration', 'cmd_registry', 'service_app', 'cmd_serve', 'cmd_monitor', 'cmd_tracking',
            'cmd_check_model', 'cmd_stack']
 
-# %% ../../nbs/08d_ops.ipynb #2a5042c9
+# %% ../../nbs/08d_ops.ipynb #0b3b3af2
 EX_TEMPFAIL = 75
 
+# %% ../../nbs/08d_ops.ipynb #2a5042c9
 def duration(s:str, # `30`, `30s`, `2m`, `1.5h`
             ) -> float:
     "A positive duration in seconds, for argparse (`type=duration`)."

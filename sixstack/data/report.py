@@ -44,7 +44,7 @@ def empty(ax, message:str):
     ax.set_xticks([])
     ax.set_yticks([])
 
-# %% ../../nbs/00b_report.ipynb #21a71e2f
+# %% ../../nbs/00b_report.ipynb #972d58a4
 CSS = (
     "body{font-family:sans-serif;margin:2em auto;max-width:1150px;padding:0 1em}"
     " table{border-collapse:collapse;font-size:13px}"
@@ -56,6 +56,7 @@ _MARK = (
     "document.body.dataset.chartsRendered=i.filter(x=>x.complete&&x.naturalWidth>0).length;});</script>"
 )
 
+# %% ../../nbs/00b_report.ipynb #21a71e2f
 def chart(fig, # a matplotlib figure
           name:str, # what the chart shows (its `data-chart` and alt text)
           dpi:int=80) -> str:

@@ -64,7 +64,7 @@ def records(self:Columns) -> list[tuple]:
     miss = lambda v: v is None or (isinstance(v, float) and v != v)
     return list(zip(*[[None if miss(v) else v for v in self.cols[c].tolist()] for c in FEATURES]))
 
-# %% ../../nbs/00a_data.ipynb #adeaa601
+# %% ../../nbs/00a_data.ipynb #92abc912
 # class-conditional (mean, sd) of each numeric feature and P(Yes) of each Yes/No feature
 _PROFILES = {
     "Extrovert": {"Time_spent_Alone": (2.0, 1.6), "Social_event_attendance": (6.3, 1.9), "Going_outside": (4.7, 1.4),
@@ -75,6 +75,7 @@ _PROFILES = {
                   "Stage_fear": 0.92, "Drained_after_socializing": 0.92},
 }
 
+# %% ../../nbs/00a_data.ipynb #adeaa601
 def _features_for(labels:np.ndarray, rng:np.random.Generator) -> pd.DataFrame:
     "Draw the seven features for rows whose true classes are `labels`."
     out = {}

@@ -27,9 +27,10 @@ __all__ = ['logger', 'REFERENCE_ARTIFACT', 'reference_profile', 'Recent', 'load_
            'version_context', 'monitor', 'retrain_table', 'retrain', 'job_tables', 'simulation_rows', 'send_traffic',
            'simulate', 'judge_simulation', 'ab_power']
 
-# %% ../../nbs/08_monitoring.ipynb #08f88a44
+# %% ../../nbs/08_monitoring.ipynb #8d653059
 REFERENCE_ARTIFACT = "monitoring/reference.parquet"
 
+# %% ../../nbs/08_monitoring.ipynb #08f88a44
 def reference_profile(X:pd.DataFrame, # training rows (at least the seven features)
                       probability:np.ndarray, # out-of-fold P(Introvert) of those rows (used only without a holdout)
                       threshold:float, # the model's decision threshold
@@ -66,9 +67,10 @@ class Recent:
             _, old = self.items.popitem(last=False)
             if self.on_evict: self.on_evict(old)
 
-# %% ../../nbs/08_monitoring.ipynb #e0affa65
+# %% ../../nbs/08_monitoring.ipynb #1cadc8af
 _REFS = Recent(32)  # (tracking URI, run) -> reference profile or None
 
+# %% ../../nbs/08_monitoring.ipynb #e0affa65
 def load_reference(settings:Settings, run_id:str|None) -> pd.DataFrame|None:
     "The reference profile saved with a model's training run (cached); None if it has none or the store is down."
     key = (settings.tracking_uri, run_id)
@@ -346,9 +348,10 @@ def parse_since(s:str|float|None) -> float|None:
         raise ValueError(f"--since: {s!r} is neither a duration (24h, 30m) nor a time (2026-11-30 12:00)") from None
     return (t.tz_localize("UTC") if t.tzinfo is None else t).timestamp()
 
-# %% ../../nbs/08_monitoring.ipynb #49105f69
+# %% ../../nbs/08_monitoring.ipynb #0cbb9ada
 _VERSIONS = Recent(256)  # (tracking URI, name, version) -> (source run, CV accuracy)
 
+# %% ../../nbs/08_monitoring.ipynb #49105f69
 def version_context(settings:Settings, version:str|None, name:str|None=None
                    ) -> tuple[str|None, pd.DataFrame|None, float|None]:
     "(source run, reference profile, CV accuracy) of a version of `name` (default: the settings'); None if unknown."

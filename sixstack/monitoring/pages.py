@@ -161,9 +161,10 @@ def write_report(res:MonitorResult, path:str|Path) -> Path:
     "Write the HTML report."
     return report.write(path, render_html(res))
 
-# %% ../../nbs/08b_pages.ipynb #ccfb6b22
+# %% ../../nbs/08b_pages.ipynb #d09b8081
 _LOGS = Recent(4, on_evict=lambda log: log.close())  # the dashboard process's prediction logs by URL
 
+# %% ../../nbs/08b_pages.ipynb #ccfb6b22
 def dashboard_page(settings:Settings, # the tracking store (for the version's reference profile)
                    url:str, # the prediction log's URL
                    version:str|None, # the served version

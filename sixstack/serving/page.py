@@ -16,7 +16,7 @@ from ..data.tables import CATEGORICAL, FEATURES, RANGES
 # %% auto #0
 __all__ = ['LABELS', 'prediction_page', 'content_security_policy']
 
-# %% ../../nbs/07e_page.ipynb #1a4c9434
+# %% ../../nbs/07e_page.ipynb #4575dc2e
 LABELS = {
     "Time_spent_Alone": "Hours spent alone per day",
     "Stage_fear": "Stage fear",
@@ -27,6 +27,7 @@ LABELS = {
     "Post_frequency": "Social media posts (per week)",
 }
 
+# %% ../../nbs/07e_page.ipynb #1a4c9434
 def _field(f:str) -> str:
     "One input with its unknown switch and its message slot."
     name = html.escape(LABELS[f])
@@ -39,7 +40,7 @@ def _field(f:str) -> str:
                f'placeholder="{lo}–{hi}, empty: unknown">')
     return f'<label for="{f}">{name}</label>{box}<div class="msg" id="msg-{f}" role="alert"></div>'
 
-# %% ../../nbs/07e_page.ipynb #7962a17b
+# %% ../../nbs/07e_page.ipynb #be0e639f
 _CSS = """
 *{box-sizing:border-box} body{font-family:system-ui,sans-serif;margin:0 auto;max-width:34rem;padding:1rem;color:#222}
 h1{font-size:1.3rem} form{display:grid;gap:.35rem} label{font-weight:600;margin-top:.5rem}
@@ -104,6 +105,7 @@ async function predict(ev) {
 document.getElementById('form').addEventListener('submit', predict);
 """
 
+# %% ../../nbs/07e_page.ipynb #7962a17b
 def prediction_page(title:str="Introvert or extrovert?", # the page's heading
                    ) -> str:
     "The prediction page: a form for the seven answers, calling the service's `POST /predict`."

@@ -89,12 +89,13 @@ def _timeouts(url:str, seconds:float) -> dict:
         }
     return {}
 
-# %% ../../nbs/07a_prediction_log.ipynb #eb6b65b2
+# %% ../../nbs/07a_prediction_log.ipynb #828aa0ad
 # columns newer than the first version
 _ADDED = [("alerts", "posted", "BOOLEAN"), ("errors", "count", "INTEGER NOT NULL DEFAULT 1"),
           ("predictions", "arm", "VARCHAR(16)"), ("predictions", "shadow_version", "VARCHAR(32)"),
           ("predictions", "shadow_label", "VARCHAR(16)"), ("predictions", "shadow_probability", "FLOAT")]
 
+# %% ../../nbs/07a_prediction_log.ipynb #eb6b65b2
 def _migrate(engine:sa.Engine):
     "Create the tables and add the columns a log from an older version lacks."
     META.create_all(engine)
@@ -141,7 +142,7 @@ def make_engine(url:str, # SQLAlchemy URL, e.g. sqlite:////abs/monitoring.db or 
 # %% ../../nbs/07a_prediction_log.ipynb #2e35bcf6
 def new_request() -> str: return uuid.uuid4().hex
 
-# %% ../../nbs/07a_prediction_log.ipynb #4293a8b1
+# %% ../../nbs/07a_prediction_log.ipynb #ce8e927d
 PRED_COLUMNS = (
     "request_id",
     "request",
@@ -155,6 +156,7 @@ PRED_COLUMNS = (
     "arm",
 )
 
+# %% ../../nbs/07a_prediction_log.ipynb #4293a8b1
 class Rows(list):
     "Rows of `PREDICTIONS` as tuples in `PRED_COLUMNS` order: written through the driver's own executemany."
     def dicts(self) -> list[dict]: return [dict(zip(PRED_COLUMNS, r)) for r in self]
@@ -259,9 +261,10 @@ def _commit(self:PredictionLog, items:list[tuple]):
             if rows: conn.execute(table.insert(), rows)
     self.commits += 1
 
-# %% ../../nbs/07a_prediction_log.ipynb #0fe547f5
+# %% ../../nbs/07a_prediction_log.ipynb #fc4ee5ff
 _DOWN = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError)  # the database, not a row
 
+# %% ../../nbs/07a_prediction_log.ipynb #0fe547f5
 def _log_error(e:Exception) -> LogError:
     return LogError(f"prediction log write failed: {type(e).__name__}: {scrub(str(e))[:300]}")
 
@@ -352,9 +355,10 @@ def close(self:PredictionLog):
     "Write the pending error counts and release the connections."
     self.flush_errors(everything=True); self.engine.dispose()
 
-# %% ../../nbs/07a_prediction_log.ipynb #cfacfa8d
+# %% ../../nbs/07a_prediction_log.ipynb #7d92787e
 _REQUEST_ID = re.compile(r"[0-9A-Za-z_.:-]{1,100}")  # what `new_request` returns (and `-i` for a batch's rows)
 
+# %% ../../nbs/07a_prediction_log.ipynb #cfacfa8d
 @patch_to(PredictionLog)
 def add_feedback(self:PredictionLog, items:list[dict], # [{"request_id": …, "label": "Introvert"|"Extrovert"}]
                 ) -> dict:

@@ -94,9 +94,10 @@ def parse_json(raw:bytes, # the body
     except (ValueError, UnicodeDecodeError): raise RequestError(f"the body is not valid JSON: {err}", 400) from None
     return doc
 
-# %% ../../nbs/07b_protocol.ipynb #a1bd78cf
+# %% ../../nbs/07b_protocol.ipynb #791406a0
 _KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 
+# %% ../../nbs/07b_protocol.ipynb #a1bd78cf
 def _n_rows(key:str, v) -> int:
     "Rows of an MLflow input, from its shape alone."
     if key == "dataframe_split":
@@ -147,9 +148,10 @@ def _record_model() -> type[BaseModel]:
 Record = _record_model()
 _records = TypeAdapter(list[Record])
 
-# %% ../../nbs/07b_protocol.ipynb #66a9089f
+# %% ../../nbs/07b_protocol.ipynb #82e634b2
 _YES_NO = ("Yes", "No")
 
+# %% ../../nbs/07b_protocol.ipynb #66a9089f
 def _columns(raw:list) -> dict|None:
     "The records' columns if every record is exactly right (the seven fields, types, ranges), else None."
     if not all(type(r) is dict and len(r) == len(FEATURES) for r in raw): return None

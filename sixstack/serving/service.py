@@ -5,6 +5,7 @@
 # %% ../../nbs/07_serving.ipynb #af4a245a
 from __future__ import annotations
 
+import json
 import logging
 import os
 import secrets
@@ -43,7 +44,7 @@ logger = logging.getLogger("sixstack.serving")
 # %% auto #0
 __all__ = ['logger', 'INLINE_PARSE_BYTES', 'ONE_RECORD_BYTES', 'Service', 'FastJSON', 'predict_one', 'predict_batch',
            'invocations', 'feedback', 'reload', 'health', 'ready', 'model_info', 'metrics', 'create_app',
-           'start_service']
+           'start_service', 'check_service']
 
 # %% ../../nbs/07_serving.ipynb #2d5ba28a
 def _rows(out:pd.DataFrame, rid:str) -> list[dict]:
@@ -268,7 +269,7 @@ async def model_info(request:Request):
 async def metrics(request: Request):
     return Response(request.app.state.service.metrics.text(), media_type="text/plain; version=0.0.4")
 
-# %% ../../nbs/07_serving.ipynb #c545a4e5
+# %% ../../nbs/07_serving.ipynb #6446cd57
 _SCORED = [
     ("/predict", "predict", predict_one),
     ("/predict/batch", "predict_batch", predict_batch),
@@ -277,6 +278,7 @@ _SCORED = [
     ("/reload", "reload", reload),
 ]
 
+# %% ../../nbs/07_serving.ipynb #c545a4e5
 def _openapi_bodies(max_batch:int) -> dict:
     "Request bodies of the scored endpoints for the OpenAPI docs."
     rec = Record.model_json_schema()
@@ -398,3 +400,22 @@ def start_service(tracking_uri:str, # the registry's MLflow tracking URI
         time.sleep(0.1)
     proc.kill(); proc.wait(10)
     raise RuntimeError(f"the service at {url} was not ready after {timeout:.0f} s")
+
+# %% ../../nbs/07_serving.ipynb #73e2b47f
+def check_service(url:str, # a running service
+                  model, # what it should answer: an object with `predict_frame`
+                  rows:pd.DataFrame, # rows to send (the seven features)
+                  n_single:int=50, # of them also sent one at a time (for the latency)
+                 ) -> dict:
+    "Agreement of the service's batch answers with `model`, the batch's time and the single-record p50."
+    import httpx
+    recs = json.loads(rows.to_json(orient="records"))
+    with httpx.Client(timeout=60) as client:  # one keep-alive connection, as a real client would hold
+        t0 = time.perf_counter(); got = client.post(f"{url}/predict/batch", json={"records": recs}).raise_for_status()
+        batch_s, lat = time.perf_counter() - t0, []
+        for rec in recs[:n_single]:
+            t0 = time.perf_counter(); client.post(f"{url}/predict", json=rec).raise_for_status()
+            lat.append(time.perf_counter() - t0)
+    want = model.predict_frame(rows.reset_index(drop=True))["label"].to_numpy()
+    agree = float((pd.DataFrame(got.json()["predictions"])["label"].to_numpy() == want).mean())
+    return {"agreement": agree, "batch_seconds": batch_s, "p50_single_ms": 1000 * float(np.median(lat))}

@@ -19,10 +19,11 @@ from .mlops import MLOpsIntegration
 # %% auto #0
 __all__ = ['run_context', 'leaderboard', 'write_leaderboard']
 
-# %% ../../nbs/01h_context.ipynb #8031652c
+# %% ../../nbs/01h_context.ipynb #ab8097ec
 _PACKAGES = ["sixstack", "mlflow", "papermill", "pandas", "numpy", "scikit-learn", "pandera", "scipy",
              "xgboost-cpu", "lightgbm", "catboost", "optuna", "nbdev"]
 
+# %% ../../nbs/01h_context.ipynb #8031652c
 def run_context(settings:Settings, # the job's settings
                 data_path:str|Path|None=None, # the training table to fingerprint
                ) -> dict:

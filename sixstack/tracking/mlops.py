@@ -195,6 +195,20 @@ def log_dict(self, d:dict, # JSON-serialisable content
         p.write_text(json.dumps(d, indent=1, default=str))
         self.log_artifact(p, str(Path(name).parent) if Path(name).parent != Path(".") else None)
 
+# %% ../../nbs/01b_tracking.ipynb #8c6aaec3
+@patch_to(MLOpsIntegration)
+def log_table(self:MLOpsIntegration, df:pd.DataFrame, # the table
+              path:str|Path, # where it is written: `.parquet`, else CSV
+              artifact_path:str|None=None, # where in the run
+              index:bool=False, # also write the index
+             ) -> Path:
+    "Write a table (Parquet or CSV, by `path`'s suffix) and log it with the run; returns `path`."
+    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".parquet": df.to_parquet(path, index=index)
+    else: df.to_csv(path, index=index)
+    self.log_artifact(path, artifact_path)
+    return path
+
 # %% ../../nbs/01b_tracking.ipynb #bc8c0adf
 @patch_to(MLOpsIntegration)
 def end_experiment(self, status:str="FINISHED", # FINISHED, FAILED, KILLED or SCHEDULED (deferred work)

@@ -83,7 +83,7 @@ def _model_ref(c, uri:str) -> tuple[object, str]:
     run_id, path = uri[len("runs:/"):].split("/", 1)
     return _run_as_version(c.get_run(run_id), path), f"the model of run {run_id}"
 
-# %% ../../nbs/01e_models.ipynb #2bfc92a5
+# %% ../../nbs/01e_models.ipynb #436badc8
 # the flat modules a pickled model can name (`sixstack.data`, now the data part, held no pickled class)
 LEGACY_MODULES = {f"sixstack.{old}": f"sixstack.{new}" for old, new in {
     "ensemble": "training.ensemble", "budget": "training.budget", "stacks": "training.stacks",
@@ -91,6 +91,7 @@ LEGACY_MODULES = {f"sixstack.{old}": f"sixstack.{new}" for old, new in {
     "packaging": "tracking.packaging", "report": "data.report",
 }.items()}
 
+# %% ../../nbs/01e_models.ipynb #2bfc92a5
 def legacy_modules() -> list[str]:
     "Make the flat module paths of models pickled before the parts resolve to the parts' modules; returns those added."
     from sixstack.tracking import packaging
@@ -241,9 +242,10 @@ def predict_file(model_uri:str, # runs:/…, models:/NAME/VERSION or models:/NAM
             n += len(chunk); bar.update(len(chunk))
     return n
 
-# %% ../../nbs/01e_models.ipynb #96eb4311
+# %% ../../nbs/01e_models.ipynb #49e2b2b7
 _PIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*(\[[A-Za-z0-9._,-]+\])?==[A-Za-z0-9.+!_-]+")
 
+# %% ../../nbs/01e_models.ipynb #96eb4311
 def safe_requirements(text:str, # a model's requirements.txt
                      ) -> list[str]:
     "Its `name==version` lines, or a ValueError naming every other line (pip options, URLs, paths run code)."
@@ -254,8 +256,7 @@ def safe_requirements(text:str, # a model's requirements.txt
                          + "; ".join(repr(b[:80]) for b in bad[:5]))
     return lines
 
-
-# %% ../../nbs/01e_models.ipynb #3463ee4c
+# %% ../../nbs/01e_models.ipynb #8c1f07ab
 _CLEAN_CHECK = """
 import json, sys
 import mlflow.pyfunc
@@ -273,6 +274,7 @@ print(json.dumps({"sixstack_from": sixstack.__file__, "tracking_importable": lea
                   "probabilities": out["probability"].tolist(), "serving_example_rows": len(serving)}))
 """
 
+# %% ../../nbs/01e_models.ipynb #3463ee4c
 def check_in_clean_venv(uri:str, # runs:/… or models:/… (vetted first, like every load)
                         settings:Settings, # the tracking store
                         venv:str|Path|None=None, # where to build the virtualenv (None: a temporary folder)

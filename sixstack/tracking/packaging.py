@@ -23,7 +23,7 @@ from ..data.tables import CATEGORICAL, FEATURES, NUMERIC
 __all__ = ['MODEL_MODULES', 'RUNTIME', 'pinned_requirements', 'shipped_code', 'import_problems', 'pyfunc_class', 'input_example',
            'save_pyfunc', 'model_digest', 'sign', 'verify', 'model_signature', 'EchoModel']
 
-# %% ../../nbs/01c_packaging.ipynb #8f90a1a4
+# %% ../../nbs/01c_packaging.ipynb #606c3ad7
 MODEL_MODULES = (
     "config",
     "data.tables",
@@ -55,6 +55,7 @@ RUNTIME = (
     "matplotlib",
 )
 
+# %% ../../nbs/01c_packaging.ipynb #8f90a1a4
 def pinned_requirements() -> list[str]:
     "`name==version` of every runtime package the shipped modules import, as installed here."
     out = []

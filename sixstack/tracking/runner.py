@@ -9,6 +9,7 @@ import ast
 import itertools
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -68,9 +69,10 @@ class RunResult:
     @property
     def deferred(self) -> bool: return self.status == "DEFERRED"
 
-# %% ../../nbs/01_experiment_tracking.ipynb #8b5d1ea8
+# %% ../../nbs/01_experiment_tracking.ipynb #11dc4425
 _MECHANICS = ("run_id", "tracking_uri")
 
+# %% ../../nbs/01_experiment_tracking.ipynb #8b5d1ea8
 def _stamp() -> str: return time.strftime("%Y%m%d-%H%M%S")
 
 # %% ../../nbs/01_experiment_tracking.ipynb #60f7de39
@@ -111,11 +113,20 @@ def _kernel_manager(env:dict, ipc_dir:str):
     return JobKernelManager
 
 # %% ../../nbs/01_experiment_tracking.ipynb #d8d4d6da
-def _job_cells(path:Path):
-    "The notebook without its `#| job: skip` cells."
+def _job_cells(path:Path, # a numbered notebook
+               examples:bool=False, # also the chapter's examples (its test cells)
+              ):
+    "The notebook as a job runs it: no `#| job: skip` cells and, unless `examples`, no examples before its `## Run`."
     import nbformat
-    nb = nbformat.read(str(path), as_version=4)
-    nb.cells = [c for c in nb.cells if not (c.cell_type == "code" and "#| job: skip" in c.source.split("\n", 3)[:3])]
+    nb, keep, chapter, job = nbformat.read(str(path), as_version=4), [], False, False
+    for c in nb.cells:
+        src = c.source if c.cell_type == "code" else ""
+        job |= c.cell_type == "markdown" and bool(re.match(r"##\s+Run\b", c.source))
+        chapter |= src.startswith("#| export")
+        if "#| job: skip" in src.split("\n", 3)[:3]: continue
+        example = chapter and not job and src and not src.startswith(("#| export", "#| hide"))
+        if examples or not example: keep.append(c)
+    nb.cells = keep
     return nb
 
 # %% ../../nbs/01_experiment_tracking.ipynb #6564fa61
@@ -125,6 +136,7 @@ def run_notebook(path:str|Path, # the notebook to execute
                  out_dir:str|Path|None=None, # where the executed notebook goes (default: reports/runs/<stamp>-<name>)
                  settings:Settings|None=None, # default: `get_settings()`
                  progress:bool=False, # show papermill's per-cell progress bar
+                 examples:bool|None=None, # also run the chapter's examples (default: `SIXSTACK_JOB_EXAMPLES=1`)
                 ) -> RunResult:
     "Execute a notebook with papermill as one MLflow run."
     import papermill as pm
@@ -147,7 +159,7 @@ def run_notebook(path:str|Path, # the notebook to execute
     ipc = tempfile.mkdtemp(prefix="sixstack-kernel-")
     try:
         pm.execute_notebook(
-            _job_cells(path),
+            _job_cells(path, os.environ.get("SIXSTACK_JOB_EXAMPLES") == "1" if examples is None else examples),
             str(output),
             parameters=parameters | ({"run_id": rid} if "run_id" in declared else {}),
             kernel_name="python3",
@@ -189,9 +201,10 @@ class PipelineResult:
     reports: Path
     wall_time: float
 
-# %% ../../nbs/01_experiment_tracking.ipynb #5c5818a9
+# %% ../../nbs/01_experiment_tracking.ipynb #48acb16e
 _DATA_INPUTS = ("train_path", "test_path", "external_path")
 
+# %% ../../nbs/01_experiment_tracking.ipynb #5c5818a9
 def _step_params(nb:Path, inputs:dict, upstream:str|None) -> dict:
     "A step's parameters: the shared inputs it declares; after the first step, data comes through the hand-over only."
     declared = notebook_parameters(nb)

@@ -91,9 +91,10 @@ def warn_once(key:str, # the kind of degradation (e.g. "down")
     if key not in warn_once.seen: warn_once.seen.add(key); warnings.warn(msg, RuntimeWarning, stacklevel=3)
 warn_once.seen = set()
 
-# %% ../../nbs/01g_store.ipynb #198f45b9
+# %% ../../nbs/01g_store.ipynb #3dea1ec3
 DOWN_HOLD_S = 30.0  # after a failed call, an HTTP store counts as down for this long, in every process of the project
 
+# %% ../../nbs/01g_store.ipynb #198f45b9
 def _http(settings:Settings) -> bool: return urlparse(settings.tracking_uri).scheme in ("http", "https")
 
 # %% ../../nbs/01g_store.ipynb #970b041d

@@ -40,9 +40,10 @@ def as_matrix(X:pd.DataFrame, cache:dict|None=None) -> np.ndarray:
     if cache is not None: cache[("matrix", id(X))] = (X, out)
     return out
 
-# %% ../../nbs/04a_fast_predict.ipynb #dd4c3e60
+# %% ../../nbs/04a_fast_predict.ipynb #377fa4c2
 FLAT_MAX_ROWS = 64  # batches up to this size use the flat predictors
 
+# %% ../../nbs/04a_fast_predict.ipynb #dd4c3e60
 def _walk(X, left, right, roots, depth, go_left) -> np.ndarray:
     "Leaf index per (row, tree): every tree walked at once; `go_left(X, rows, node)` decides a split."
     node, rows = np.broadcast_to(roots, (len(X), len(roots))).copy(), np.arange(len(X))[:, None]
@@ -160,9 +161,10 @@ def _go_left(self:FlatBoosting, X, rows, node):
     cat_left = np.where(in_left, True, np.where(known, False, ml))
     return np.where(missing, ml, np.where(cat, cat_left, x <= self.threshold[node]))
 
-# %% ../../nbs/04a_fast_predict.ipynb #56a4c186
+# %% ../../nbs/04a_fast_predict.ipynb #50cf5d45
 _POOL, _POOL_LOCK = None, threading.Lock()
 
+# %% ../../nbs/04a_fast_predict.ipynb #56a4c186
 def stack_pool():
     "The process's thread pool for predicting the stacks of a large batch (created on first use)."
     global _POOL

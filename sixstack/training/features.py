@@ -23,9 +23,10 @@ __all__ = ['POSITIVE', 'ENGINEERED', 'VARIANTS', 'encode_labels', 'decode_labels
            'make_folds', 'oof_predict', 'scores', 'quick_model', 'compare_features', 'choose_features', 'JobData',
            'job_data', 'Recipe']
 
-# %% ../../nbs/02_preprocessing.ipynb #0cc39a3b
+# %% ../../nbs/02_preprocessing.ipynb #520a77e0
 POSITIVE = "Introvert"
 
+# %% ../../nbs/02_preprocessing.ipynb #0cc39a3b
 def encode_labels(y:pd.Series) -> np.ndarray:
     "0/1 labels (1 = Introvert) from the `Personality` column."
     bad = set(y.dropna().unique()) - set(CLASSES)
@@ -80,10 +81,11 @@ class FeaturePipeline(BaseEstimator, TransformerMixin):
         self.medians_ = numeric_frame(X).median().fillna(0.0).to_dict()
         return self
 
-# %% ../../nbs/02_preprocessing.ipynb #e7b423d3
+# %% ../../nbs/02_preprocessing.ipynb #baf5b1cd
 # the categorical encodings' levels (a shared dtype: building one per call costs 70 µs)
 _LEVELS = pd.CategoricalDtype(["No", "Yes", "missing"])
 
+# %% ../../nbs/02_preprocessing.ipynb #e7b423d3
 @patch_to(FeaturePipeline)
 def _values(self, X:pd.DataFrame|dict) -> tuple[dict, dict]:
     "The model input's columns as float arrays (categoricals 1/0) and the categoricals' codes (No 0, Yes 1, NaN 2)."
@@ -191,7 +193,7 @@ def quick_model(kind:str="lgbm", # "lr" or "lgbm"
         return m.fit(Xtr, ytr).predict_proba(Xva)[:, 1]
     return fit_predict
 
-# %% ../../nbs/02_preprocessing.ipynb #8bbe5edb
+# %% ../../nbs/02_preprocessing.ipynb #9ce12b78
 VARIANTS = {
     "base": dict(engineered=(), indicators=False, match_p=False),
     "+indicators": dict(engineered=(), indicators=True, match_p=False),
@@ -199,6 +201,7 @@ VARIANTS = {
     "+match_p": dict(engineered=(), indicators=False, match_p=True),
 }
 
+# %% ../../nbs/02_preprocessing.ipynb #8bbe5edb
 def compare_features(X:pd.DataFrame, y:np.ndarray, folds:list, n_jobs:int=1) -> pd.DataFrame:
     "CV accuracy and log-loss of each feature variant with both quick models, on the same folds."
     rows = []
@@ -253,9 +256,10 @@ def job_data(handoff:dict, # the upstream hand-over ({} when standalone)
     test = add_match_p(load_table(handoff["test_path"]), ext) if handoff.get("test_path") else None
     return JobData(handoff, train, encode_labels(train[LABEL]), test, ext)
 
-# %% ../../nbs/02_preprocessing.ipynb #860eeab0
+# %% ../../nbs/02_preprocessing.ipynb #73da4c65
 _SMALL = {"n_estimators": 250, "svm_max_rows": 3000}  # model sizes when no profile is given
 
+# %% ../../nbs/02_preprocessing.ipynb #860eeab0
 @dataclass(eq=False)
 class Recipe:
     "How a pipeline trains its stacks, made once and passed whole (never a list of positional arguments)."
@@ -267,7 +271,6 @@ class Recipe:
     n_jobs:int = 1 # threads per model
     seed:int = 42 # every random choice derives from it
     prof:dict = field(default_factory=lambda: dict(_SMALL)) # the profile's settings (`n_estimators`, …)
-
 
 # %% ../../nbs/02_preprocessing.ipynb #e827bf15
 @patch_to(JobData)

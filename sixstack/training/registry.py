@@ -18,7 +18,7 @@ from ..tracking.mlops import MLOpsIntegration
 
 # %% auto #0
 __all__ = ['RegistryError', 'register', 'aliases', 'versions', 'describe', 'holdout_scores', 'latency', 'gate', 'promote',
-           'rollback', 'lineage_tags', 'copy_version']
+           'rollback', 'lineage_tags', 'copy_version', 'standalone_handoff', 'registry_report']
 
 # %% ../../nbs/06_model_registry.ipynb #1a6143f1
 class RegistryError(RuntimeError):
@@ -258,9 +258,10 @@ def lineage_tags(handoff:dict, run_id:str, git_commit:str|None=None) -> dict:
         **handoff.get("latency", {}),
     }
 
-# %% ../../nbs/06_model_registry.ipynb #c4f9d42e
+# %% ../../nbs/06_model_registry.ipynb #9d5a8a10
 _NOT_COPIED = ("gate", "gate_signature", "latency_p99_ms", "previous_production", "model_sha256", "model_signature")
 
+# %% ../../nbs/06_model_registry.ipynb #c4f9d42e
 def copy_version(version:str|int, # the version in the source registry
                  source:Settings, # the source environment (its store and registered model name)
                  target:Settings, # the target environment
@@ -288,3 +289,33 @@ def copy_version(version:str|int, # the version in the source registry
         return register(f"runs:/{dst.run_id}/model", target, tags)
     finally:
         discard(path if temporary else None)
+
+# %% ../../nbs/06_model_registry.ipynb #e25204f3
+def standalone_handoff(mlops:MLOpsIntegration, # the run the model is logged in
+                       settings:Settings, # where the sample data and the held-out file go
+                      ) -> dict:
+    "The hand-over a standalone run registers: a small ensemble logged in `mlops`'s run, and its held-out rows."
+    from sixstack.data.validation import holdout_split
+    from sixstack.training.ensemble import quick_ensemble
+    from sixstack.training.features import job_data
+    from sixstack.tracking.packaging import input_example
+    jd = job_data({}, settings.data_dir)
+    fit, hold = holdout_split(jd.train, 0.1)
+    hold_path = settings.reports_dir / "holdout.csv"; hold_path.parent.mkdir(parents=True, exist_ok=True)
+    hold.to_csv(hold_path, index=False)
+    ens, _ = quick_ensemble(fit, ("C",), jd.external)
+    return {"model_uri": mlops.log_pyfunc_model(ens, input_example(fit)), "holdout_path": str(hold_path),
+            "cv_metrics": ens.metrics, "profile": "fast"}
+
+# %% ../../nbs/06_model_registry.ipynb #cbe3cee5
+def registry_report(path:Path, # the Markdown file to write
+                    table:pd.DataFrame, # the registry's versions (`versions`)
+                    name:str, # the registered model
+                    version:str, decision:dict, # this run's version and the gate's decision
+                   ) -> Path:
+    "The registry's versions and this run's verdict as Markdown; returns `path`."
+    verdict = "promoted to production" if decision["promoted"] else "stays in staging"
+    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    text = f"# {name}\n\n{table.to_markdown(index=False)}\n\nVersion {version}: {verdict} — {decision['reason']}\n"
+    path.write_text(text)
+    return path

@@ -44,10 +44,11 @@ def fit(self:RowCap, X, y):
 @patch_to(RowCap)
 def predict_proba(self:RowCap, X): return self.estimator_.predict_proba(X)
 
-# %% ../../nbs/04_model_stacks.ipynb #af5ca6f5
+# %% ../../nbs/04_model_stacks.ipynb #abbb0ff6
 ENCODING = {"rf": "numeric", "et": "numeric", "lr": "numeric", "svm": "numeric", "nb": "numeric", "mlp": "numeric",
             "xgb": "category", "lgbm": "category", "hgb": "category", "cat": "catboost"}
 
+# %% ../../nbs/04_model_stacks.ipynb #af5ca6f5
 def build_model(name:str, # a key of `ENCODING`
                 params:dict, # its hyperparameters
                 n_jobs:int=1, # threads

@@ -13,6 +13,7 @@ import threading
 import time
 import warnings
 from dataclasses import replace
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -23,7 +24,8 @@ from .features import Recipe, oof_predict, scores
 from .stacks import STACKS, make_stack, stack_defaults, stack_fit_predict, suggest
 
 # %% auto #0
-__all__ = ['flat_defaults', 'study_name', 'open_study', 'TrialLock', 'run_trials', 'tune_stack', 'best_params', 'tune_from_run']
+__all__ = ['flat_defaults', 'study_name', 'open_study', 'TrialLock', 'run_trials', 'tune_stack', 'best_params', 'tune_stacks',
+           'log_study', 'tune_from_run']
 
 # %% ../../nbs/04b_tuning.ipynb #18ffdf7e
 def _objective(stack:str, X:pd.DataFrame, y:np.ndarray, folds:list, recipe:Recipe) -> Callable:
@@ -66,7 +68,8 @@ def study_name(stack:str, # A-F
                aug:dict, # the chosen augmentation
               ) -> str:
     "The name of a stack's study for this data and these settings."
-    return f"sixstack-{stack}-{fingerprint}-{profile}-{seed}-{json.dumps(features, sort_keys=True)}-{aug['method']}"
+    feats = json.dumps(features, sort_keys=True)
+    return f"sixstack-{stack}-{fingerprint}-{profile}-{seed}-{feats}-{aug.get('method', 'none')}"
 
 # %% ../../nbs/04b_tuning.ipynb #b7baba1a
 def open_study(storage:str|None, # Optuna storage URL (None: in memory)
@@ -198,6 +201,47 @@ def best_params(study, stack:str, n_estimators:int=250) -> dict:
     trial = optuna.trial.FixedTrial(study.best_trial.params)
     return {m: suggest(trial, m, STACKS[stack]["wide"], n_estimators) for m in STACKS[stack]["models"]}
 
+# %% ../../nbs/04b_tuning.ipynb #7ae8da35
+def _study_row(stack:str, name:str, st, seconds:float) -> dict:
+    "A stack's row of `tune_stacks`' table."
+    states = pd.Series([t.state.name.lower() for t in st.trials]).value_counts().to_dict()
+    here = sum(t.user_attrs.get("worker", "").endswith(f":{os.getpid()}") for t in st.trials)  # trials this process ran
+    return {"stack": stack, "study": name, "best_accuracy": st.best_value, "default_accuracy": st.trials[0].value,
+            "trials": len(st.trials), "here": here,
+            "complete": states.get("complete", 0), "pruned": states.get("pruned", 0), "failed": states.get("fail", 0),
+            "seconds": round(seconds, 1)}
+
+# %% ../../nbs/04b_tuning.ipynb #8d01a3e0
+def tune_stacks(stacks:list[str], # stack letters
+                X:pd.DataFrame, y:np.ndarray, # training rows and their 0/1 labels
+                folds:list, # the studies' CV folds
+                recipe:Recipe, # how the stacks train (its profile gives the trials and trees)
+                *, profile:str, # the profile's name (part of each study's name)
+                n_trials:int|None=None, # each study's budget (None: the profile's)
+                on_study:Callable|None=None, # (stack, study) after each, e.g. `log_study`
+                **kw, # to `tune_stack`: storage, timeout, worker, progress, heartbeat_s, grace_s
+               ) -> tuple[dict, pd.DataFrame]:
+    "Tune each stack's shared study; the best parameters per stack and a row per stack."
+    from sixstack.data.tables import fingerprint
+    best, rows, fp = {}, [], fingerprint(X)
+    for s in stacks:
+        name, t0 = study_name(s, fp, profile, recipe.seed, recipe.features, recipe.aug), time.perf_counter()
+        st = tune_stack(s, X, y, folds, n_trials or recipe.prof["n_trials"], recipe, study_name=name, **kw)
+        best[s] = best_params(st, s, recipe.prof["n_estimators"])
+        if on_study: on_study(s, st)
+        rows.append(_study_row(s, name, st, time.perf_counter() - t0))
+    return best, pd.DataFrame(rows)
+
+# %% ../../nbs/04b_tuning.ipynb #2bf25a3f
+def log_study(log, # an `MLOpsIntegration` (anything with `log_table` and `log_metrics`)
+              stack:str, study, # a tuned stack's study
+              folder:Path, # where the trial table is written
+             ):
+    "Log a study's trial table (`trials/trials_<stack>.csv`) and its trials' accuracy, one step per trial."
+    log.log_table(study.trials_dataframe(), Path(folder) / f"trials_{stack}.csv", "trials")
+    for t in study.trials:
+        if t.value is not None: log.log_metrics({f"trial_accuracy_{stack}": t.value}, step=t.number)
+
 # %% ../../nbs/04b_tuning.ipynb #ac27b245
 def tune_from_run(settings, # the tracking store and Optuna storage (`SIXSTACK_OPTUNA_STORAGE`)
                   upstream_run_id:str, # the `03_augmentation` run whose hand-over is tuned on
@@ -221,18 +265,10 @@ def tune_from_run(settings, # the tracking store and Optuna storage (`SIXSTACK_O
     if want and have != want:
         raise ValueError(f"{train_path or handoff.get('train_path')}: not the training data of run {upstream_run_id} "
                          f"(fingerprint {have}, the run's {want})")
-    prof, rows = get_profile(profile), []
-    recipe = jd.recipe(prof, n_jobs, seed)
-    folds = make_folds(jd.y, prof["tune_folds"], seed)
+    prof = get_profile(profile)
     with threadpool_limits(n_jobs):
-        for s in stacks:
-            name = study_name(s, fingerprint(jd.train), profile, seed, jd.features, recipe.aug)
-            t0 = time.perf_counter()
-            st = tune_stack(s, jd.train, jd.y, folds, n_trials or prof["n_trials"], recipe, timeout=timeout,
-                            storage=settings.optuna_storage, study_name=name, progress=False, worker=worker,
-                            heartbeat_s=heartbeat_s, grace_s=grace_s)
-            states = pd.Series([t.state.name for t in st.trials]).value_counts().to_dict()
-            rows.append({"stack": s, "study": name, "best_accuracy": st.best_value, "trials": len(st.trials),
-                         "here": sum(t.user_attrs.get("worker", "").endswith(f":{os.getpid()}") for t in st.trials)}
-                        | {k.lower(): v for k, v in states.items()} | {"seconds": round(time.perf_counter() - t0, 1)})
-    return pd.DataFrame(rows)
+        folds, recipe = make_folds(jd.y, prof["tune_folds"], seed), jd.recipe(prof, n_jobs, seed)
+        _, table = tune_stacks(stacks, jd.train, jd.y, folds, recipe, profile=profile, n_trials=n_trials,
+                               storage=settings.optuna_storage, timeout=timeout, progress=False, worker=worker,
+                               heartbeat_s=heartbeat_s, grace_s=grace_s)
+    return table
