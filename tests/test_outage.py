@@ -42,14 +42,14 @@ def _wait_for(pattern:str, base:Path, proc, timeout=300) -> Path:
     raise AssertionError(f"{pattern} did not appear")
 
 
-@pytest.mark.parametrize("when", ["before 01", "during 04", "between 05 and 06"])
-def test_server_killed_mid_pipeline(when, sample, tmp_path):
+def _killed_mid_pipeline(when:str, sample, tmp_path):
     server = MlflowServer(f"sqlite:///{tmp_path}/mlflow.db", tmp_path / "artifacts", tmp_path).start()
     env = {"MLFLOW_TRACKING_URI": server.url, "MLFLOW_EXPERIMENT_NAME": "outage", "SIXSTACK_REPORTS_DIR": str(tmp_path / "reports"),
            "SIXSTACK_DATA_DIR": str(tmp_path / "data"), "SIXSTACK_SPOOL": str(tmp_path / "spool" / "spool.jsonl"),
            "SIXSTACK_OPTUNA_STORAGE": f"sqlite:///{tmp_path}/optuna.db", "SIXSTACK_TRACKING_TIMEOUT": "5", "MODEL_REGISTRY_NAME": "outage_model"}
     args = ["run", "--train", sample["train"], "--test", sample["test"], "--external", sample["external"], "--profile", "fast",
-            "-r", "stacks", "C,E", "-r", "methods", "none", "-p", "n_normal", "100", "-p", "n_drifted", "250", "-p", "n_check", "50"]
+            "-r", "stacks", "C,E", "-r", "methods", "none", "-p", "n_normal", "100", "-p", "n_drifted", "250", "-p", "n_check", "50",
+            "-p", "ab_seeds", "0"]  # the A/B demonstration is test_ml_pipeline's
     run = subprocess.Popen([str(BIN / "sixstack"), *map(str, args)], env=os.environ | env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     reports = tmp_path / "reports"
     if when == "before 01": _wait_for("runs/*/00_data_validation/handoff.json", reports, run)
@@ -94,3 +94,16 @@ def test_server_killed_mid_pipeline(when, sample, tmp_path):
     mv = c.get_model_version_by_alias("outage_model", "production")
     assert mv.tags["gate"].startswith("passed") and mv.run_id == by_step["05_ensemble"][0].info.run_id
     server.kill()
+
+
+# one class per moment: `--dist loadscope` hands each to whichever worker is free (a module would keep all three on one)
+class TestKilledBefore01:
+    def test_server_killed_mid_pipeline(self, sample, tmp_path): _killed_mid_pipeline("before 01", sample, tmp_path)
+
+
+class TestKilledDuring04:
+    def test_server_killed_mid_pipeline(self, sample, tmp_path): _killed_mid_pipeline("during 04", sample, tmp_path)
+
+
+class TestKilledBetween05And06:
+    def test_server_killed_mid_pipeline(self, sample, tmp_path): _killed_mid_pipeline("between 05 and 06", sample, tmp_path)
