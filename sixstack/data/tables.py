@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -14,20 +15,129 @@ import pandas as pd
 from fastcore.basics import patch_to
 
 # %% auto #0
-__all__ = ['NUMERIC', 'CATEGORICAL', 'FEATURES', 'LABEL', 'ID', 'CLASSES', 'YES_NO', 'RANGES', 'DataValidationError', 'Columns',
-           'make_frame', 'write_sample', 'ensure_sample', 'load_table', 'match_lookup', 'match_values', 'add_match_p',
-           'fingerprint']
+__all__ = ['PERSONALITY_TOML', 'CONTRACT', 'NUMERIC', 'CATEGORICAL', 'FEATURES', 'LABEL', 'ID', 'CLASSES', 'YES_NO', 'RANGES',
+           'Feature', 'Contract', 'parse_contract', 'load_contract', 'DataValidationError', 'Columns', 'make_frame',
+           'write_sample', 'ensure_sample', 'load_table', 'match_lookup', 'match_values', 'add_match_p', 'fingerprint']
+
+# %% ../../nbs/00a_data.ipynb #82af81c5
+PERSONALITY_TOML = """
+name = "personality"
+id = "id"
+target = "Personality"
+labels = ["Extrovert", "Introvert"]  # the second is the positive class
+
+[[features]]
+name = "Time_spent_Alone"
+range = [0, 11]
+[[features]]
+name = "Stage_fear"
+levels = ["No", "Yes"]
+[[features]]
+name = "Social_event_attendance"
+range = [0, 10]
+[[features]]
+name = "Going_outside"
+range = [0, 7]
+[[features]]
+name = "Drained_after_socializing"
+levels = ["No", "Yes"]
+[[features]]
+name = "Friends_circle_size"
+range = [0, 15]
+[[features]]
+name = "Post_frequency"
+range = [0, 10]
+"""
+
+# %% ../../nbs/00a_data.ipynb #621ac24e
+@dataclass(frozen=True)
+class Feature:
+    "One feature of a contract: numeric with a range, or categorical with its levels."
+    name: str
+    kind: str  # "numeric" or "categorical"
+    range: tuple[float, float]|None = None  # numeric: (min, max)
+    levels: tuple[str, ...]|None = None  # categorical: the allowed values
+    missing: bool = True  # may be missing
+
+# %% ../../nbs/00a_data.ipynb #c1db6bac
+@dataclass(frozen=True)
+class Contract:
+    "A dataset described once: id, target and labels, features with their kinds."
+    name: str
+    id: str
+    target: str
+    labels: tuple[str, str]  # (negative, positive)
+    features: tuple[Feature, ...]
+    @property
+    def positive(self) -> str: return self.labels[1]
+    @property
+    def feature_names(self) -> list[str]: return [f.name for f in self.features]
+    @property
+    def numeric(self) -> list[str]: return [f.name for f in self.features if f.kind == "numeric"]
+    @property
+    def categorical(self) -> list[str]: return [f.name for f in self.features if f.kind == "categorical"]
+    @property
+    def ranges(self) -> dict[str, tuple]: return {f.name: f.range for f in self.features if f.kind == "numeric"}
+    @property
+    def levels(self) -> dict[str, tuple]: return {f.name: f.levels for f in self.features if f.kind == "categorical"}
+
+# %% ../../nbs/00a_data.ipynb #40120c69
+def _feature(d:dict, where:str) -> Feature:
+    "One `[[features]]` entry, checked."
+    if not isinstance(d, dict) or not isinstance(d.get("name"), str) or not d["name"]:
+        raise ValueError(f"{where}: every feature needs a name")
+    kind = d.get("kind") or ("categorical" if "levels" in d else "numeric")
+    unknown = set(d) - {"name", "kind", "range", "levels", "missing"}
+    if unknown: raise ValueError(f"{where}: feature {d['name']!r} has unknown keys {sorted(unknown)}")
+    if kind not in ("numeric", "categorical"):
+        raise ValueError(f"{where}: feature {d['name']!r} has unknown kind {kind!r} (numeric or categorical)")
+    if kind == "categorical":
+        lv = d.get("levels")
+        if not isinstance(lv, list) or not lv or not all(isinstance(x, str) for x in lv) or len(set(lv)) != len(lv):
+            raise ValueError(f"{where}: categorical feature {d['name']!r} needs distinct string levels")
+        return Feature(d["name"], kind, levels=tuple(lv), missing=bool(d.get("missing", True)))
+    r = d.get("range")
+    if not (isinstance(r, list) and len(r) == 2 and all(isinstance(x, (int, float)) for x in r) and r[0] <= r[1]):
+        raise ValueError(f"{where}: numeric feature {d['name']!r} needs range = [min, max] with min <= max, got {r!r}")
+    return Feature(d["name"], kind, range=(float(r[0]), float(r[1])), missing=bool(d.get("missing", True)))
+
+# %% ../../nbs/00a_data.ipynb #a84df2cf
+def parse_contract(text:str, # the contract as TOML
+                   where:str="contract", # named in errors (e.g. the file)
+                  ) -> Contract:
+    "A `Contract` from TOML text, checked: every problem raises a `ValueError` that names it."
+    import tomllib
+    try: d = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e: raise ValueError(f"{where}: not valid TOML ({e})") from None
+    missing = [k for k in ("id", "target", "labels", "features") if k not in d]
+    if missing: raise ValueError(f"{where}: missing {', '.join(missing)}")
+    labels = d["labels"]
+    two = isinstance(labels, list) and len(labels) == 2 and all(isinstance(x, str) for x in labels)
+    if not two or labels[0] == labels[1]:
+        raise ValueError(f"{where}: labels must be two different strings [negative, positive], got {labels!r}")
+    feats = tuple(_feature(f, where) for f in d["features"]) if isinstance(d["features"], list) else ()
+    names = [f.name for f in feats]
+    if not feats: raise ValueError(f"{where}: no features")
+    dup = sorted({x for x in names if names.count(x) > 1} | ({d["id"], d["target"]} & set(names)))
+    if dup or d["id"] == d["target"]: raise ValueError(f"{where}: column names used twice: {dup or [d['id']]}")
+    return Contract(str(d.get("name", "dataset")), d["id"], d["target"], (labels[0], labels[1]), feats)
+
+# %% ../../nbs/00a_data.ipynb #c603c6d6
+def load_contract(path:str|Path|None=None, # a contract file (None: the embedded personality contract)
+                 ) -> Contract:
+    "The contract in `path`, or the embedded default."
+    if path is None: return parse_contract(PERSONALITY_TOML, "the embedded personality contract")
+    p = Path(path)
+    if not p.is_file(): raise ValueError(f"no contract file {p}")
+    return parse_contract(p.read_text(encoding="utf-8"), str(p))
 
 # %% ../../nbs/00a_data.ipynb #2bab01d8
-NUMERIC = ["Time_spent_Alone", "Social_event_attendance", "Going_outside", "Friends_circle_size", "Post_frequency"]
-CATEGORICAL = ["Stage_fear", "Drained_after_socializing"]
-FEATURES = ["Time_spent_Alone", "Stage_fear", "Social_event_attendance", "Going_outside",
-            "Drained_after_socializing", "Friends_circle_size", "Post_frequency"]
-LABEL, ID = "Personality", "id"
-CLASSES = ["Extrovert", "Introvert"]
+CONTRACT = load_contract()  # the embedded default
+NUMERIC, CATEGORICAL, FEATURES = CONTRACT.numeric, CONTRACT.categorical, CONTRACT.feature_names
+LABEL, ID = CONTRACT.target, CONTRACT.id
+CLASSES = list(CONTRACT.labels)
 YES_NO = ["No", "Yes"]
-RANGES = {"Time_spent_Alone": (0, 11), "Social_event_attendance": (0, 10), "Going_outside": (0, 7),
-          "Friends_circle_size": (0, 15), "Post_frequency": (0, 10)}
+RANGES = {k: (int(a), int(b)) for k, (a, b) in CONTRACT.ranges.items()}
 
 # %% ../../nbs/00a_data.ipynb #0826fb32
 class DataValidationError(ValueError):
