@@ -226,8 +226,9 @@ def cmd_monitor(a, settings:Settings) -> int:
         from sixstack.monitoring.pages import report_run
         print(f"report: {report_run(res, settings, th)}")
     if a.retrain_on_drift:
-        if not any(al["kind"] in ("data_drift", "prediction_drift") for al in res.alerts):
-            print("no drift: no retraining")
+        triggers = [al["kind"] for al in res.alerts if getattr(mon.rules().get(al["kind"]), "retrain", False)]
+        if not triggers:
+            print("no alert that triggers retraining (drift): no retraining")
             return 0
         from sixstack.training.registry import aliases
         from sixstack.tracking.runner import run_pipeline

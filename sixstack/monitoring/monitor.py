@@ -11,9 +11,11 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
+from fastcore.basics import patch_to
 
 from ..config import Settings
 from ..data.tables import CLASSES, FEATURES, RANGES
@@ -22,10 +24,10 @@ from ..serving.predlog import ALERTS, PredictionLog
 logger = logging.getLogger("sixstack.monitoring")
 
 # %% auto #0
-__all__ = ['logger', 'REFERENCE_ARTIFACT', 'reference_profile', 'Recent', 'load_reference', 'shift_sample', 'Thresholds',
-           'thresholds_for', 'prediction_drift', 'performance', 'MonitorResult', 'evaluate', 'dispatch', 'parse_since',
-           'version_context', 'monitor', 'retrain_table', 'retrain', 'job_tables', 'simulation_rows', 'send_traffic',
-           'simulate', 'judge_simulation', 'ab_power']
+__all__ = ['logger', 'REFERENCE_ARTIFACT', 'RULES', 'reference_profile', 'Recent', 'load_reference', 'shift_sample', 'Thresholds',
+           'thresholds_for', 'prediction_drift', 'performance', 'Window', 'Rule', 'rule', 'rules', 'MonitorResult',
+           'evaluate', 'dispatch', 'parse_since', 'version_context', 'monitor', 'retrain_table', 'retrain',
+           'job_tables', 'simulation_rows', 'send_traffic', 'simulate', 'judge_simulation', 'ab_power']
 
 # %% ../../nbs/08_monitoring.ipynb #8d653059
 REFERENCE_ARTIFACT = "monitoring/reference.parquet"
@@ -157,6 +159,139 @@ def performance(df:pd.DataFrame) -> dict:
         "f1": float(f),
     }
 
+# %% ../../nbs/08_monitoring.ipynb #be89f6bf
+@dataclass
+class Window:
+    "One window of the log, what it is compared with, and what several rules read (computed once)."
+    df: pd.DataFrame  # the window's predictions (from `PredictionLog.predictions`)
+    errors: pd.DataFrame  # its failed requests (counted per endpoint, status and minute)
+    reference: pd.DataFrame|None  # the version's reference profile
+    cv_accuracy: float|None  # the version's CV accuracy
+    th: Thresholds
+    name: str = ""  # e.g. "last 1000"
+    version: str|None = None
+
+# %% ../../nbs/08_monitoring.ipynb #a0184c72
+@patch_to(Window, as_prop=True)
+def counts(self:Window) -> dict:
+    "Predictions, requests and failed requests (server 5xx, client 4xx) of the window, and failures by status."
+    if "_counts" not in self.__dict__:
+        e = self.errors
+        cnt = e["count"].fillna(1).astype(int) if "count" in e else pd.Series(1, index=e.index)
+        n5, n4 = int(cnt[e["status"] >= 500].sum()), int(cnt[e["status"] < 500].sum())
+        n_req = int(self.df["request"].nunique()) if len(self.df) else 0
+        self._counts = {"n_predictions": len(self.df), "n_requests": n_req, "n_errors": n5 + n4,
+                        "n_server_errors": n5, "n_client_errors": n4,
+                        "by_status": {int(k): int(v) for k, v in cnt.groupby(e["status"]).sum().items()}}
+    return self._counts
+
+# %% ../../nbs/08_monitoring.ipynb #9c57ef18
+@patch_to(Window, as_prop=True)
+def drift(self:Window) -> pd.DataFrame|None:
+    "Per-feature and prediction drift against the reference (None without one, or below `min_rows`)."
+    if "_drift" not in self.__dict__:
+        from sixstack.data.validation import drift_table
+        ok = self.reference is not None and len(self.df) >= self.th.min_rows
+        self._drift = pd.concat([drift_table(self.reference, self.df, self.th.alpha, self.th.psi),
+                                 prediction_drift(self.reference, self.df, self.th)]) if ok else None
+    return self._drift
+
+# %% ../../nbs/08_monitoring.ipynb #dbcc0913
+@dataclass(frozen=True)
+class Rule:
+    "A registered monitoring rule."
+    kind: str  # the alert kind it raises
+    fn: Callable  # (Window) -> (metrics: dict, alert: None or {"message", "value", "threshold", **details})
+    severity: str = "warning"  # info, warning or critical
+    retrain: bool = False  # its alert triggers retraining (`sixstack monitor --retrain-on-drift`)
+
+# %% ../../nbs/08_monitoring.ipynb #ec8918fa
+RULES: dict[str, Rule] = {}  # kind -> rule, in registration order (the built-in ones first)
+
+def rule(kind:str, # the alert kind it raises (one rule per kind: a new one replaces the old)
+         severity:str="warning", # info, warning or critical
+         retrain:bool=False, # its alert triggers retraining
+        ):
+    "Register a monitoring rule: a function of the `Window` returning (metrics, alert or None)."
+    if severity not in ("info", "warning", "critical"):
+        raise ValueError(f"severity must be info, warning or critical, got {severity!r}")
+    def register(fn):
+        RULES[kind] = Rule(kind, fn, severity, retrain); return fn
+    return register
+
+# %% ../../nbs/08_monitoring.ipynb #45b93842
+_PLUGINS = {"loaded": False}
+
+def rules() -> dict[str, Rule]:
+    "Every registered rule: the built-in ones and those of installed packages (entry point group `sixstack.monitors`)."
+    if not _PLUGINS["loaded"]:
+        from importlib.metadata import entry_points
+        _PLUGINS["loaded"] = True
+        for ep in entry_points(group="sixstack.monitors"):
+            try: ep.load()  # importing the module registers its rules
+            except Exception as e:
+                logger.warning("monitoring plug-in %s (%s) not loaded: %s: %s", ep.name, ep.value, type(e).__name__, e)
+    return RULES
+
+# %% ../../nbs/08_monitoring.ipynb #98484c6e
+@rule("data_drift", "warning", retrain=True)
+def _data_drift(w:Window):
+    if w.drift is None:
+        few = f"{len(w.df)} predictions < min_rows {w.th.min_rows}"
+        return {"drift_skipped": "no reference profile for this version" if w.reference is None else few}, None
+    d = w.drift; is_feature = d.index.isin(FEATURES); feats = d[d["drift"] & is_feature]
+    m = {"psi_threshold": w.th.psi, "drifted_features": list(feats.index),
+         "max_psi": float(d.loc[FEATURES, "psi"].max()), "prediction_psi": float(d.loc["probability", "psi"])}
+    if not len(feats): return m, None
+    which = ", ".join(f"{f} (PSI {r.psi:.2f}, p={r.p_value:.1e})" for f, r in feats.iterrows())
+    return m, {"message": f"data drift in {which}", "value": feats["psi"].max(), "threshold": w.th.psi,
+               "features": feats.round(6).to_dict(orient="index")}
+
+# %% ../../nbs/08_monitoring.ipynb #272335df
+@rule("prediction_drift", "warning", retrain=True)
+def _prediction_drift(w:Window):
+    if w.drift is None: return {}, None
+    outs = w.drift[w.drift["drift"] & ~w.drift.index.isin(FEATURES)]
+    if not len(outs): return {}, None
+    return {}, {"message": "prediction drift in " + ", ".join(f"{f} (PSI {r.psi:.2f})" for f, r in outs.iterrows()),
+                "value": outs["psi"].max(), "threshold": w.th.psi, "outputs": outs.round(6).to_dict(orient="index"),
+                "introvert_share": float((w.df["label"] == CLASSES[1]).mean()),
+                "reference_share": float((w.reference["label"].dropna() == CLASSES[1]).mean())}
+
+# %% ../../nbs/08_monitoring.ipynb #c40ba071
+@rule("performance_drop", "critical")
+def _performance_drop(w:Window):
+    perf, cv, th = performance(w.df), w.cv_accuracy, w.th
+    m = {f"window_{k}": v for k, v in perf.items()}
+    if cv is None or perf["n_labelled"] < th.min_labels or perf["accuracy"] >= cv - th.accuracy_drop: return m, None
+    return m, {"message": f"accuracy {perf['accuracy']:.3f} on {perf['n_labelled']} labelled predictions, "
+                          f"below the version's CV accuracy {cv:.3f} by more than {th.accuracy_drop}",
+               "value": perf["accuracy"], "threshold": cv - th.accuracy_drop, **perf}
+
+# %% ../../nbs/08_monitoring.ipynb #ea3d3f0f
+def _share(w:Window, n:int, limit:float, what:str):
+    "An alert when `n` of the window's requests exceed the share `limit` (given enough requests)."
+    c = w.counts; total = c["n_requests"] + c["n_errors"]
+    if total < w.th.min_requests or n / total <= limit: return {}, None
+    return {}, {"message": f"{n} of {total} requests {what} ({n / total:.1%})", "value": n / total, "threshold": limit,
+                "by_status": c["by_status"]}
+
+@rule("error_rate", "critical")
+def _error_rate(w:Window): return _share(w, w.counts["n_server_errors"], w.th.error_rate, "failed on the server's side")
+
+@rule("client_errors", "info")
+def _client_errors(w:Window):
+    return _share(w, w.counts["n_client_errors"], w.th.client_error_rate, "were refused as bad input")
+
+# %% ../../nbs/08_monitoring.ipynb #190df187
+@rule("latency", "warning")
+def _latency(w:Window):
+    if not len(w.df): return {}, None
+    p95 = float(w.df.groupby("request")["latency_ms"].first().quantile(0.95))
+    if p95 <= w.th.p95_latency_ms: return {"p95_latency_ms": p95}, None
+    msg = f"p95 latency {p95:.0f} ms above {w.th.p95_latency_ms:.0f} ms"
+    return {"p95_latency_ms": p95}, {"message": msg, "value": p95, "threshold": w.th.p95_latency_ms}
+
 # %% ../../nbs/08_monitoring.ipynb #5bff010b
 @dataclass
 class MonitorResult:
@@ -192,116 +327,17 @@ def evaluate(df:pd.DataFrame, # the window's predictions (from `PredictionLog.pr
              reference:pd.DataFrame|None, # the model's reference profile
              cv_accuracy:float|None, # the registered version's CV accuracy
              th:Thresholds, *, window:str="", version:str|None=None) -> MonitorResult:
-    "Every check on one window: drift, prediction drift, performance, error rate, latency."
-    from sixstack.data.validation import drift_table
-    cnt = errors["count"].fillna(1).astype(int) if "count" in errors else pd.Series(1, index=errors.index)
-    n5, n4 = int(cnt[errors["status"] >= 500].sum()), int(cnt[errors["status"] < 500].sum())
-    alerts, s = (
-        [],
-        {
-            "n_predictions": len(df),
-            "n_requests": int(df["request"].nunique()) if len(df) else 0,
-            "n_errors": n5 + n4,
-            "n_server_errors": n5,
-            "n_client_errors": n4,
-        },
-    )
-    drift = None
-    if reference is not None and len(df) >= th.min_rows:
-        drift = pd.concat([drift_table(reference, df, th.alpha, th.psi), prediction_drift(reference, df, th)])
-        is_feature = drift.index.isin(FEATURES)
-        feats, outs = drift[drift["drift"] & is_feature], drift[drift["drift"] & ~is_feature]
-        s |= {
-            "psi_threshold": th.psi,
-            "drifted_features": list(feats.index),
-            "max_psi": float(drift.loc[FEATURES, "psi"].max()),
-            "prediction_psi": float(drift.loc["probability", "psi"]),
-        }
-        if len(feats):
-            which = ", ".join(f"{f} (PSI {r.psi:.2f}, p={r.p_value:.1e})" for f, r in feats.iterrows())
-            alerts.append(_alert("data_drift", "warning", f"data drift in {which}", feats["psi"].max(), th.psi, window,
-                                 version, features=feats.round(6).to_dict(orient="index")))
-        if len(outs):
-            alerts.append(
-                _alert(
-                    "prediction_drift",
-                    "warning",
-                    "prediction drift in " + ", ".join(f"{f} (PSI {r.psi:.2f})" for f, r in outs.iterrows()),
-                    outs["psi"].max(),
-                    th.psi,
-                    window,
-                    version,
-                    outputs=outs.round(6).to_dict(orient="index"),
-                    introvert_share=float((df["label"] == CLASSES[1]).mean()),
-                    reference_share=float((reference["label"].dropna() == CLASSES[1]).mean()),
-                )
-            )
-    elif reference is None: s["drift_skipped"] = "no reference profile for this version"
-    else: s["drift_skipped"] = f"{len(df)} predictions < min_rows {th.min_rows}"
-    perf = performance(df); s |= {f"window_{k}": v for k, v in perf.items()}
-    if (
-        cv_accuracy is not None
-        and perf["n_labelled"] >= th.min_labels
-        and perf["accuracy"] < cv_accuracy - th.accuracy_drop
-    ):
-        alerts.append(
-            _alert(
-                "performance_drop",
-                "critical",
-                f"accuracy {perf['accuracy']:.3f} on {perf['n_labelled']} labelled predictions, "
-                f"below the version's CV accuracy {cv_accuracy:.3f} by more than {th.accuracy_drop}",
-                perf["accuracy"],
-                cv_accuracy - th.accuracy_drop,
-                window,
-                version,
-                **perf,
-            )
-        )
-    total = s["n_requests"] + n5 + n4
-    by_status = {int(k): int(v) for k, v in cnt.groupby(errors["status"]).sum().items()}
-    if total >= th.min_requests and n5 / total > th.error_rate:
-        alerts.append(
-            _alert(
-                "error_rate",
-                "critical",
-                f"{n5} of {total} requests failed on the server's side ({n5 / total:.1%})",
-                n5 / total,
-                th.error_rate,
-                window,
-                version,
-                by_status=by_status,
-            )
-        )
-    if total >= th.min_requests and n4 / total > th.client_error_rate:
-        alerts.append(
-            _alert(
-                "client_errors",
-                "info",
-                f"{n4} of {total} requests were refused as bad input ({n4 / total:.1%})",
-                n4 / total,
-                th.client_error_rate,
-                window,
-                version,
-                by_status=by_status,
-            )
-        )
-    if len(df):
-        p95 = float(df.groupby("request")["latency_ms"].first().quantile(0.95)); s["p95_latency_ms"] = p95
-        if p95 > th.p95_latency_ms:
-            alerts.append(
-                _alert(
-                    "latency",
-                    "warning",
-                    f"p95 latency {p95:.0f} ms above {th.p95_latency_ms:.0f} ms",
-                    p95,
-                    th.p95_latency_ms,
-                    window,
-                    version,
-                )
-            )
+    "Every registered rule on one window: the summary of their metrics and the alerts they raise."
+    w = Window(df, errors, reference, cv_accuracy, th, window, version)
+    s, alerts = {k: v for k, v in w.counts.items() if k != "by_status"}, []
+    for r in rules().values():
+        metrics, alert = r.fn(w); s |= metrics
+        if alert:
+            a = dict(alert); msg, value, limit = a.pop("message"), a.pop("value"), a.pop("threshold")
+            alerts.append(_alert(r.kind, r.severity, msg, value, limit, window, version, **a))
     s["n_alerts"] = len(alerts)
     return MonitorResult(window=window, version=version, predictions=df, errors=errors, summary=s, alerts=alerts,
-                         drift=drift, reference=reference, cv_accuracy=cv_accuracy)
+                         drift=w.drift, reference=reference, cv_accuracy=cv_accuracy)
 
 # %% ../../nbs/08_monitoring.ipynb #91b5253b
 def dispatch(alerts:list[dict], # from `evaluate`
