@@ -16,3 +16,13 @@ def test_training_from_python(capsys):
     out = capsys.readouterr().out
     assert "served within 2 ms:" in out and set(ns["table"].index) >= {"full ensemble", "budgeted selection", "distilled"}
     assert ns["table"]["oof_accuracy"].min() > 0.8
+
+
+def test_a_monitoring_rule(capsys):
+    from sixstack.monitoring.monitor import RULES
+    ns = {}
+    try:
+        exec(compile(_block("A monitoring rule"), "README.md: A monitoring rule", "exec"), ns)
+        assert capsys.readouterr().out.strip() == "1.0 ['one_class']"
+        assert RULES["one_class"].severity == "warning" and not RULES["one_class"].retrain
+    finally: RULES.pop("one_class", None)
