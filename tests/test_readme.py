@@ -26,3 +26,11 @@ def test_a_monitoring_rule(capsys):
         assert capsys.readouterr().out.strip() == "1.0 ['one_class']"
         assert RULES["one_class"].severity == "warning" and not RULES["one_class"].retrain
     finally: RULES.pop("one_class", None)
+
+
+def test_a_data_check(capsys):
+    from sixstack.data.checks import CHECKS
+    try:
+        exec(compile(_block("A data check"), "README.md: A data check", "exec"), {})
+        assert capsys.readouterr().out.strip() == "[\"train: check 'outings_within_reason' fails in 2 rows (row 4, row 9)\"]"
+    finally: CHECKS.pop("outings_within_reason", None)

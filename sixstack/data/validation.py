@@ -17,6 +17,7 @@ import pandera.pandas as pa
 from scipy import stats
 
 from . import report
+from .checks import run_checks
 from .tables import (CATEGORICAL, CLASSES, FEATURES, ID, LABEL, NUMERIC, RANGES, YES_NO,
                            DataValidationError, add_match_p, fingerprint, load_table)
 
@@ -165,6 +166,7 @@ class ValidationResult:
     drift: pd.DataFrame|None = None
     warnings: list[str] = field(default_factory=list)
     paths: dict = field(default_factory=dict)
+    checks: dict = field(default_factory=dict)  # registered check -> failing rows (all tables)
 
     def metrics(self) -> dict:
         "Flat numeric metrics for tracking."
@@ -173,13 +175,18 @@ class ValidationResult:
         if self.test is not None:
             m |= {"rows_test": len(self.test), "n_drifted_features": int(self.drift["drift"].sum()),
                   "max_psi": float(self.drift["psi"].max())}
-        return m
+        return m | {f"check_{k}": v for k, v in self.checks.items()}
 
 # %% ../../nbs/00_data_validation.ipynb #7f449b48
-def _load_checked(path, kind:str, problems:list[str]) -> pd.DataFrame|None:
-    "Load and check one table, collecting its problems instead of raising."
-    try: return check_frame(load_table(path), kind, name=f"{kind} ({Path(path).name})")
-    except DataValidationError as e: problems.extend(e.problems)
+def _load_checked(path, kind:str, problems:list[str], found:dict) -> pd.DataFrame|None:
+    "Load and check one table (schema, then registered checks), collecting problems and warnings, not raising."
+    name = f"{kind} ({Path(path).name})"
+    try: df = check_frame(load_table(path), kind, name=name)
+    except DataValidationError as e: problems.extend(e.problems); return None
+    p, w, counts = run_checks(df, kind, name)
+    problems += p; found["warnings"] += w
+    for k, v in counts.items(): found["counts"][k] = found["counts"].get(k, 0) + v
+    return df
 
 # %% ../../nbs/00_data_validation.ipynb #f2d693ed
 def validate(train_path:str|Path, # training table (CSV or Parquet)
@@ -190,14 +197,14 @@ def validate(train_path:str|Path, # training table (CSV or Parquet)
              warn:bool=True, # also emit the soft issues as Python warnings
             ) -> ValidationResult:
     "Load, check, profile and compare the tables; raise one `DataValidationError` listing every problem."
-    problems = []
-    train = _load_checked(train_path, "train", problems)
-    test = _load_checked(test_path, "test", problems) if test_path is not None else None
-    ext = _load_checked(external_path, "train", problems) if external_path is not None else None
+    problems, found = [], {"warnings": [], "counts": {}}  # what the registered checks found
+    train = _load_checked(train_path, "train", problems, found)
+    test = _load_checked(test_path, "test", problems, found) if test_path is not None else None
+    ext = _load_checked(external_path, "train", problems, found) if external_path is not None else None
     if problems: raise DataValidationError(problems)
     train, test = add_match_p(train, ext), (add_match_p(test, ext) if test is not None else None)
     prof = {"train": quality_profile(train)} | ({"test": quality_profile(test)} if test is not None else {})
-    warns = [w for k in prof for w in soft_warnings(train if k == "train" else test, prof[k], k)]
+    warns = [w for k in prof for w in soft_warnings(train if k == "train" else test, prof[k], k)] + found["warnings"]
     if warn:
         for w in warns: warnings.warn(w, stacklevel=2)
     drift = drift_table(train, test, alpha, psi_threshold) if test is not None else None
@@ -205,7 +212,7 @@ def validate(train_path:str|Path, # training table (CSV or Parquet)
         k: str(v) for k, v in dict(train=train_path, test=test_path, external=external_path).items() if v is not None
     }
     prof["fingerprints"] = {"train": fingerprint(train)} | ({"test": fingerprint(test)} if test is not None else {})
-    return ValidationResult(train, test, prof, drift, warns, paths)
+    return ValidationResult(train, test, prof, drift, warns, paths, found["counts"])
 
 # %% ../../nbs/00_data_validation.ipynb #bd3958df
 def holdout_split(train:pd.DataFrame, # validated training rows
