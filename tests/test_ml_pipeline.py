@@ -9,6 +9,7 @@ from sixstack.data.tables import FEATURES, LABEL, load_table, write_sample
 from sixstack.tracking.runner import run_notebook, run_pipeline
 from sixstack.tracking.models import load_model
 from sixstack.tracking.mlops import MLOpsIntegration
+from sixstack.training.stacks import STACKS
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +52,7 @@ def test_children_02_to_05_with_params_metrics_artifacts(trained):
         assert 0.85 < info["metrics"][metric] <= 1.0, (name, info["metrics"])
         assert m.download_artifact(artifact, s.run_id) is not None, (name, artifact)
     tuned = m.get_run(_step(res, "04_model_stacks").run_id)["metrics"]
-    assert all(f"best_accuracy_{s}" in tuned for s in "ABCDEF") and tuned["failed_trials"] == 0
+    assert all(f"best_accuracy_{s}" in tuned for s in STACKS) and tuned["failed_trials"] == 0
     ens = m.get_run(_step(res, "05_ensemble").run_id)
     assert {"ensemble_accuracy", "ensemble_log_loss", "ensemble_roc_auc", "A_accuracy", "threshold"} <= set(ens["metrics"])
     assert m.download_artifact("model/MLmodel", _step(res, "05_ensemble").run_id) is not None

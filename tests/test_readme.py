@@ -34,3 +34,11 @@ def test_a_data_check(capsys):
         exec(compile(_block("A data check"), "README.md: A data check", "exec"), {})
         assert capsys.readouterr().out.strip() == "[\"train: check 'outings_within_reason' fails in 2 rows (row 4, row 9)\"]"
     finally: CHECKS.pop("outings_within_reason", None)
+
+
+def test_a_model_family_and_a_stack(capsys):
+    from sixstack.training.stacks import FAMILIES, STACKS
+    try:
+        exec(compile(_block("A model family and a stack"), "README.md: A model family and a stack", "exec"), {})
+        assert float(capsys.readouterr().out) > 0.85 and STACKS["G"]["models"] == ["knn", "lr"]
+    finally: FAMILIES.pop("knn", None); STACKS.pop("G", None)

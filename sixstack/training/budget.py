@@ -19,7 +19,7 @@ from .ensemble import (Predictor, SixStackEnsemble, best_threshold, build_ensemb
                                         nested_predictions, stack_table)
 from .fast import as_matrix
 from .features import FeaturePipeline, Recipe, make_folds, scores
-from .stacks import ENCODING, StackModel
+from .stacks import StackModel
 
 # %% auto #0
 __all__ = ['Costs', 'model_costs', 'select', 'nested_select', 'prune', 'SelectedEnsemble', 'selected', 'DistilledModel',
@@ -69,8 +69,8 @@ def model_costs(ens:SixStackEnsemble, # the refit full ensemble
             if enc not in prep: prep[enc] = _median_ms(lambda: fp.transform(Xp), n)
         inputs, flat = st._inputs(Xp), {}
         for name, m in st.models_.items():
-            key = f"{s}.{name}"; encoding[key] = ENCODING[name]
-            model[key] = _median_ms(lambda: fast_proba(name, m, inputs[ENCODING[name]], {}, flat), n)
+            key = f"{s}.{name}"; encoding[key] = st.encoding_of(name)
+            model[key] = _median_ms(lambda: fast_proba(name, m, inputs[encoding[key]], {}, flat), n)
     return Costs(base, prep, model, encoding)
 
 # %% ../../nbs/05a_budget.ipynb #c16d685f
@@ -120,7 +120,7 @@ def prune(st:StackModel, # a fitted stack
     out = copy.copy(st)
     out.params = {n: p for n, p in st.params.items() if n in keep}
     out.models_ = {n: m for n, m in st.models_.items() if n in keep}
-    out.features_ = {e: fp for e, fp in st.features_.items() if e in {ENCODING[n] for n in keep}}
+    out.features_ = {e: fp for e, fp in st.features_.items() if e in {st.encoding_of(n) for n in keep}}
     out.__dict__.pop("_flat", None)
     return out
 

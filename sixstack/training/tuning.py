@@ -61,7 +61,7 @@ def flat_defaults(stack:str, n_estimators:int) -> dict:
     return out
 
 # %% ../../nbs/04b_tuning.ipynb #cd8b36a2
-def study_name(stack:str, # A-F
+def study_name(stack:str, # a stack's letter (`STACKS`)
                fingerprint:str, # the training data's fingerprint
                profile:str, seed:int, # the profile and seed it is tuned with
                features:dict, # the chosen `FeaturePipeline` settings
@@ -165,7 +165,7 @@ def run_trials(study, # an Optuna study (`open_study`)
     return ran
 
 # %% ../../nbs/04b_tuning.ipynb #dc095d32
-def tune_stack(stack:str, # A-F
+def tune_stack(stack:str, # a stack's letter (`STACKS`)
                X:pd.DataFrame, y:np.ndarray, # training table and 0/1 labels
                folds:list, # CV folds of the study
                n_trials:int, # the study's budget (a resumed or shared study runs only the missing trials)
@@ -192,7 +192,6 @@ def tune_stack(stack:str, # A-F
             f"{failed[0].system_attrs.get('fail_reason') if failed else 'none ran'}"
         )
     return study
-
 
 # %% ../../nbs/04b_tuning.ipynb #42f123c8
 def best_params(study, stack:str, n_estimators:int=250) -> dict:
