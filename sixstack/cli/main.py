@@ -235,12 +235,15 @@ def _args_validate(p):
     p.add_argument("--test")
     p.add_argument("--external")
     p.add_argument("--report", help="write the HTML data report here")
+    p.add_argument("--contract", help="the tables' data contract, a TOML file (default: the personality data's)")
 
 # %% ../../nbs/08a_cli.ipynb #ad468000
 def cmd_validate(a, settings:Settings) -> int:
     "`sixstack validate`: check files; problems go to stderr, exit 1."
+    from sixstack.data.tables import load_contract
     from sixstack.data.validation import data_report, validate
-    res = validate(a.train, a.test, a.external, warn=False)
+    contract = load_contract(a.contract) if a.contract else None
+    res = validate(a.train, a.test, a.external, warn=False, contract=contract)
     print(f"OK: {len(res.train)} training rows, quality score {res.profile['train']['quality_score']}")
     for w in res.warnings: print(f"warning: {w}")
     if res.drift is not None: print(res.drift.round(4).to_string())

@@ -16,8 +16,9 @@ from fastcore.basics import patch_to
 
 # %% auto #0
 __all__ = ['PERSONALITY_TOML', 'CONTRACT', 'NUMERIC', 'CATEGORICAL', 'FEATURES', 'LABEL', 'ID', 'CLASSES', 'YES_NO', 'RANGES',
-           'Feature', 'Contract', 'parse_contract', 'load_contract', 'DataValidationError', 'Columns', 'make_frame',
-           'write_sample', 'ensure_sample', 'load_table', 'match_lookup', 'match_values', 'add_match_p', 'fingerprint']
+           'Feature', 'Contract', 'parse_contract', 'load_contract', 'infer_contract', 'contract_toml',
+           'DataValidationError', 'Columns', 'make_frame', 'write_sample', 'ensure_sample', 'load_table',
+           'match_lookup', 'match_values', 'add_match_p', 'fingerprint']
 
 # %% ../../nbs/00a_data.ipynb #82af81c5
 PERSONALITY_TOML = """
@@ -130,6 +131,42 @@ def load_contract(path:str|Path|None=None, # a contract file (None: the embedded
     p = Path(path)
     if not p.is_file(): raise ValueError(f"no contract file {p}")
     return parse_contract(p.read_text(encoding="utf-8"), str(p))
+
+# %% ../../nbs/00a_data.ipynb #af159726
+def infer_contract(df:pd.DataFrame, # a labelled table
+                   target:str, # its label column (two values)
+                   positive:str|None=None, # the label predicted as a probability (default: the second, sorted)
+                   *, id:str="id", # its id column, if it has one
+                   name:str="dataset",
+                  ) -> Contract:
+    "A contract describing `df`: every other column a feature, numeric ranges as observed (widened to integers)."
+    labels = sorted(map(str, df[target].dropna().unique()))
+    if len(labels) != 2: raise ValueError(f"{target}: a binary label needs two values, found {labels[:10]}")
+    if positive is not None and positive not in labels:
+        raise ValueError(f"{target}: no label {positive!r} in {labels}")
+    neg, pos = (labels[0], labels[1]) if positive in (None, labels[1]) else (labels[1], labels[0])
+    feats = []
+    for col in [c for c in df.columns if c not in (target, id)]:
+        v = df[col]
+        if pd.api.types.is_numeric_dtype(v) and not pd.api.types.is_bool_dtype(v):
+            lo, hi = float(np.floor(v.min())), float(np.ceil(v.max()))
+            feats.append(Feature(str(col), "numeric", range=(lo, hi)))
+        else: feats.append(Feature(str(col), "categorical", levels=tuple(sorted(map(str, v.dropna().unique())))))
+    return Contract(name, id, target, (neg, pos), tuple(feats))
+
+# %% ../../nbs/00a_data.ipynb #fa0d7824
+def contract_toml(c:Contract) -> str:
+    "The contract as TOML (what `load_contract` reads)."
+    import json
+    q = json.dumps  # TOML basic strings and arrays read like JSON's
+    out = [f"name = {q(c.name)}", f"id = {q(c.id)}", f"target = {q(c.target)}",
+           f"labels = {q(list(c.labels))}  # the second is positive"]
+    for f in c.features:
+        out += ["", "[[features]]", f"name = {q(f.name)}"]
+        rng = f"range = [{f.range[0]:g}, {f.range[1]:g}]" if f.kind == "numeric" else None
+        out.append(rng or f"levels = {q(list(f.levels))}")
+        if not f.missing: out.append("missing = false")
+    return "\n".join(out) + "\n"
 
 # %% ../../nbs/00a_data.ipynb #2bab01d8
 CONTRACT = load_contract()  # the embedded default

@@ -18,7 +18,7 @@ from scipy import stats
 
 from . import report
 from .checks import run_checks
-from .tables import (CATEGORICAL, CLASSES, FEATURES, ID, LABEL, NUMERIC, RANGES, YES_NO,
+from .tables import (CONTRACT, FEATURES, LABEL, Contract,
                            DataValidationError, add_match_p, fingerprint, load_table)
 
 _all_ = ["DataValidationError"]
@@ -29,12 +29,16 @@ __all__ = ['schema', 'check_frame', 'quality_profile', 'soft_warnings', 'psi', '
 
 # %% ../../nbs/00_data_validation.ipynb #7aee0b91
 def schema(kind:str="train", # "train" (with the label) or "test" (without)
+           contract:Contract|None=None, # the table's contract (default: the personality data's)
           ) -> pa.DataFrameSchema:
-    "The pandera schema of a train or test table."
-    cols = {c: pa.Column(float, pa.Check.in_range(*RANGES[c]), nullable=True, coerce=True) for c in NUMERIC}
-    cols |= {c: pa.Column(checks=pa.Check.isin(YES_NO), nullable=True) for c in CATEGORICAL}
-    cols[ID] = pa.Column(int, unique=True, required=False, coerce=True)
-    if kind == "train": cols[LABEL] = pa.Column(checks=pa.Check.isin(CLASSES), nullable=False)
+    "The pandera schema of a train or test table: the contract's columns, ranges, levels and labels."
+    c = contract or CONTRACT
+    bound = lambda x: int(x) if float(x).is_integer() else x  # "in_range(0, 11)" in messages, as the contract says
+    num = lambda f: pa.Column(float, pa.Check.in_range(*map(bound, f.range)), nullable=f.missing, coerce=True)
+    cat = lambda f: pa.Column(checks=pa.Check.isin(list(f.levels)), nullable=f.missing)
+    cols = {f.name: num(f) if f.kind == "numeric" else cat(f) for f in c.features}
+    cols[c.id] = pa.Column(int, unique=True, required=False, coerce=True)
+    if kind == "train": cols[c.target] = pa.Column(checks=pa.Check.isin(list(c.labels)), nullable=False)
     elif kind != "test": raise ValueError(f"kind must be 'train' or 'test', not {kind!r}")
     return pa.DataFrameSchema(cols, strict=False, ordered=False)
 
@@ -50,7 +54,7 @@ def _problems(fc:pd.DataFrame, name:str) -> list[str]:
         set(fc.loc[fc["check"].str.startswith("coerce_dtype"), "column"]))]
     out = []
     for (col, check), g in fc.groupby(["column", "check"], sort=False):
-        if check == "column_in_dataframe": out.append(f"{name}: missing column '{g['failure_case'].iloc[0]}'"); continue
+        if check == "column_in_dataframe": out += [f"{name}: missing column '{c}'" for c in g["failure_case"]]; continue
         rows = ", ".join(f"row {i}: {v!r}" for i, v in zip(g["index"].head(3), g["failure_case"].head(3)))
         rule = "type: not a number" if check.startswith(("coerce_dtype", "dtype")) else check
         out.append(f"{name}: column '{col}' fails {rule} in {len(g)} row{'s'*(len(g)!=1)} ({rows})")
@@ -60,25 +64,30 @@ def _problems(fc:pd.DataFrame, name:str) -> list[str]:
 def check_frame(df:pd.DataFrame, # the table as loaded
                 kind:str="train", # "train" or "test"
                 name:str|None=None, # how the table is named in messages (default: `kind`)
+                contract:Contract|None=None, # the table's contract (default: the personality data's)
                ) -> pd.DataFrame:
     "Validate `df` against the schema; return it with numerics as float or raise one `DataValidationError`."
     name = name or kind
     if df.empty: raise DataValidationError([f"{name}: the table has no rows"])
-    try: return schema(kind).validate(df, lazy=True)
+    try: return schema(kind, contract).validate(df, lazy=True)
     except pa.errors.SchemaErrors as e: raise DataValidationError(_problems(e.failure_cases, name)) from None
 
 # %% ../../nbs/00_data_validation.ipynb #96912c3e
 def quality_profile(df:pd.DataFrame, # a validated table
+                    contract:Contract|None=None, # its contract (default: the personality data's)
                    ) -> dict:
     "Missingness, duplicates, outliers, class balance and a 0-100 quality score of a validated table."
-    feats = df[[c for c in FEATURES if c in df]]
+    c = contract or CONTRACT
+    feats = df[[f for f in c.feature_names if f in df]]
     missing = feats.isna().mean()
     dup = float(feats.duplicated().mean())
-    q1, q3 = feats[NUMERIC].quantile(0.25), feats[NUMERIC].quantile(0.75)
+    q1, q3 = feats[c.numeric].quantile(0.25), feats[c.numeric].quantile(0.75)
     fence = 1.5 * (q3 - q1)
-    outl = ((feats[NUMERIC] < q1 - fence) | (feats[NUMERIC] > q3 + fence)).mean()
-    score = 100 * (1 - missing.mean()) * (1 - outl.mean())
-    balance = df[LABEL].value_counts(normalize=True).reindex(CLASSES, fill_value=0.0).to_dict() if LABEL in df else {}
+    outl = ((feats[c.numeric] < q1 - fence) | (feats[c.numeric] > q3 + fence)).mean()
+    score = 100 * (1 - missing.mean()) * (1 - (outl.mean() if len(outl) else 0.0))
+    labels = list(c.labels)
+    shares = lambda y: y.value_counts(normalize=True).reindex(labels, fill_value=0.0).to_dict()
+    balance = shares(df[c.target]) if c.target in df else {}
     return {"rows": len(df), "missing": missing.round(4).to_dict(), "missing_share": round(float(missing.mean()), 4),
             "duplicate_share": round(dup, 4), "outliers": outl.round(4).to_dict(), "class_balance": balance,
             "quality_score": round(float(score), 2)}
@@ -87,13 +96,15 @@ def quality_profile(df:pd.DataFrame, # a validated table
 def soft_warnings(df:pd.DataFrame, # a validated table
                   profile:dict, # its `quality_profile`
                   name:str="train", # how the table is named in messages
+                  contract:Contract|None=None, # its contract (default: the personality data's)
                  ) -> list[str]:
     "Issues that do not stop the pipeline: sparse columns, many duplicates, a rare class, unknown columns."
     out = [f"{name}: column '{c}' is {m:.0%} missing" for c, m in profile["missing"].items() if m > 0.2]
     if profile["duplicate_share"] > 0.5:
         out.append(f"{name}: {profile['duplicate_share']:.0%} of rows repeat another row's features")
     out += [f"{name}: class '{k}' is only {v:.1%} of rows" for k, v in profile["class_balance"].items() if v < 0.05]
-    extra = [c for c in df.columns if c not in FEATURES + [LABEL, ID, "match_p"]]
+    ct = contract or CONTRACT
+    extra = [c for c in df.columns if c not in ct.feature_names + [ct.target, ct.id, "match_p"]]
     if extra: out.append(f"{name}: unknown columns ignored: {', '.join(map(str, extra))}")
     return out
 
@@ -167,6 +178,7 @@ class ValidationResult:
     warnings: list[str] = field(default_factory=list)
     paths: dict = field(default_factory=dict)
     checks: dict = field(default_factory=dict)  # registered check -> failing rows (all tables)
+    contract: Contract = field(default_factory=lambda: CONTRACT, repr=False)  # what the tables were checked against
 
     def metrics(self) -> dict:
         "Flat numeric metrics for tracking."
@@ -178,10 +190,10 @@ class ValidationResult:
         return m | {f"check_{k}": v for k, v in self.checks.items()}
 
 # %% ../../nbs/00_data_validation.ipynb #7f449b48
-def _load_checked(path, kind:str, problems:list[str], found:dict) -> pd.DataFrame|None:
+def _load_checked(path, kind:str, problems:list[str], found:dict, contract:Contract|None=None) -> pd.DataFrame|None:
     "Load and check one table (schema, then registered checks), collecting problems and warnings, not raising."
     name = f"{kind} ({Path(path).name})"
-    try: df = check_frame(load_table(path), kind, name=name)
+    try: df = check_frame(load_table(path), kind, name=name, contract=contract)
     except DataValidationError as e: problems.extend(e.problems); return None
     p, w, counts = run_checks(df, kind, name)
     problems += p; found["warnings"] += w
@@ -195,53 +207,63 @@ def validate(train_path:str|Path, # training table (CSV or Parquet)
              alpha:float=0.01, # significance level of the drift tests
              psi_threshold:float=0.05, # PSI from which a significant shift counts as drift
              warn:bool=True, # also emit the soft issues as Python warnings
+             *, contract:Contract|None=None, # the tables' contract (default: the personality data's)
             ) -> ValidationResult:
     "Load, check, profile and compare the tables; raise one `DataValidationError` listing every problem."
-    problems, found = [], {"warnings": [], "counts": {}}  # what the registered checks found
-    train = _load_checked(train_path, "train", problems, found)
-    test = _load_checked(test_path, "test", problems, found) if test_path is not None else None
-    ext = _load_checked(external_path, "train", problems, found) if external_path is not None else None
+    c, problems, found = contract or CONTRACT, [], {"warnings": [], "counts": {}}  # what the registered checks found
+    load = lambda p, kind: _load_checked(p, kind, problems, found, c) if p is not None else None
+    train, test, ext = load(train_path, "train"), load(test_path, "test"), load(external_path, "train")
     if problems: raise DataValidationError(problems)
+    if ext is not None and c is not CONTRACT:
+        raise ValueError("an external reference table works with the personality data only")
     train, test = add_match_p(train, ext), (add_match_p(test, ext) if test is not None else None)
-    prof = {"train": quality_profile(train)} | ({"test": quality_profile(test)} if test is not None else {})
-    warns = [w for k in prof for w in soft_warnings(train if k == "train" else test, prof[k], k)] + found["warnings"]
+    prof = {"train": quality_profile(train, c)} | ({"test": quality_profile(test, c)} if test is not None else {})
+    warns = [w for k in prof for w in soft_warnings(train if k == "train" else test, prof[k], k, c)] + found["warnings"]
     if warn:
         for w in warns: warnings.warn(w, stacklevel=2)
-    drift = drift_table(train, test, alpha, psi_threshold) if test is not None else None
-    paths = {
-        k: str(v) for k, v in dict(train=train_path, test=test_path, external=external_path).items() if v is not None
-    }
+    drift = drift_table(train, test, alpha, psi_threshold, c.feature_names) if test is not None else None
+    given = dict(train=train_path, test=test_path, external=external_path)
+    paths = {k: str(v) for k, v in given.items() if v is not None}
     prof["fingerprints"] = {"train": fingerprint(train)} | ({"test": fingerprint(test)} if test is not None else {})
-    return ValidationResult(train, test, prof, drift, warns, paths, found["counts"])
+    return ValidationResult(train, test, prof, drift, warns, paths, found["counts"], c)
 
 # %% ../../nbs/00_data_validation.ipynb #bd3958df
 def holdout_split(train:pd.DataFrame, # validated training rows
                   share:float, # share held out (0: none)
                   seed:int=42, # split seed
+                  label:str|None=None, # the label column (default: the personality data's)
                  ) -> tuple[pd.DataFrame, pd.DataFrame|None]:
     "The training part and the stratified held-out part of a labelled table."
     if not share: return train, None
     from sklearn.model_selection import train_test_split
-    fit, hold = train_test_split(train, test_size=share, stratify=train[LABEL], random_state=seed)
+    fit, hold = train_test_split(train, test_size=share, stratify=train[label or LABEL], random_state=seed)
     return fit.sort_index(), hold.sort_index()
 
 # %% ../../nbs/00_data_validation.ipynb #51847f80
 def _figures(res:ValidationResult) -> list[str]:
     "Missingness, class balance and per-feature distribution charts of a validation result."
-    frames = {"train": res.train} | ({"test": res.test} if res.test is not None else {})
+    c, frames = res.contract, {"train": res.train} | ({"test": res.test} if res.test is not None else {})
     fig = report.figure(11, 3.2); ax = fig.subplots(1, 2)
-    pd.DataFrame({k: f[FEATURES].isna().mean() for k, f in frames.items()}).plot.barh(ax=ax[0], title="Missing share")
-    res.train[LABEL].value_counts().reindex(CLASSES).plot.bar(ax=ax[1], title="Class balance (train)", rot=0)
+    missing = pd.DataFrame({k: f[c.feature_names].isna().mean() for k, f in frames.items()})
+    missing.plot.barh(ax=ax[0], title="Missing share")
+    res.train[c.target].value_counts().reindex(list(c.labels)).plot.bar(ax=ax[1], title="Class balance (train)", rot=0)
     out = [report.chart(fig, "missingness and balance", dpi=90)]
-    fig = report.figure(14, 6); axes = fig.subplots(2, 4).ravel()
-    for a, col in zip(axes, FEATURES):  # shares of each value among the non-missing ones
+    rows = -(-(len(c.features) + 1) // 4)
+    fig = report.figure(14, 3 * rows); axes = fig.subplots(rows, 4).ravel()
+    for a, col in zip(axes, c.feature_names):  # shares of each value among the non-missing ones (numbers: 20 bins)
         vals = {k: f[col].dropna() for k, f in frames.items()}
-        if col in NUMERIC: vals = {k: v.astype(int) for k, v in vals.items()}
-        pd.DataFrame({k: v.value_counts(normalize=True) for k, v in vals.items()}).sort_index().plot.bar(
-            ax=a, title=col, rot=0, legend=False, xlabel="", width=0.8)
+        if col in c.numeric and res.train[col].nunique() > 20:
+            lo, hi = c.ranges[col]; bins = np.linspace(lo, hi, 21)
+            shares = pd.DataFrame({k: np.histogram(v, bins)[0] / max(len(v), 1) for k, v in vals.items()},
+                                  index=bins[:-1].round(2))
+            shares.plot.bar(ax=a, title=col, rot=90, legend=False, xlabel="", width=0.8)
+        else:
+            if col in c.numeric: vals = {k: v.astype(int) for k, v in vals.items()}
+            pd.DataFrame({k: v.value_counts(normalize=True) for k, v in vals.items()}).sort_index().plot.bar(
+                ax=a, title=col, rot=0, legend=False, xlabel="", width=0.8)
         a.tick_params(labelsize=7)
-    axes[-1].axis("off"); axes[0].legend(frames.keys())
-    fig.tight_layout()
+    for a in axes[len(c.features):]: a.axis("off")
+    axes[0].legend(frames.keys()); fig.tight_layout()
     return out + [report.chart(fig, "feature distributions", dpi=90)]
 
 # %% ../../nbs/00_data_validation.ipynb #16a6d0e7
