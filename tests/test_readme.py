@@ -42,3 +42,8 @@ def test_a_model_family_and_a_stack(capsys):
         exec(compile(_block("A model family and a stack"), "README.md: A model family and a stack", "exec"), {})
         assert float(capsys.readouterr().out) > 0.85 and STACKS["G"]["models"] == ["knn", "lr"]
     finally: FAMILIES.pop("knn", None); STACKS.pop("G", None)
+
+
+def test_a_data_contract(capsys):
+    exec(compile(_block("A data contract"), "README.md: A data contract", "exec"), {})
+    assert capsys.readouterr().out.startswith("30 {'benign': 0.627")
