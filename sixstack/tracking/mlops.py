@@ -339,6 +339,23 @@ def log_pyfunc_model(self, model, # an object with `predict_frame`
         save_pyfunc(model, path, input_example, pip_requirements, ship_code, metadata)
         return self.record_model(path, artifact_path)
 
+# %% ../../nbs/01b_tracking.ipynb #8e337d57
+@patch_to(MLOpsIntegration)
+def log_checked_model(self:MLOpsIntegration, model, # an object with `predict_frame`
+                      rows:pd.DataFrame, # training rows: the input example and the round trip's check rows
+                      metadata:dict|None=None, # stored with the model
+                      local_dir:str|Path|None=None, # also keep the saved model here
+                     ) -> str:
+    "`log_pyfunc_model`, then load it back from the store and check it predicts exactly what `model` does; its URI."
+    from sixstack.data.tables import LABEL
+    from sixstack.tracking.models import load_model
+    from sixstack.tracking.packaging import input_example
+    uri = self.log_pyfunc_model(model, input_example(rows), metadata=metadata, local_dir=local_dir)
+    check = rows.drop(columns=LABEL, errors="ignore").head(300).reset_index(drop=True)
+    pd.testing.assert_frame_equal(load_model(uri, self.settings).predict(check).reset_index(drop=True),
+                                  model.predict_frame(check).reset_index(drop=True), check_exact=True)
+    return uri
+
 # %% ../../nbs/01b_tracking.ipynb #b72ec75a
 def job_run(run_id:str|None, # the `run_id` parameter of the notebook (None: standalone)
             settings:Settings, # the job's settings

@@ -25,7 +25,7 @@ from .stacks import StackModel, make_stack, stack_fit_predict
 # %% auto #0
 __all__ = ['PARALLEL_MIN_ROWS', 'clip_proba', 'blend_weights', 'combine', 'fit_combiner', 'nested_predictions', 'best_threshold',
            'Predictor', 'SixStackEnsemble', 'fit_oof', 'stack_table', 'refit_stack', 'build_ensemble', 'quick_ensemble',
-           'permutation_importance', 'evaluation_report', 'submission', 'log_checked_model']
+           'permutation_importance', 'evaluation_report', 'submission']
 
 # %% ../../nbs/05_ensemble.ipynb #052ac7e4
 def clip_proba(P:np.ndarray) -> np.ndarray:
@@ -321,20 +321,3 @@ def submission(model, # an object with `predict_frame`
     from sixstack.data.tables import ID, LABEL
     ids = test[ID].to_numpy() if ID in test else np.arange(len(test))
     return pd.DataFrame({ID: ids, LABEL: model.predict_frame(test)["label"].to_numpy()})
-
-# %% ../../nbs/05_ensemble.ipynb #d080c1f7
-def log_checked_model(mlops, # the run's `MLOpsIntegration`
-                      model, # the served model
-                      rows:pd.DataFrame, # training rows: the input example and the round trip's check rows
-                      metadata:dict, # stored with the model
-                      folder:Path, # a local copy of the saved model goes here
-                     ) -> str:
-    "Log `model` as the run's pyfunc, load it back from the store and check it predicts exactly the same; its URI."
-    from sixstack.data.tables import LABEL
-    from sixstack.tracking.models import load_model
-    from sixstack.tracking.packaging import input_example
-    uri = mlops.log_pyfunc_model(model, input_example(rows), metadata=metadata, local_dir=folder)
-    check = rows.drop(columns=LABEL, errors="ignore").head(300).reset_index(drop=True)
-    pd.testing.assert_frame_equal(load_model(uri, mlops.settings).predict(check).reset_index(drop=True),
-                                  model.predict_frame(check).reset_index(drop=True), check_exact=True)
-    return uri
