@@ -136,7 +136,7 @@ def run_notebook(path:str|Path, # the notebook to execute
                  out_dir:str|Path|None=None, # where the executed notebook goes (default: reports/runs/<stamp>-<name>)
                  settings:Settings|None=None, # default: `get_settings()`
                  progress:bool=False, # show papermill's per-cell progress bar
-                 examples:bool|None=None, # also run the chapter's examples (default: `SIXSTACK_JOB_EXAMPLES=1`)
+                 *, examples:bool|None=None, # also run the chapter's examples (default: `SIXSTACK_JOB_EXAMPLES=1`)
                 ) -> RunResult:
     "Execute a notebook with papermill as one MLflow run."
     import papermill as pm
