@@ -5,7 +5,9 @@
 # %% ../nbs/01a_config.ipynb #d986168a
 from __future__ import annotations
 
+import functools
 import importlib.util
+import logging
 import json
 import os
 import re
@@ -15,7 +17,7 @@ from urllib.parse import urlparse
 
 # %% auto #0
 __all__ = ['DEFAULTS', 'ENV_KEYS', 'PROFILES', 'project_root', 'resolve_tracking_uri', 'redact', 'scrub', 'Settings',
-           'named_environment', 'get_settings', 'environment', 'get_profile']
+           'named_environment', 'get_settings', 'environment', 'get_profile', 'load_plugins']
 
 # %% ../nbs/01a_config.ipynb #57cff19f
 DEFAULTS = {
@@ -325,3 +327,19 @@ def get_profile(name:str, # "fast", "default" or "full"
     "The settings of a training profile."
     if name not in PROFILES: raise ValueError(f"unknown profile {name!r}; choose one of {', '.join(PROFILES)}")
     return dict(PROFILES[name])
+
+# %% ../nbs/01a_config.ipynb #18528cd5
+@functools.cache
+def load_plugins(group:str, # an entry point group, e.g. "sixstack.checks"
+                 strict:bool=False, # a plug-in that fails to import raises (else it is logged and skipped)
+                ) -> tuple[str, ...]:
+    "Import, once per process, the modules that installed packages name in entry point `group`; the names loaded."
+    from importlib.metadata import entry_points
+    loaded = []
+    for ep in entry_points(group=group):
+        try: ep.load(); loaded.append(ep.name)
+        except Exception as e:
+            msg = f"plug-in {ep.name} ({ep.value}) of {group} failed to import: {type(e).__name__}: {e}"
+            if strict: raise ImportError(msg) from None
+            logging.getLogger("sixstack.plugins").warning(msg)
+    return tuple(loaded)

@@ -12,6 +12,8 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from ..config import load_plugins
+
 logger = logging.getLogger("sixstack.checks")
 
 # %% auto #0
@@ -43,17 +45,9 @@ def check(name:str|None=None, # how problems name it (default: the function's na
     return register
 
 # %% ../../nbs/00c_checks.ipynb #eb74353b
-_PLUGINS = {"loaded": False}
-
 def checks() -> dict[str, Check]:
     "Every registered check, those of installed packages (entry point group `sixstack.checks`) included."
-    if not _PLUGINS["loaded"]:
-        from importlib.metadata import entry_points
-        _PLUGINS["loaded"] = True
-        for ep in entry_points(group="sixstack.checks"):
-            try: ep.load()  # importing the module registers its checks
-            except Exception as e:
-                logger.warning("data-check plug-in %s (%s) not loaded: %s: %s", ep.name, ep.value, type(e).__name__, e)
+    load_plugins("sixstack.checks")  # importing their modules registers their checks
     return CHECKS
 
 # %% ../../nbs/00c_checks.ipynb #9fab2cf2

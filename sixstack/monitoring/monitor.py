@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from fastcore.basics import patch_to
 
-from ..config import Settings
+from ..config import Settings, load_plugins
 from ..data.tables import CLASSES, FEATURES, RANGES
 from ..serving.predlog import ALERTS, PredictionLog
 
@@ -220,17 +220,9 @@ def rule(kind:str, # the alert kind it raises (one rule per kind: a new one repl
     return register
 
 # %% ../../nbs/08_monitoring.ipynb #45b93842
-_PLUGINS = {"loaded": False}
-
 def rules() -> dict[str, Rule]:
     "Every registered rule: the built-in ones and those of installed packages (entry point group `sixstack.monitors`)."
-    if not _PLUGINS["loaded"]:
-        from importlib.metadata import entry_points
-        _PLUGINS["loaded"] = True
-        for ep in entry_points(group="sixstack.monitors"):
-            try: ep.load()  # importing the module registers its rules
-            except Exception as e:
-                logger.warning("monitoring plug-in %s (%s) not loaded: %s: %s", ep.name, ep.value, type(e).__name__, e)
+    load_plugins("sixstack.monitors")  # importing their modules registers their rules
     return RULES
 
 # %% ../../nbs/08_monitoring.ipynb #98484c6e

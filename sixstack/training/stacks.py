@@ -17,14 +17,15 @@ from sklearn.preprocessing import StandardScaler
 
 from fastcore.basics import patch_to
 
+from ..config import load_plugins
 from ..data.tables import CATEGORICAL
 from .augmentation import augmented_model
 from .fast import fast_proba
 from .features import FeaturePipeline, Recipe
 
 # %% auto #0
-__all__ = ['FAMILIES', 'ENCODING', 'STACKS', 'RowCap', 'Space', 'Family', 'family', 'load_plugins', 'build_model', 'defaults',
-           'suggest', 'add_stack', 'parse_stacks', 'StackModel', 'stack_defaults', 'make_stack', 'stack_fit_predict']
+__all__ = ['FAMILIES', 'ENCODING', 'STACKS', 'RowCap', 'Space', 'Family', 'family', 'build_model', 'defaults', 'suggest',
+           'add_stack', 'parse_stacks', 'StackModel', 'stack_defaults', 'make_stack', 'stack_fit_predict']
 
 # %% ../../nbs/04_model_stacks.ipynb #64c9ef84
 class RowCap(BaseEstimator, ClassifierMixin):
@@ -78,20 +79,6 @@ def family(name:str, # how stacks name it (`STACKS[...]["models"]`)
     def register(build):
         FAMILIES[name] = Family(name, encoding, build, defaults, space); return build
     return register
-
-# %% ../../nbs/04_model_stacks.ipynb #41172801
-_PLUGINS = {"loaded": False}
-
-def load_plugins():
-    "Import the modules that installed packages name in the entry point group `sixstack.models` (families, stacks)."
-    if _PLUGINS["loaded"]: return
-    from importlib.metadata import entry_points
-    _PLUGINS["loaded"] = True
-    for ep in entry_points(group="sixstack.models"):
-        try: ep.load()
-        except Exception as e:
-            why = f"{type(e).__name__}: {e}"
-            raise ImportError(f"model plug-in {ep.name} ({ep.value}) failed to import: {why}") from None
 
 # %% ../../nbs/04_model_stacks.ipynb #e64ef938
 def _forest_space(t:Space, wide:bool, n:int) -> dict:
@@ -210,7 +197,7 @@ def build_model(name:str, # a registered family (`FAMILIES`)
                 svm_max_rows:int=3000, # rows the SVM trains on at most
                ):
     "An unfitted model of family `name` that takes `FeaturePipeline` output in its encoding."
-    load_plugins()
+    load_plugins("sixstack.models", strict=True)  # families and stacks of installed packages
     if name not in FAMILIES: raise ValueError(f"unknown model {name!r} (registered: {', '.join(FAMILIES)})")
     return FAMILIES[name].build(dict(params), n_jobs=n_jobs, seed=seed, svm_max_rows=svm_max_rows)
 
@@ -222,7 +209,7 @@ def defaults(name:str, n_estimators:int=250) -> dict:
 # %% ../../nbs/04_model_stacks.ipynb #2a74e5ee
 def suggest(trial, name:str, wide:bool=False, n_estimators:int=250) -> dict:
     "Hyperparameters of model family `name` suggested by an Optuna trial (`wide`: the larger space)."
-    load_plugins()
+    load_plugins("sixstack.models", strict=True)  # families and stacks of installed packages
     if name not in FAMILIES: raise ValueError(f"unknown model {name!r}")
     return FAMILIES[name].space(Space(trial, name), wide, n_estimators)
 
@@ -252,7 +239,7 @@ add_stack("F", ["rf", "lr", "xgb", "lgbm", "cat"], noise=True)  # injected label
 def parse_stacks(spec:str, # "all", or stack letters separated by commas
                 ) -> list[str]:
     "The stack letters a job's `stacks` parameter names."
-    load_plugins()
+    load_plugins("sixstack.models", strict=True)  # families and stacks of installed packages
     out = (
         list(STACKS)
         if str(spec).strip().lower() == "all"
