@@ -20,8 +20,8 @@ from ..data.tables import DataValidationError
 from .ops import EX_TEMPFAIL, OPS_COMMANDS
 
 # %% auto #0
-__all__ = ['COMMANDS', 'cmd_run', 'cmd_run_notebook', 'cmd_sweep', 'cmd_tune', 'cmd_validate', 'cmd_sample', 'cmd_predict',
-           'parser', 'main']
+__all__ = ['COMMANDS', 'cmd_run', 'cmd_run_notebook', 'cmd_sweep', 'cmd_tune', 'cmd_validate', 'cmd_contract', 'cmd_sample',
+           'cmd_predict', 'parser', 'main']
 
 # %% ../../nbs/08a_cli.ipynb #958f6237
 def _value(s:str):
@@ -250,6 +250,24 @@ def cmd_validate(a, settings:Settings) -> int:
     if a.report: print(f"report: {data_report(res, a.report)}")
     return 0
 
+# %% ../../nbs/08a_cli.ipynb #78650c9c
+def _args_contract(p):
+    p.add_argument("table", help="a labelled table (CSV or Parquet)")
+    p.add_argument("--target", required=True, help="its label column (two values)")
+    p.add_argument("--positive", help="the label predicted as a probability (default: the second, sorted)")
+    p.add_argument("--id", default="id", help="its id column (default: id)")
+    p.add_argument("--name", default="dataset")
+    p.add_argument("--out", help="write the contract here (default: stdout)")
+
+# %% ../../nbs/08a_cli.ipynb #abcb2824
+def cmd_contract(a, settings:Settings) -> int:
+    "`sixstack contract`: draft a data contract (TOML) from a labelled table; review its ranges."
+    from sixstack.data.tables import contract_toml, infer_contract, load_table
+    text = contract_toml(infer_contract(load_table(a.table), a.target, a.positive, id=a.id, name=a.name))
+    if not a.out: print(text, end=""); return 0
+    Path(a.out).write_text(text); print(f"contract: {a.out} (review the ranges: new data is held to them)")
+    return 0
+
 # %% ../../nbs/08a_cli.ipynb #06f180ca
 def _args_sample(p):
     p.add_argument("--out", default=None, help="folder (default: the data folder)")
@@ -286,6 +304,7 @@ COMMANDS = {
     "sweep": ("a grid of runs of one notebook", _args_sweep, cmd_sweep),
     "tune": ("workers on the stacks' Optuna studies (local processes, or from any machine)", _args_tune, cmd_tune),
     "validate": ("check data files against the contract", _args_validate, cmd_validate),
+    "contract": ("draft a data contract from a labelled table", _args_contract, cmd_contract),
     "sample": ("write the embedded sample data", _args_sample, cmd_sample),
     "predict": ("score a file with a logged or registered model", _args_predict, cmd_predict),
 } | OPS_COMMANDS
