@@ -80,13 +80,13 @@ def run_checks(df:pd.DataFrame, # a validated table
     return problems, warns, counts
 
 # %% ../../nbs/00c_checks.ipynb #3a0943f8
-def record_problems(df:pd.DataFrame, # validated records (a frame of the features)
+def record_problems(records, # validated records: a frame of the features, or `Columns` (made a frame only if needed)
                    ) -> list[str]:
     "What the records break among the error checks that apply to unlabelled rows: one line per check."
-    errors = {k: c for k, c in checks().items() if c.severity == "error" and "test" in c.kinds}
-    if not errors: return []
-    out = []
-    for c in errors.values():
+    errors = [c for c in checks().values() if c.severity == "error" and "test" in c.kinds]
+    if not errors: return []  # the service's usual case: nothing built, nothing run
+    df, out = records if isinstance(records, pd.DataFrame) else records.frame(), []
+    for c in errors:
         try: bad = _failing(c, df)
         except ValueError as e: out.append(str(e)); continue
         if not bad.any(): continue

@@ -10,12 +10,12 @@ import logging
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field, fields
+from functools import cached_property
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import pandas as pd
-from fastcore.basics import patch_to
 
 from ..config import Settings, load_plugins
 from ..data.tables import CLASSES, FEATURES, RANGES
@@ -25,9 +25,10 @@ logger = logging.getLogger("sixstack.monitoring")
 
 # %% auto #0
 __all__ = ['logger', 'REFERENCE_ARTIFACT', 'RULES', 'reference_profile', 'Recent', 'load_reference', 'shift_sample', 'Thresholds',
-           'thresholds_for', 'prediction_drift', 'performance', 'Window', 'Rule', 'rule', 'rules', 'MonitorResult',
-           'evaluate', 'dispatch', 'parse_since', 'version_context', 'monitor', 'retrain_table', 'retrain',
-           'job_tables', 'simulation_rows', 'send_traffic', 'simulate', 'judge_simulation', 'ab_power']
+           'thresholds_for', 'prediction_drift', 'performance', 'window_counts', 'window_drift', 'Window', 'Rule',
+           'rule', 'rules', 'MonitorResult', 'evaluate', 'dispatch', 'parse_since', 'version_context', 'monitor',
+           'retrain_table', 'retrain', 'job_tables', 'simulation_rows', 'send_traffic', 'simulate', 'judge_simulation',
+           'ab_power']
 
 # %% ../../nbs/08_monitoring.ipynb #8d653059
 REFERENCE_ARTIFACT = "monitoring/reference.parquet"
@@ -159,6 +160,25 @@ def performance(df:pd.DataFrame) -> dict:
         "f1": float(f),
     }
 
+# %% ../../nbs/08_monitoring.ipynb #a0184c72
+def window_counts(df:pd.DataFrame, # a window's predictions
+                  errors:pd.DataFrame, # its failed requests (counted per endpoint, status and minute)
+                 ) -> dict:
+    "Predictions, requests and failed requests (server 5xx, client 4xx) of a window, and failures by status."
+    cnt = errors["count"].fillna(1).astype(int) if "count" in errors else pd.Series(1, index=errors.index)
+    n5, n4 = int(cnt[errors["status"] >= 500].sum()), int(cnt[errors["status"] < 500].sum())
+    n_req = int(df["request"].nunique()) if len(df) else 0
+    by_status = {int(k): int(v) for k, v in cnt.groupby(errors["status"]).sum().items()}
+    return {"n_predictions": len(df), "n_requests": n_req, "n_errors": n5 + n4, "n_server_errors": n5,
+            "n_client_errors": n4, "by_status": by_status}
+
+# %% ../../nbs/08_monitoring.ipynb #9c57ef18
+def window_drift(reference:pd.DataFrame|None, df:pd.DataFrame, th:Thresholds) -> pd.DataFrame|None:
+    "Per-feature and prediction drift of a window against the reference (None without one, or below `min_rows`)."
+    if reference is None or len(df) < th.min_rows: return None
+    from sixstack.data.validation import drift_table
+    return pd.concat([drift_table(reference, df, th.alpha, th.psi), prediction_drift(reference, df, th)])
+
 # %% ../../nbs/08_monitoring.ipynb #be89f6bf
 @dataclass
 class Window:
@@ -171,30 +191,10 @@ class Window:
     name: str = ""  # e.g. "last 1000"
     version: str|None = None
 
-# %% ../../nbs/08_monitoring.ipynb #a0184c72
-@patch_to(Window, as_prop=True)
-def counts(self:Window) -> dict:
-    "Predictions, requests and failed requests (server 5xx, client 4xx) of the window, and failures by status."
-    if "_counts" not in self.__dict__:
-        e = self.errors
-        cnt = e["count"].fillna(1).astype(int) if "count" in e else pd.Series(1, index=e.index)
-        n5, n4 = int(cnt[e["status"] >= 500].sum()), int(cnt[e["status"] < 500].sum())
-        n_req = int(self.df["request"].nunique()) if len(self.df) else 0
-        self._counts = {"n_predictions": len(self.df), "n_requests": n_req, "n_errors": n5 + n4,
-                        "n_server_errors": n5, "n_client_errors": n4,
-                        "by_status": {int(k): int(v) for k, v in cnt.groupby(e["status"]).sum().items()}}
-    return self._counts
-
-# %% ../../nbs/08_monitoring.ipynb #9c57ef18
-@patch_to(Window, as_prop=True)
-def drift(self:Window) -> pd.DataFrame|None:
-    "Per-feature and prediction drift against the reference (None without one, or below `min_rows`)."
-    if "_drift" not in self.__dict__:
-        from sixstack.data.validation import drift_table
-        ok = self.reference is not None and len(self.df) >= self.th.min_rows
-        self._drift = pd.concat([drift_table(self.reference, self.df, self.th.alpha, self.th.psi),
-                                 prediction_drift(self.reference, self.df, self.th)]) if ok else None
-    return self._drift
+    @cached_property
+    def counts(self) -> dict: return window_counts(self.df, self.errors)
+    @cached_property
+    def drift(self) -> pd.DataFrame|None: return window_drift(self.reference, self.df, self.th)
 
 # %% ../../nbs/08_monitoring.ipynb #dbcc0913
 @dataclass(frozen=True)
