@@ -11,13 +11,14 @@ import logging
 import json
 import os
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlparse
 
 # %% auto #0
 __all__ = ['DEFAULTS', 'ENV_KEYS', 'PROFILES', 'project_root', 'resolve_tracking_uri', 'redact', 'scrub', 'Settings',
-           'named_environment', 'get_settings', 'environment', 'get_profile', 'load_plugins']
+           'named_environment', 'get_settings', 'environment', 'get_profile', 'load_plugins', 'plugins_installed']
 
 # %% ../nbs/01a_config.ipynb #57cff19f
 DEFAULTS = {
@@ -343,3 +344,21 @@ def load_plugins(group:str, # an entry point group, e.g. "sixstack.checks"
             if strict: raise ImportError(msg) from None
             logging.getLogger("sixstack.plugins").warning(msg)
     return tuple(loaded)
+
+# %% ../nbs/01a_config.ipynb #505d93a4
+@contextmanager
+def plugins_installed(group:str, # the entry point group they join
+                      modules:dict[str, str], # module name -> its source; each an entry point of `group` (same name)
+                     ):
+    "A throw-away installed package (its dist-info on `sys.path`) whose modules are plug-ins of `group`: for tests."
+    import sys, tempfile
+    with tempfile.TemporaryDirectory() as d:
+        for m, src in modules.items(): (Path(d) / f"{m}.py").write_text(src)
+        di = Path(d) / "sixstack_test_plugins-0.dist-info"; di.mkdir()
+        (di / "METADATA").write_text("Metadata-Version: 2.1\nName: sixstack-test-plugins\nVersion: 0\n")
+        (di / "entry_points.txt").write_text(f"[{group}]\n" + "".join(f"{m} = {m}\n" for m in modules))
+        sys.path.insert(0, d); load_plugins.cache_clear()
+        try: yield d
+        finally:
+            sys.path.remove(d); load_plugins.cache_clear()
+            for m in modules: sys.modules.pop(m, None)
