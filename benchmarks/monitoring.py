@@ -24,7 +24,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 
 from sixstack.data.tables import FEATURES, make_frame  # noqa: E402
-from sixstack.serving.predlog import PREDICTIONS, PredictionLog, prediction_rows  # noqa: E402
+from sixstack.serving.predlog import PredictionLog, prediction_rows  # noqa: E402
 from sixstack.serving.service import start_service  # noqa: E402
 
 
@@ -37,12 +37,12 @@ def in_process(n):
         lat = []
         for i in range(n):
             rows = prediction_rows(f"s{i}", X, out, "1", "predict", 1.0)
-            t = time.perf_counter(); log.write(PREDICTIONS, rows); lat.append(time.perf_counter() - t)
+            t = time.perf_counter(); log.write(log.pred_table, rows); lat.append(time.perf_counter() - t)
         c0, t0, per = log.commits, time.perf_counter(), []
         def worker(k):
             for i in range(n // 8):
                 rows = prediction_rows(f"c{k}-{i}", X, out, "1", "predict", 1.0)
-                t = time.perf_counter(); log.write(PREDICTIONS, rows); per.append(time.perf_counter() - t)
+                t = time.perf_counter(); log.write(log.pred_table, rows); per.append(time.perf_counter() - t)
         ts = [threading.Thread(target=worker, args=(k,)) for k in range(8)]
         for t in ts: t.start()
         for t in ts: t.join()

@@ -161,7 +161,7 @@ def test_challenger_that_cannot_be_loaded_leaves_production_alone(world):
 
 def _window_db(path, acc_p, acc_c, n, v_p, v_c, seed=0):
     "A prediction log with `n` labelled answers, half per arm, right with the given accuracies."
-    from sixstack.serving.predlog import PREDICTIONS, PredictionLog, prediction_rows
+    from sixstack.serving.predlog import PredictionLog, prediction_rows
     rng = np.random.default_rng(seed)
     X = make_frame(n, seed=seed)
     truth = X[LABEL].to_numpy()
@@ -171,7 +171,7 @@ def _window_db(path, acc_p, acc_c, n, v_p, v_c, seed=0):
     log = PredictionLog(f"sqlite:///{path}")
     for i in range(n):
         out = {"label": np.array([lab[i]]), "probability": np.array([0.8 if lab[i] == CLASSES[1] else 0.2])}
-        log.write(PREDICTIONS, prediction_rows(f"r{i}", X[FEATURES].iloc[[i]], out, v_c if arm[i] else v_p, "predict", 1.0,
+        log.write(log.pred_table, prediction_rows(f"r{i}", X[FEATURES].iloc[[i]], out, v_c if arm[i] else v_p, "predict", 1.0,
                                                arm="challenger" if arm[i] else "production"))
     log.add_feedback([{"request_id": f"r{i}", "label": truth[i]} for i in range(n)]); log.close()
     return f"sqlite:///{path}"

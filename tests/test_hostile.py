@@ -16,7 +16,7 @@ import pytest
 
 from conftest import start_server, train_model
 from sixstack.data.tables import FEATURES, make_frame
-from sixstack.serving.predlog import PREDICTIONS, PredictionLog, prediction_rows
+from sixstack.serving.predlog import PredictionLog, prediction_rows
 
 NAME = "hostile_model"
 ADMIN, FEEDBACK, DASHBOARD = "admin-token-x", "feedback-token-x", "dashboard-token-x"
@@ -135,7 +135,7 @@ def test_dashboard_needs_a_token_and_cannot_starve_predictions(world, server):
     out = httpx.post(f"{url}/predict/batch", json={"records": _recs(X.head(5000))}, timeout=120).json()["predictions"]
     lab = np.array([p["label"] for p in out] * 4); prob = np.array([p["probability"] for p in out] * 4)
     import pandas as pd
-    log.write(PREDICTIONS, prediction_rows("prefill", X, pd.DataFrame({"label": lab, "probability": prob}), "1", "predict_batch", 5.0))
+    log.write(log.pred_table, prediction_rows("prefill", X, pd.DataFrame({"label": lab, "probability": prob}), "1", "predict_batch", 5.0))
     assert httpx.get(f"{url}/dashboard").status_code == 401
     assert httpx.get(f"{url}/dashboard", params={"last": 1_000_000}, headers={"Authorization": f"Bearer {DASHBOARD}"}).status_code == 422
     rec = _recs(hold.head(1))[0]

@@ -13,7 +13,7 @@ import pytest
 
 from sixstack.data.tables import make_frame, FEATURES
 from sixstack.monitoring.monitor import Thresholds, dispatch, evaluate, shift_sample
-from sixstack.serving.predlog import ERRORS, PREDICTIONS, LogError, PredictionLog, prediction_rows
+from sixstack.serving.predlog import ERRORS, LogError, PredictionLog, prediction_rows
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +34,7 @@ def test_log_on_postgres(pg_url):
         if not entered.is_set(): entered.set(); release.wait(30)
         commit_(items)
     log._commit = held
-    def one(i): log.write(PREDICTIONS, prediction_rows(f"r{i}", X.iloc[[i]], out.iloc[[i]], "7", "predict", 3.0))
+    def one(i): log.write(log.pred_table, prediction_rows(f"r{i}", X.iloc[[i]], out.iloc[[i]], "7", "predict", 3.0))
     ts = [threading.Thread(target=one, args=(i,)) for i in range(20)]
     ts[0].start(); assert entered.wait(30)
     for t in ts[1:]: t.start()
@@ -43,7 +43,7 @@ def test_log_on_postgres(pg_url):
     release.set()
     for t in ts: t.join()
     assert log.commits == 2
-    log.write(PREDICTIONS, prediction_rows("batch", X.iloc[20:], out.iloc[20:], "7", "predict_batch", 5.0))
+    log.write(log.pred_table, prediction_rows("batch", X.iloc[20:], out.iloc[20:], "7", "predict_batch", 5.0))
     df = log.predictions()
     assert len(df) == 40 and df["request_id"].is_unique and set(df["model_version"]) == {"7"}
     got = df.set_index("request_id").loc["r3", FEATURES]  # inputs round-trip, missing values as NULL
@@ -52,7 +52,7 @@ def test_log_on_postgres(pg_url):
     assert log.predictions().set_index("request_id").loc["r3", "true_label"] == "Extrovert"
     assert list(log.predictions(last=2)["request_id"]) == ["batch-18", "batch-19"]
     with pytest.raises(LogError, match="prediction log write failed"):  # a duplicate request id is refused, nothing else lost
-        log.write(PREDICTIONS, prediction_rows("r1", X.iloc[[1]], out.iloc[[1]], "7", "predict", 1.0))
+        log.write(log.pred_table, prediction_rows("r1", X.iloc[[1]], out.iloc[[1]], "7", "predict", 1.0))
     assert len(log.predictions()) == 40
     log.write(ERRORS, [{"ts": time.time() - 3 * 86400, "endpoint": "predict", "status": 422, "message": "old"},
                        {"ts": time.time(), "endpoint": "predict", "status": 400, "message": "new"}])
@@ -68,7 +68,7 @@ def test_alerts_on_postgres(pg_url):
     ref = reference_profile(train, np.full(len(train), 0.7), 0.5)
     rows = shift_sample(make_frame(500, seed=2)).reset_index(drop=True)
     out = pd.DataFrame({"label": ["Introvert"] * 500, "probability": [0.7] * 500})
-    log.write(PREDICTIONS, prediction_rows("drift", rows[FEATURES], out, "9", "predict_batch", 4.0))
+    log.write(log.pred_table, prediction_rows("drift", rows[FEATURES], out, "9", "predict_batch", 4.0))
     res = evaluate(log.predictions(model_version="9"), log.errors().iloc[:0], ref, None, Thresholds(), window="last 500", version="9")
     assert any(a["kind"] == "data_drift" for a in res.alerts), res.summary
     first, again = dispatch(res.alerts, log, repeat_hours=6), dispatch(res.alerts, log, repeat_hours=6)

@@ -82,7 +82,7 @@ BAD = [
     ("/predict", None, 422, "field 'extra': Extra inputs are not permitted"),
     ("/predict", None, 422, "field 'Post_frequency': Input should be a valid number"),
     ("/predict", None, 422, "field 'Going_outside': Input should be less than or equal to 7"),
-    ("/predict", None, 422, "field 'Stage_fear': Input should be 'Yes' or 'No'"),
+    ("/predict", None, 422, "field 'Stage_fear': Input should be 'No' or 'Yes'"),
     ("/predict/batch", json.dumps({"records": []}).encode(), 422, "at least one record"),
     ("/predict/batch", None, 413, "exceed the limit of 500"),
     ("/invocations", json.dumps({"rows": []}).encode(), 400, "exactly one of"),

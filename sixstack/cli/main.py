@@ -59,6 +59,7 @@ def _params(s):
 def _args_run(p):
     p.add_argument("--train", help="training table (CSV/Parquet); default: the embedded sample")
     p.add_argument("--test", help="test table"); p.add_argument("--external", help="external reference table (match_p)")
+    p.add_argument("--contract", help="data contract (TOML) of --train/--test; default: the personality data's")
     p.add_argument("--n-train", type=int, default=18524, help="rows of the embedded sample (default: %(default)s)")
     p.add_argument("--seed", type=int, default=42, help="seed of the embedded sample")
     p.add_argument("--notebooks", nargs="+", help="run only these notebooks, in this order")
@@ -120,11 +121,14 @@ def _scheme(u:str) -> str:
 # %% ../../nbs/08a_cli.ipynb #7a11d643
 def cmd_run(a, settings:Settings) -> int:
     "`sixstack run`: the pipeline on the user's data or the embedded sample (or `--resume` one)."
-    from sixstack.data.tables import ensure_sample
+    from sixstack.data.tables import ensure_sample, load_contract
     from sixstack.tracking.runner import resume_pipeline, run_pipeline
     if a.resume: res = resume_pipeline(a.resume, settings, on_step=_Progress(settings))
     else:
         inputs = {k: _value(v) for k, v in a.param} | {k: v for k, v in a.raw}
+        if a.contract and not a.train: raise ValueError("--contract describes your tables: give them with --train")
+        if a.contract:  # a bad contract fails here, before any step starts
+            load_contract(a.contract); inputs["contract"] = str(Path(a.contract).resolve())
         if a.train:
             inputs["train_path"] = str(Path(a.train).resolve())
             if a.test: inputs["test_path"] = str(Path(a.test).resolve())

@@ -16,9 +16,9 @@ from fastcore.basics import patch_to
 
 # %% auto #0
 __all__ = ['PERSONALITY_TOML', 'CONTRACT', 'NUMERIC', 'CATEGORICAL', 'FEATURES', 'LABEL', 'ID', 'CLASSES', 'YES_NO', 'RANGES',
-           'Feature', 'Contract', 'parse_contract', 'load_contract', 'infer_contract', 'contract_toml',
-           'DataValidationError', 'Columns', 'make_frame', 'write_sample', 'ensure_sample', 'load_table',
-           'match_lookup', 'match_values', 'add_match_p', 'fingerprint']
+           'Feature', 'Contract', 'parse_contract', 'load_contract', 'infer_contract', 'contract_toml', 'use_contract',
+           'active_contract', 'DataValidationError', 'Columns', 'make_frame', 'write_sample', 'ensure_sample',
+           'load_table', 'match_lookup', 'match_values', 'add_match_p', 'fingerprint']
 
 # %% ../../nbs/00a_data.ipynb #82af81c5
 PERSONALITY_TOML = """
@@ -169,12 +169,33 @@ def contract_toml(c:Contract) -> str:
     return "\n".join(out) + "\n"
 
 # %% ../../nbs/00a_data.ipynb #2bab01d8
-CONTRACT = load_contract()  # the embedded default
+CONTRACT = load_contract()  # the active contract (see `use_contract`)
 NUMERIC, CATEGORICAL, FEATURES = CONTRACT.numeric, CONTRACT.categorical, CONTRACT.feature_names
 LABEL, ID = CONTRACT.target, CONTRACT.id
 CLASSES = list(CONTRACT.labels)
 YES_NO = ["No", "Yes"]
 RANGES = {k: (int(a), int(b)) for k, (a, b) in CONTRACT.ranges.items()}
+
+# %% ../../nbs/00a_data.ipynb #80439568
+def _number(x:float) -> int|float:
+    "An integral bound as int (the personality ranges), any other as float."
+    return int(x) if float(x).is_integer() else float(x)
+
+# %% ../../nbs/00a_data.ipynb #a6a7102e
+def use_contract(contract:Contract|str|Path|None=None, # a `Contract`, a contract file, or None: the embedded default
+                ) -> Contract:
+    "Make `contract` the process's: `FEATURES`, `NUMERIC`, `CATEGORICAL`, `CLASSES`, `RANGES`, `LABEL`, `ID` follow it."
+    global CONTRACT, LABEL, ID
+    c = contract if isinstance(contract, Contract) else load_contract(contract)
+    CONTRACT, LABEL, ID = c, c.target, c.id
+    NUMERIC[:], CATEGORICAL[:], FEATURES[:], CLASSES[:] = c.numeric, c.categorical, c.feature_names, list(c.labels)
+    RANGES.clear(); RANGES.update({k: (_number(a), _number(b)) for k, (a, b) in c.ranges.items()})
+    return c
+
+# %% ../../nbs/00a_data.ipynb #15babd7c
+def active_contract() -> Contract:
+    "The contract this process works with (the embedded personality contract unless `use_contract` chose another)."
+    return CONTRACT
 
 # %% ../../nbs/00a_data.ipynb #0826fb32
 class DataValidationError(ValueError):
@@ -212,45 +233,62 @@ def records(self:Columns) -> list[tuple]:
     return list(zip(*[[None if miss(v) else v for v in self.cols[c].tolist()] for c in FEATURES]))
 
 # %% ../../nbs/00a_data.ipynb #92abc912
-# class-conditional (mean, sd) of each numeric feature and P(Yes) of each Yes/No feature
+# class-conditional (mean, sd) of each numeric feature and P(No), P(Yes) of each Yes/No feature
 _PROFILES = {
     "Extrovert": {"Time_spent_Alone": (2.0, 1.6), "Social_event_attendance": (6.3, 1.9), "Going_outside": (4.7, 1.4),
                   "Friends_circle_size": (9.3, 3.1), "Post_frequency": (5.9, 2.1),
-                  "Stage_fear": 0.06, "Drained_after_socializing": 0.06},
+                  "Stage_fear": [0.94, 0.06], "Drained_after_socializing": [0.94, 0.06]},
     "Introvert": {"Time_spent_Alone": (7.2, 2.3), "Social_event_attendance": (1.8, 1.4), "Going_outside": (1.4, 1.1),
                   "Friends_circle_size": (3.1, 2.3), "Post_frequency": (1.6, 1.4),
-                  "Stage_fear": 0.92, "Drained_after_socializing": 0.92},
+                  "Stage_fear": [0.08, 0.92], "Drained_after_socializing": [0.08, 0.92]},
 }
+
+# %% ../../nbs/00a_data.ipynb #da53cab7
+def _generic_profiles(rng:np.random.Generator) -> dict:
+    "Per class, (mean, sd) of each numeric feature inside its range and level probabilities of each categorical one."
+    prof = {cls: {} for cls in CLASSES}
+    for c in FEATURES:
+        for k, cls in enumerate(CLASSES):
+            if c in CATEGORICAL: prof[cls][c] = rng.dirichlet(np.full(len(CONTRACT.levels[c]), 2.0))
+            else: lo, hi = RANGES[c]; prof[cls][c] = (lo + (hi - lo) * (0.35 + 0.3 * k), (hi - lo) / 5)
+    return prof
+
+# %% ../../nbs/00a_data.ipynb #8b27cf96
+def _draw_levels(levels:tuple, p:list, n:int, rng:np.random.Generator) -> np.ndarray:
+    "`n` draws of `levels` with probabilities `p` (two levels: the second where a uniform is below its probability)."
+    if len(levels) == 2: return np.where(rng.random(n) < p[1], levels[1], levels[0])
+    return rng.choice(np.array(levels, dtype=object), n, p=p)
 
 # %% ../../nbs/00a_data.ipynb #adeaa601
 def _features_for(labels:np.ndarray, rng:np.random.Generator) -> pd.DataFrame:
-    "Draw the seven features for rows whose true classes are `labels`."
-    out = {}
+    "Draw the active contract's features for rows whose true classes are `labels`."
+    personality = set(_PROFILES.get(CLASSES[0], ())) == set(FEATURES)
+    out, prof, digits = {}, _PROFILES if personality else _generic_profiles(rng), 0 if personality else 2
     for col in FEATURES:
         vals = np.empty(len(labels), dtype=object if col in CATEGORICAL else float)
         for cls in CLASSES:
-            m, p = labels == cls, _PROFILES[cls][col]
-            if col in CATEGORICAL: vals[m] = np.where(rng.random(m.sum()) < p, "Yes", "No")
-            else: vals[m] = np.clip(np.round(rng.normal(p[0], p[1], m.sum())), *RANGES[col]) + 0.0  # + 0.0: no -0.0
+            m, p = labels == cls, prof[cls][col]
+            if col in CATEGORICAL: vals[m] = _draw_levels(CONTRACT.levels[col], p, m.sum(), rng)
+            else: vals[m] = np.clip(np.round(rng.normal(p[0], p[1], m.sum()), digits), *RANGES[col]) + 0.0  # no -0.0
         out[col] = vals
     return pd.DataFrame(out)
 
 # %% ../../nbs/00a_data.ipynb #444b9f94
 def make_frame(n:int, # number of rows
                seed:int=42, # random seed: same seed, same rows
-               introvert_share:float=0.26, # share of introverts (about 3 extroverts : 1 introvert by default)
+               introvert_share:float=0.26, # share of the positive class (introverts: about 1 in 4 by default)
                missing_rate:float=0.06, # share of missing values per feature
                label_noise:float=0.035, # share of rows whose label is flipped
               ) -> pd.DataFrame:
-    "A labelled Kaggle-layout frame (`id`, 7 features, `Personality`) drawn from the sample generator."
+    "A labelled frame of the active contract (id, features, label) drawn from the sample generator."
     if n < 0 or not 0 <= introvert_share <= 1 or not 0 <= missing_rate < 1 or not 0 <= label_noise <= 0.5:
         raise ValueError("need n >= 0, 0 <= introvert_share <= 1, 0 <= missing_rate < 1, 0 <= label_noise <= 0.5")
     rng = np.random.default_rng(seed)
-    truth = np.where(rng.random(n) < introvert_share, "Introvert", "Extrovert")
+    truth = np.where(rng.random(n) < introvert_share, CLASSES[1], CLASSES[0])
     df = _features_for(truth, rng)
     for col in FEATURES: df.loc[rng.random(n) < missing_rate * rng.uniform(0.7, 1.3), col] = np.nan
     flip = rng.random(n) < label_noise
-    df[LABEL] = np.where(flip, np.where(truth == "Introvert", "Extrovert", "Introvert"), truth)
+    df[LABEL] = np.where(flip, np.where(truth == CLASSES[1], CLASSES[0], CLASSES[1]), truth)
     df.insert(0, ID, np.arange(n))
     return df
 
@@ -316,11 +354,11 @@ def _row_keys(df:pd.DataFrame|dict) -> list[tuple]:
 # %% ../../nbs/00a_data.ipynb #83c42e98
 def match_lookup(external:pd.DataFrame, # reference table with the features and `Personality`
                 ) -> dict[tuple, float]:
-    "Feature key -> 1.0 (Extrovert) or 0.0 (Introvert), from the first row of each distinct feature combination."
+    "Feature key -> 1.0 (the negative label, Extrovert) or 0.0, from the first row of each distinct combination."
     missing = [c for c in FEATURES + [LABEL] if c not in external.columns]
     if missing: raise DataValidationError([f"external table: missing column '{c}'" for c in missing])
     ref = external.drop_duplicates(subset=FEATURES)
-    return dict(zip(_row_keys(ref), (ref[LABEL] == "Extrovert").astype(float)))
+    return dict(zip(_row_keys(ref), (ref[LABEL] == CLASSES[0]).astype(float)))
 
 # %% ../../nbs/00a_data.ipynb #693cd5d2
 def match_values(cols:pd.DataFrame|dict, # the seven features: a frame or a dict of columns

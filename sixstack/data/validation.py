@@ -18,7 +18,7 @@ from scipy import stats
 
 from . import report
 from .checks import run_checks
-from .tables import (CONTRACT, FEATURES, LABEL, Contract,
+from .tables import (FEATURES, Contract, active_contract,
                            DataValidationError, add_match_p, fingerprint, load_table)
 
 _all_ = ["DataValidationError"]
@@ -29,10 +29,10 @@ __all__ = ['schema', 'check_frame', 'quality_profile', 'soft_warnings', 'psi', '
 
 # %% ../../nbs/00_data_validation.ipynb #7aee0b91
 def schema(kind:str="train", # "train" (with the label) or "test" (without)
-           contract:Contract|None=None, # the table's contract (default: the personality data's)
+           contract:Contract|None=None, # the table's contract (default: the active one)
           ) -> pa.DataFrameSchema:
     "The pandera schema of a train or test table: the contract's columns, ranges, levels and labels."
-    c = contract or CONTRACT
+    c = contract or active_contract()
     bound = lambda x: int(x) if float(x).is_integer() else x  # "in_range(0, 11)" in messages, as the contract says
     num = lambda f: pa.Column(float, pa.Check.in_range(*map(bound, f.range)), nullable=f.missing, coerce=True)
     cat = lambda f: pa.Column(checks=pa.Check.isin(list(f.levels)), nullable=f.missing)
@@ -64,7 +64,7 @@ def _problems(fc:pd.DataFrame, name:str) -> list[str]:
 def check_frame(df:pd.DataFrame, # the table as loaded
                 kind:str="train", # "train" or "test"
                 name:str|None=None, # how the table is named in messages (default: `kind`)
-                contract:Contract|None=None, # the table's contract (default: the personality data's)
+                contract:Contract|None=None, # the table's contract (default: the active one)
                ) -> pd.DataFrame:
     "Validate `df` against the schema; return it with numerics as float or raise one `DataValidationError`."
     name = name or kind
@@ -74,10 +74,10 @@ def check_frame(df:pd.DataFrame, # the table as loaded
 
 # %% ../../nbs/00_data_validation.ipynb #96912c3e
 def quality_profile(df:pd.DataFrame, # a validated table
-                    contract:Contract|None=None, # its contract (default: the personality data's)
+                    contract:Contract|None=None, # its contract (default: the active one)
                    ) -> dict:
     "Missingness, duplicates, outliers, class balance and a 0-100 quality score of a validated table."
-    c = contract or CONTRACT
+    c = contract or active_contract()
     feats = df[[f for f in c.feature_names if f in df]]
     missing = feats.isna().mean()
     dup = float(feats.duplicated().mean())
@@ -96,14 +96,14 @@ def quality_profile(df:pd.DataFrame, # a validated table
 def soft_warnings(df:pd.DataFrame, # a validated table
                   profile:dict, # its `quality_profile`
                   name:str="train", # how the table is named in messages
-                  contract:Contract|None=None, # its contract (default: the personality data's)
+                  contract:Contract|None=None, # its contract (default: the active one)
                  ) -> list[str]:
     "Issues that do not stop the pipeline: sparse columns, many duplicates, a rare class, unknown columns."
     out = [f"{name}: column '{c}' is {m:.0%} missing" for c, m in profile["missing"].items() if m > 0.2]
     if profile["duplicate_share"] > 0.5:
         out.append(f"{name}: {profile['duplicate_share']:.0%} of rows repeat another row's features")
     out += [f"{name}: class '{k}' is only {v:.1%} of rows" for k, v in profile["class_balance"].items() if v < 0.05]
-    ct = contract or CONTRACT
+    ct = contract or active_contract()
     extra = [c for c in df.columns if c not in ct.feature_names + [ct.target, ct.id, "match_p"]]
     if extra: out.append(f"{name}: unknown columns ignored: {', '.join(map(str, extra))}")
     return out
@@ -178,7 +178,7 @@ class ValidationResult:
     warnings: list[str] = field(default_factory=list)
     paths: dict = field(default_factory=dict)
     checks: dict = field(default_factory=dict)  # registered check -> failing rows (all tables)
-    contract: Contract = field(default_factory=lambda: CONTRACT, repr=False)  # what the tables were checked against
+    contract: Contract = field(default_factory=active_contract, repr=False)  # what the tables were checked against
 
     def metrics(self) -> dict:
         "Flat numeric metrics for tracking."
@@ -207,15 +207,16 @@ def validate(train_path:str|Path, # training table (CSV or Parquet)
              alpha:float=0.01, # significance level of the drift tests
              psi_threshold:float=0.05, # PSI from which a significant shift counts as drift
              warn:bool=True, # also emit the soft issues as Python warnings
-             *, contract:Contract|None=None, # the tables' contract (default: the personality data's)
+             *, contract:Contract|None=None, # the tables' contract (default: the active one)
             ) -> ValidationResult:
     "Load, check, profile and compare the tables; raise one `DataValidationError` listing every problem."
-    c, problems, found = contract or CONTRACT, [], {"warnings": [], "counts": {}}  # what the registered checks found
+    c, problems = contract or active_contract(), []
+    found = {"warnings": [], "counts": {}}  # what the registered checks found
     load = lambda p, kind: _load_checked(p, kind, problems, found, c) if p is not None else None
     train, test, ext = load(train_path, "train"), load(test_path, "test"), load(external_path, "train")
     if problems: raise DataValidationError(problems)
-    if ext is not None and c is not CONTRACT:
-        raise ValueError("an external reference table works with the personality data only")
+    if ext is not None and c is not active_contract():
+        raise ValueError("an external reference table needs the tables' contract to be the active one (use_contract)")
     train, test = add_match_p(train, ext), (add_match_p(test, ext) if test is not None else None)
     prof = {"train": quality_profile(train, c)} | ({"test": quality_profile(test, c)} if test is not None else {})
     warns = [w for k in prof for w in soft_warnings(train if k == "train" else test, prof[k], k, c)] + found["warnings"]
@@ -231,12 +232,13 @@ def validate(train_path:str|Path, # training table (CSV or Parquet)
 def holdout_split(train:pd.DataFrame, # validated training rows
                   share:float, # share held out (0: none)
                   seed:int=42, # split seed
-                  label:str|None=None, # the label column (default: the personality data's)
+                  label:str|None=None, # the label column (default: the active one)
                  ) -> tuple[pd.DataFrame, pd.DataFrame|None]:
     "The training part and the stratified held-out part of a labelled table."
     if not share: return train, None
     from sklearn.model_selection import train_test_split
-    fit, hold = train_test_split(train, test_size=share, stratify=train[label or LABEL], random_state=seed)
+    label = label or active_contract().target
+    fit, hold = train_test_split(train, test_size=share, stratify=train[label], random_state=seed)
     return fit.sort_index(), hold.sort_index()
 
 # %% ../../nbs/00_data_validation.ipynb #51847f80

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ..config import Settings, load_plugins
-from ..data.tables import CLASSES, FEATURES, RANGES
+from ..data.tables import CATEGORICAL, CLASSES, FEATURES, NUMERIC, RANGES, active_contract
 from ..serving.predlog import ALERTS, PredictionLog
 
 logger = logging.getLogger("sixstack.monitoring")
@@ -93,13 +93,17 @@ def load_reference(settings:Settings, run_id:str|None) -> pd.DataFrame|None:
     return _REFS[key] if run_id else None
 
 # %% ../../nbs/08_monitoring.ipynb #a2b4340d
-def shift_sample(df:pd.DataFrame, # rows with the seven features
+def shift_sample(df:pd.DataFrame, # rows with the contract's features
                  seed:int=0) -> pd.DataFrame:
-    "Stage_fear flipped for a third of the rows and Time_spent_Alone + 3 (capped at its range)."
+    "A third of the first categorical feature moved to its next level, the first numeric + 3/11 of its range (capped)."
     out, rng = df.copy(), np.random.default_rng(seed)
-    flip = rng.random(len(out)) < 1 / 3
-    out.loc[flip, "Stage_fear"] = out.loc[flip, "Stage_fear"].map({"Yes": "No", "No": "Yes"})
-    out["Time_spent_Alone"] = (out["Time_spent_Alone"] + 3).clip(upper=RANGES["Time_spent_Alone"][1])
+    flip = rng.random(len(out)) < 1 / 3  # personality: Stage_fear flipped, Time_spent_Alone + 3
+    if CATEGORICAL:
+        c, lv = CATEGORICAL[0], active_contract().levels[CATEGORICAL[0]]
+        out.loc[flip, c] = out.loc[flip, c].map({v: lv[(i + 1) % len(lv)] for i, v in enumerate(lv)})
+    if NUMERIC:
+        c = NUMERIC[0]; lo, hi = RANGES[c]
+        out[c] = (out[c] + (hi - lo) * 3 / 11).clip(upper=hi)
     return out
 
 # %% ../../nbs/08_monitoring.ipynb #2417e3f6
@@ -461,7 +465,7 @@ def retrain(log:PredictionLog, settings:Settings, version:str,
     h = MLOpsIntegration(settings=settings).read_handoff(run_id)
     path, n_new = retrain_table(log, settings, h)
     inputs = {"train_path": str(path), "profile": profile} | (params or {})
-    inputs |= {k: h[k] for k in ("test_path", "external_path") if h.get(k)}
+    inputs |= {k: h[k] for k in ("test_path", "external_path", "contract") if h.get(k)}
     print(f"retraining on {path.name}: version {version}'s training rows + {n_new} labelled logged rows")
     return run_pipeline(inputs, sorted(p for p in (settings.root / "nbs").glob("0[0-6]_*.ipynb")), settings)
 
@@ -554,7 +558,7 @@ def ab_power(train:pd.DataFrame, # labelled rows the weaker and the permuted cha
         model = make_pipeline(SimpleImputer(), LogisticRegression()).fit(train[cols], labels)
         p = model.predict_proba(pool[cols])[:, 1]
         return np.where(p > 0.5, CLASSES[1], CLASSES[0]), p
-    real, weak = predict(pool[FEATURES]), fitted(["Time_spent_Alone"], y)
+    real, weak = predict(pool[FEATURES]), fitted(NUMERIC[:1], y)  # personality: Time_spent_Alone
     permuted = fitted(NUMERIC, np.random.default_rng(seed).permutation(y))
     cases = {"better (served vs a one-feature LR)": (weak, real),
              "worse (trained on permuted labels)": (real, permuted),

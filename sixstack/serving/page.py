@@ -11,7 +11,7 @@ import html
 import json
 import re
 
-from ..data.tables import CATEGORICAL, FEATURES, RANGES
+from ..data.tables import CATEGORICAL, CLASSES, FEATURES, RANGES, active_contract
 
 # %% auto #0
 __all__ = ['LABELS', 'prediction_page', 'content_security_policy']
@@ -30,15 +30,15 @@ LABELS = {
 # %% ../../nbs/07e_page.ipynb #1a4c9434
 def _field(f:str) -> str:
     "One input with its unknown switch and its message slot."
-    name = html.escape(LABELS[f])
+    name, fid = html.escape(LABELS.get(f, f.replace("_", " "))), html.escape(f, quote=True)
     if f in CATEGORICAL:
-        box = (f'<select id="{f}" name="{f}"><option value="">unknown</option><option>Yes</option>'
-               '<option>No</option></select>')
+        opts = "".join(f"<option>{html.escape(v)}</option>" for v in reversed(active_contract().levels[f]))
+        box = f'<select id="{fid}" name="{fid}"><option value="">unknown</option>{opts}</select>'
     else:
         lo, hi = RANGES[f]
-        box = (f'<input id="{f}" name="{f}" type="number" inputmode="decimal" min="{lo}" max="{hi}" step="any" '
+        box = (f'<input id="{fid}" name="{fid}" type="number" inputmode="decimal" min="{lo}" max="{hi}" step="any" '
                f'placeholder="{lo}–{hi}, empty: unknown">')
-    return f'<label for="{f}">{name}</label>{box}<div class="msg" id="msg-{f}" role="alert"></div>'
+    return f'<label for="{fid}">{name}</label>{box}<div class="msg" id="msg-{fid}" role="alert"></div>'
 
 # %% ../../nbs/07e_page.ipynb #be0e639f
 _CSS = """
@@ -53,10 +53,11 @@ button{background:#2a5db0;color:#fff;border:0;margin-top:1rem;font-weight:600} b
 """
 
 _JS = """
-const FEATURES = %(features)s, RANGES = %(ranges)s;
+const FEATURES = %(features)s, RANGES = %(ranges)s, POSITIVE = %(positive)s;
 const subject = localStorage.getItem('sixstack-subject')
   || (crypto.randomUUID ? crypto.randomUUID() : String(Math.random()));
 localStorage.setItem('sixstack-subject', subject);
+const esc = s => String(s).replace(/[&<>"']/g, c => '&#' + c.charCodeAt(0) + ';');
 function record() {
   const rec = {}; let ok = true;
   for (const f of FEATURES) {
@@ -84,17 +85,18 @@ async function predict(ev) {
     const r = await fetch('predict', {method: 'POST', headers, body: JSON.stringify(rec)});
     const body = await r.json();
     if (!r.ok) {
-      const m = /field '([A-Za-z_]+)': (.*)/.exec(body.error || '');
+      const m = /field '([^']+)': (.*)/.exec(body.error || '');
       if (m && document.getElementById('msg-' + m[1])) document.getElementById('msg-' + m[1]).textContent = m[2];
       else { out.hidden = false; out.innerHTML = ''; out.textContent = body.error || ('error ' + r.status); }
       return;
     }
     const pct = (100 * body.probability).toFixed(1);
     out.hidden = false;
-    out.innerHTML = `<div><b id="label">${body.label}</b> · P(Introvert)
+    out.innerHTML = `<div><b id="label">${esc(body.label)}</b> · P(${esc(POSITIVE)})
       <span id="probability" data-value="${body.probability}">${body.probability.toFixed(3)}</span></div>
-      <div class="bar" aria-label="P(Introvert) ${pct}%%"><div style="width:${pct}%%"></div></div>
-      <div class="small">${pct}%% introvert · model version <span id="version">${body.model_version}</span>
+      <div class="bar" aria-label="P(${esc(POSITIVE)}) ${pct}%%"><div style="width:${pct}%%"></div></div>
+      <div class="small">${pct}%% ${esc(POSITIVE.toLowerCase())}
+      · model version <span id="version">${body.model_version}</span>
       · answered by <span id="arm">${body.arm}</span></div>`;
   } catch (e) { out.hidden = false; out.textContent = 'the service did not answer: ' + e; }
   finally {
@@ -106,15 +108,17 @@ document.getElementById('form').addEventListener('submit', predict);
 """
 
 # %% ../../nbs/07e_page.ipynb #7962a17b
-def prediction_page(title:str="Introvert or extrovert?", # the page's heading
+def prediction_page(title:str|None=None, # the page's heading (default: "Introvert or extrovert?", from the labels)
                    ) -> str:
-    "The prediction page: a form for the seven answers, calling the service's `POST /predict`."
-    js = _JS % {"features": json.dumps(FEATURES), "ranges": json.dumps({k: list(v) for k, v in RANGES.items()})}
+    "The prediction page: a form for the contract's features, calling the service's `POST /predict`."
+    title = title or f"{CLASSES[1]} or {CLASSES[0].lower()}?"
+    js = _JS % {"features": json.dumps(FEATURES), "ranges": json.dumps({k: list(v) for k, v in RANGES.items()}),
+                "positive": json.dumps(CLASSES[1])}
     fields = "".join(_field(f) for f in FEATURES)
     return ("<!doctype html><html lang='en'><head><meta charset='utf-8'>"
             "<meta name='viewport' content='width=device-width,initial-scale=1'>"
             f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>"
-            "<p class='small'>Seven answers; leave any of them empty if you do not know.</p>"
+            f"<p class='small'>{len(FEATURES)} answers; leave any of them empty if you do not know.</p>"
             f"<form id='form' novalidate>{fields}<button id='predict' type='submit'>Predict</button></form>"
             f"<div id='result' hidden></div><script>{js}</script></body></html>")
 

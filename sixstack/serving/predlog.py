@@ -5,6 +5,7 @@
 # %% ../../nbs/07a_prediction_log.ipynb #32f94762
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import threading
@@ -18,32 +19,16 @@ import sqlalchemy as sa
 from fastcore.basics import patch_to
 
 from ..config import redact, scrub
-from ..data.tables import CATEGORICAL, CLASSES, FEATURES, NUMERIC, Columns
+from ..data.tables import CLASSES, FEATURES, Columns, Contract, active_contract
 
 logger = logging.getLogger("sixstack.predlog")
 
 # %% auto #0
-__all__ = ['logger', 'META', 'PREDICTIONS', 'ERRORS', 'ALERTS', 'PRED_COLUMNS', 'LogError', 'make_engine', 'new_request', 'Rows',
-           'prediction_rows', 'PredictionLog', 'printable']
+__all__ = ['logger', 'META', 'ERRORS', 'ALERTS', 'prediction_table', 'LogError', 'make_engine', 'new_request', 'pred_columns',
+           'Rows', 'prediction_rows', 'PredictionLog', 'printable']
 
 # %% ../../nbs/07a_prediction_log.ipynb #5512a1ea
 META = sa.MetaData()
-PREDICTIONS = sa.Table(
-    "predictions", META,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    # one per record: `<request>` or `<request>-<row>`
-    sa.Column("request_id", sa.String(40), nullable=False, unique=True),
-    sa.Column("request", sa.String(32), nullable=False, index=True),  # the HTTP request it came in
-    sa.Column("ts", sa.Float, nullable=False, index=True),  # unix time of the answer
-    sa.Column("model_version", sa.String(32)), sa.Column("endpoint", sa.String(32)),
-    *[sa.Column(c, sa.Float) for c in NUMERIC], *[sa.Column(c, sa.String(8)) for c in CATEGORICAL],
-    sa.Column("label", sa.String(16)), sa.Column("probability", sa.Float),
-    sa.Column("latency_ms", sa.Float),  # arrival to prediction, before the log write
-    sa.Column("true_label", sa.String(16)), sa.Column("feedback_ts", sa.Float),
-    sa.Column("arm", sa.String(16)),  # which arm answered: production (also when no A/B runs) or challenger
-    # shadow mode: the challenger's answer to the same record, logged after the response
-    sa.Column("shadow_version", sa.String(32)), sa.Column("shadow_label", sa.String(16)),
-    sa.Column("shadow_probability", sa.Float))
 ERRORS = sa.Table(  # one row per endpoint, status and minute, with the number of failed requests in it
     "errors",
     META,
@@ -71,6 +56,30 @@ ALERTS = sa.Table(
     sa.Column("posted", sa.Boolean),
 )
 
+# %% ../../nbs/07a_prediction_log.ipynb #1302f7fe
+@functools.cache
+def prediction_table(contract:Contract, # the data contract of the logged records
+                    ) -> sa.Table:
+    "The `predictions` table of a log of `contract`'s records."
+    lab = sa.String(max(16, *map(len, contract.labels)))  # the label columns fit the longest label
+    return sa.Table(
+        "predictions", sa.MetaData(),
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        # one per record: `<request>` or `<request>-<row>`
+        sa.Column("request_id", sa.String(40), nullable=False, unique=True),
+        sa.Column("request", sa.String(32), nullable=False, index=True),  # the HTTP request it came in
+        sa.Column("ts", sa.Float, nullable=False, index=True),  # unix time of the answer
+        sa.Column("model_version", sa.String(32)), sa.Column("endpoint", sa.String(32)),
+        *[sa.Column(f.name, sa.Float) if f.kind == "numeric" else
+          sa.Column(f.name, sa.String(max(8, *map(len, f.levels)))) for f in contract.features],
+        sa.Column("label", lab), sa.Column("probability", sa.Float),
+        sa.Column("latency_ms", sa.Float),  # arrival to prediction, before the log write
+        sa.Column("true_label", lab), sa.Column("feedback_ts", sa.Float),
+        sa.Column("arm", sa.String(16)),  # which arm answered: production (also when no A/B runs) or challenger
+        # shadow mode: the challenger's answer to the same record, logged after the response
+        sa.Column("shadow_version", sa.String(32)), sa.Column("shadow_label", lab),
+        sa.Column("shadow_probability", sa.Float), info={"features": tuple(contract.feature_names)})
+
 # %% ../../nbs/07a_prediction_log.ipynb #47641d4a
 class LogError(RuntimeError):
     "The prediction log could not store or read something."
@@ -96,9 +105,12 @@ _ADDED = [("alerts", "posted", "BOOLEAN"), ("errors", "count", "INTEGER NOT NULL
           ("predictions", "shadow_label", "VARCHAR(16)"), ("predictions", "shadow_probability", "FLOAT")]
 
 # %% ../../nbs/07a_prediction_log.ipynb #eb6b65b2
-def _migrate(engine:sa.Engine):
-    "Create the tables and add the columns a log from an older version lacks."
-    META.create_all(engine)
+def _migrate(engine:sa.Engine, predictions:sa.Table):
+    "Create the tables and add the columns a log from an older version lacks; refuse a log of other features."
+    META.create_all(engine); predictions.metadata.create_all(engine)
+    have = {c["name"] for c in sa.inspect(engine).get_columns("predictions")}
+    other = sorted(have - {c.name for c in predictions.columns})  # another contract's features
+    if other: raise LogError(f"it logs another table's features ({', '.join(other[:5])}): give this table its own log")
     for table, col, ddl in _ADDED:
         has = lambda: col in {c["name"] for c in sa.inspect(engine).get_columns(table)}
         if has(): continue
@@ -110,6 +122,7 @@ def _migrate(engine:sa.Engine):
 # %% ../../nbs/07a_prediction_log.ipynb #a0f95953
 def make_engine(url:str, # SQLAlchemy URL, e.g. sqlite:////abs/monitoring.db or postgresql://…
                 timeout_s:float=5.0, # connect and statement timeout
+                predictions:sa.Table|None=None, # the predictions table (default: the active contract's)
                ) -> sa.Engine:
     "An engine for the log's database with bounded waits, its tables created; SQLite in WAL mode."
     if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
@@ -132,7 +145,7 @@ def make_engine(url:str, # SQLAlchemy URL, e.g. sqlite:////abs/monitoring.db or 
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.close()
     try:
-        _migrate(engine)
+        _migrate(engine, predictions if predictions is not None else prediction_table(active_contract()))
     except Exception as e:
         raise LogError(
             f"cannot create the monitoring tables in {redact(url)}: {type(e).__name__}: {scrub(str(e))}"
@@ -143,23 +156,15 @@ def make_engine(url:str, # SQLAlchemy URL, e.g. sqlite:////abs/monitoring.db or 
 def new_request() -> str: return uuid.uuid4().hex
 
 # %% ../../nbs/07a_prediction_log.ipynb #ce8e927d
-PRED_COLUMNS = (
-    "request_id",
-    "request",
-    "ts",
-    "model_version",
-    "endpoint",
-    *FEATURES,
-    "label",
-    "probability",
-    "latency_ms",
-    "arm",
-)
+def pred_columns(table:sa.Table) -> tuple:
+    "The columns a prediction's row sets, in the order `prediction_rows` builds them."
+    return ("request_id", "request", "ts", "model_version", "endpoint", *table.info["features"], "label", "probability",
+            "latency_ms", "arm")
 
 # %% ../../nbs/07a_prediction_log.ipynb #4293a8b1
 class Rows(list):
-    "Rows of `PREDICTIONS` as tuples in `PRED_COLUMNS` order: written through the driver's own executemany."
-    def dicts(self) -> list[dict]: return [dict(zip(PRED_COLUMNS, r)) for r in self]
+    "Rows of the predictions table as tuples in `pred_columns` order: written through the driver's own executemany."
+    def dicts(self, columns:tuple) -> list[dict]: return [dict(zip(columns, r)) for r in self]
 
 # %% ../../nbs/07a_prediction_log.ipynb #24aace76
 def prediction_rows(request:str, # the HTTP request's id (`new_request()`)
@@ -193,7 +198,8 @@ class PredictionLog:
                  max_error_keys:int=10_000, # most (endpoint, status, minute) error counters held between flushes
                 ):
         self.url, self.retention_days, self.wait_s, self.max_error_keys = url, retention_days, wait_s, max_error_keys
-        self.engine = make_engine(url, wait_s / 2)
+        self.pred_table = prediction_table(active_contract())  # the contract's features: one column each
+        self.pred_columns, self.engine = pred_columns(self.pred_table), make_engine(url, wait_s / 2, self.pred_table)
         self._cv, self._pending, self._committing = threading.Condition(), [], False
         self._tally, self._tally_lock, self._worker, self._pruned = {}, threading.Lock(), None, time.time()
         # commits; failed writes in a row; error counts dropped (bound)
@@ -213,7 +219,7 @@ def probe(self:PredictionLog) -> bool:
     try:
         with self.engine.connect() as conn:
             t = conn.begin()
-            conn.execute(PREDICTIONS.insert(), [row])
+            conn.execute(self.pred_table.insert(), [row])
             t.rollback()
     except Exception as e:
         logger.warning("prediction log probe failed: %s", scrub(f"{type(e).__name__}: {e}")[:300])
@@ -238,24 +244,24 @@ def _start_worker(self:PredictionLog):
             self._worker.start()
 
 # %% ../../nbs/07a_prediction_log.ipynb #9dca3017
-def _insert_sql(dialect) -> str|None:
-    "The driver-level INSERT of `PRED_COLUMNS` for SQLite and PostgreSQL (others go through SQLAlchemy)."
+def _insert_sql(dialect, columns:tuple) -> str|None:
+    "The driver-level INSERT of `columns` into predictions for SQLite and PostgreSQL (others go through SQLAlchemy)."
     mark = {"qmark": "?", "format": "%s", "pyformat": "%s"}.get(dialect.paramstyle)
     if dialect.name not in ("sqlite", "postgresql") or mark is None: return None
     q = dialect.identifier_preparer.quote  # mixed-case names are quoted (PostgreSQL folds the rest to lower case)
-    cols, marks = ", ".join(q(c) for c in PRED_COLUMNS), ", ".join([mark] * len(PRED_COLUMNS))
+    cols, marks = ", ".join(q(c) for c in columns), ", ".join([mark] * len(columns))
     return f"INSERT INTO predictions ({cols}) VALUES ({marks})"
 
 # %% ../../nbs/07a_prediction_log.ipynb #91f2daff
 @patch_to(PredictionLog)
 def _commit(self:PredictionLog, items:list[tuple]):
-    sql = _insert_sql(self.engine.dialect)
+    sql, pred = _insert_sql(self.engine.dialect, self.pred_columns), self.pred_table
     with self.engine.begin() as conn:
-        for table in (PREDICTIONS, ERRORS, ALERTS):
+        for table in (pred, ERRORS, ALERTS):
             groups = [rs for t, rs in items if t is table]
-            fast = [r for rs in groups if isinstance(rs, Rows) for r in rs] if sql and table is PREDICTIONS else []
+            fast = [r for rs in groups if isinstance(rs, Rows) for r in rs] if sql and table is pred else []
             slow = [rs for rs in groups if not (fast and isinstance(rs, Rows))]
-            rows = [r for rs in slow for r in (rs.dicts() if isinstance(rs, Rows) else rs)]
+            rows = [r for rs in slow for r in (rs.dicts(self.pred_columns) if isinstance(rs, Rows) else rs)]
             # the driver's executemany on tuples: 3x faster than SQLAlchemy's for a batch
             if fast: conn.exec_driver_sql(sql, fast)
             if rows: conn.execute(table.insert(), rows)
@@ -283,7 +289,7 @@ def _commit_group(self:PredictionLog, group:list[_Pending]):
 
 # %% ../../nbs/07a_prediction_log.ipynb #3842f771
 @patch_to(PredictionLog)
-def write(self:PredictionLog, table:sa.Table, # PREDICTIONS, ERRORS or ALERTS
+def write(self:PredictionLog, table:sa.Table, # its `pred_table`, ERRORS or ALERTS
           rows:list[dict], # column -> value
          ):
     "Store rows; returns once they are committed (raises LogError if they could not be, and then they never will be)."
@@ -379,11 +385,11 @@ def add_feedback(self:PredictionLog, items:list[dict], # [{"request_id": …, "l
         for i in range(0, len(items), 500):
             chunk = items[i:i + 500]
             ids = [it["request_id"] for it in chunk]
-            logged = sa.select(PREDICTIONS.c.request_id).where(PREDICTIONS.c.request_id.in_(ids))
+            logged = sa.select(self.pred_table.c.request_id).where(self.pred_table.c.request_id.in_(ids))
             known |= set(conn.execute(logged).scalars())
             rows = [{"rid": it["request_id"], "lab": it["label"], "fts": now} for it in chunk
                     if it["request_id"] in known]
-            if rows: conn.execute(PREDICTIONS.update().where(PREDICTIONS.c.request_id == sa.bindparam("rid"))
+            if rows: conn.execute(self.pred_table.update().where(self.pred_table.c.request_id == sa.bindparam("rid"))
                                   .values(true_label=sa.bindparam("lab"), feedback_ts=sa.bindparam("fts")), rows)
     return {
         "updated": sum(it["request_id"] in known for it in items),
@@ -395,7 +401,7 @@ def add_feedback(self:PredictionLog, items:list[dict], # [{"request_id": …, "l
 def record_shadow(self:PredictionLog, rows:list[dict], # {"rid": request_id, "v": version, "lab": label, "p": P}
                  ) -> int:
     "The shadow challenger's answers beside the logged ones (written after the response); returns how many."
-    stmt = PREDICTIONS.update().where(PREDICTIONS.c.request_id == sa.bindparam("rid")).values(
+    stmt = self.pred_table.update().where(self.pred_table.c.request_id == sa.bindparam("rid")).values(
         shadow_version=sa.bindparam("v"), shadow_label=sa.bindparam("lab"), shadow_probability=sa.bindparam("p"))
     with self.engine.begin() as conn: conn.execute(stmt, rows)
     return len(rows)
@@ -419,7 +425,7 @@ def predictions(self:PredictionLog, last:int|None=None, # the most recent N reco
                 since:float|None=None, # or: from this unix time
                 until:float|None=None, model_version:str|None=None) -> pd.DataFrame:
     "Logged predictions, oldest first."
-    return self._read(PREDICTIONS, last, since, until, model_version)
+    return self._read(self.pred_table, last, since, until, model_version)
 
 # %% ../../nbs/07a_prediction_log.ipynb #9b1dd17c
 @patch_to(PredictionLog)
@@ -443,4 +449,5 @@ def prune(self:PredictionLog, days:float|None=None, # keep this many days (defau
     if not days: return {}
     cut = time.time() - days * 86400
     with self.engine.begin() as conn:
-        return {t.name: conn.execute(t.delete().where(t.c.ts < cut)).rowcount for t in (PREDICTIONS, ERRORS, ALERTS)}
+        tables = (self.pred_table, ERRORS, ALERTS)
+        return {t.name: conn.execute(t.delete().where(t.c.ts < cut)).rowcount for t in tables}

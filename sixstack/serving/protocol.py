@@ -5,6 +5,7 @@
 # %% ../../nbs/07b_protocol.ipynb #9c8375a1
 from __future__ import annotations
 
+import functools
 import json
 import math
 from typing import Annotated, Literal, Optional
@@ -14,10 +15,10 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from ..data.checks import record_problems
-from ..data.tables import CATEGORICAL, FEATURES, NUMERIC, RANGES, Columns
+from ..data.tables import FEATURES, NUMERIC, RANGES, Columns, Contract, active_contract
 
 # %% auto #0
-__all__ = ['Record', 'RequestError', 'ByteBudget', 'read_body', 'parse_json', 'invocation_records', 'validate_records']
+__all__ = ['RequestError', 'ByteBudget', 'read_body', 'parse_json', 'invocation_records', 'record_model', 'validate_records']
 
 # %% ../../nbs/07b_protocol.ipynb #b70e1ccb
 class RequestError(ValueError):
@@ -137,24 +138,20 @@ def invocation_records(body, # the parsed body
     return v
 
 # %% ../../nbs/07b_protocol.ipynb #1cc4dde6
-def _record_model() -> type[BaseModel]:
-    "The pydantic model of one record, generated from the data contract."
+@functools.cache
+def record_model(contract:Contract, # the data contract records follow
+                ) -> tuple[type[BaseModel], TypeAdapter]:
+    "The pydantic model of one record of `contract` (generated from it) and the adapter of a list of them."
     from pydantic import create_model
-    num = lambda c: Annotated[float, Field(ge=RANGES[c][0], le=RANGES[c][1], strict=True, allow_inf_nan=False)]
-    fields = {c: (Optional[num(c)], ...) for c in NUMERIC} | {
-        c: (Optional[Literal["Yes", "No"]], ...) for c in CATEGORICAL
-    }
-    return create_model("Record", __config__=ConfigDict(extra="forbid"), **{c: fields[c] for c in FEATURES})
-
-Record = _record_model()
-_records = TypeAdapter(list[Record])
-
-# %% ../../nbs/07b_protocol.ipynb #82e634b2
-_YES_NO = ("Yes", "No")
+    num = lambda f: Annotated[float, Field(ge=f.range[0], le=f.range[1], strict=True, allow_inf_nan=False)]
+    typ = lambda f: num(f) if f.kind == "numeric" else Literal[f.levels]
+    fields = {f.name: (Optional[typ(f)] if f.missing else typ(f), ...) for f in contract.features}
+    rec = create_model("Record", __config__=ConfigDict(extra="forbid"), **fields)
+    return rec, TypeAdapter(list[rec])
 
 # %% ../../nbs/07b_protocol.ipynb #66a9089f
 def _columns(raw:list) -> dict|None:
-    "The records' columns if every record is exactly right (the seven fields, types, ranges), else None."
+    "The records' columns if every record is exactly right (the contract's fields, types, ranges, levels), else None."
     if not all(type(r) is dict and len(r) == len(FEATURES) for r in raw): return None
     try: cols = {c: [r[c] for r in raw] for c in FEATURES}
     except KeyError: return None
@@ -164,8 +161,10 @@ def _columns(raw:list) -> dict|None:
         lo, hi = RANGES[c]
         if ((a < lo) | (a > hi)).any(): return None  # NaN (missing) compares False
         cols[c] = a
-    for c in CATEGORICAL:
-        if not all(v is None or (type(v) is str and v in _YES_NO) for v in cols[c]): return None
+    for c, lv in active_contract().levels.items():
+        if not all(v is None or (type(v) is str and v in lv) for v in cols[c]): return None
+    if not all(f.missing or not any(v is None or v != v for v in cols[f.name]) for f in active_contract().features):
+        return None  # a feature that may not be missing is
     return cols
 
 # %% ../../nbs/07b_protocol.ipynb #f5999c06
@@ -178,7 +177,7 @@ def validate_records(raw:list, # records (dicts)
     cols = _columns(raw)
     # something is off: pydantic names it (or finds it acceptable after all, e.g. an int where a float belongs)
     if cols is None:
-        try: _records.validate_python(raw)
+        try: record_model(active_contract())[1].validate_python(raw)
         except ValidationError as e:
             errs = [
                 f"record {er['loc'][0]}, field '{er['loc'][1] if len(er['loc']) > 1 else '?'}': {er['msg']}"

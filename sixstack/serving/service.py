@@ -22,14 +22,14 @@ from starlette.concurrency import run_in_threadpool
 from fastcore.basics import patch_to, store_attr
 
 from ..config import scrub
-from ..data.tables import Columns
-from .predlog import PREDICTIONS, LogError, PredictionLog, new_request, prediction_rows
+from ..data.tables import Columns, active_contract
+from .predlog import LogError, PredictionLog, new_request, prediction_rows
 from sixstack.serving.protocol import (
     ByteBudget,
-    Record,
     RequestError,
     invocation_records,
     parse_json,
+    record_model,
     read_body,
     validate_records,
 )
@@ -112,8 +112,9 @@ def predict(self:Service, df:Columns, endpoint:str, t0:float, rid:str, subject:s
     out = self.coalescer.predict(served, df) if use_co else Answers.of(served.model, df)
     t1 = time.perf_counter(); self.metrics.model_time.labels(arm, served.version).observe(t1 - tp)
     if self.predlog is not None:  # committed before the response is sent: an answered prediction is always in the log
-        try: self.predlog.write(PREDICTIONS, prediction_rows(rid, df, out, served.version, endpoint, 1000 * (t1 - t0),
-                                                            arm=arm))
+        try:
+            rows = prediction_rows(rid, df, out, served.version, endpoint, 1000 * (t1 - t0), arm=arm)
+            self.predlog.write(self.predlog.pred_table, rows)
         except LogError as e:
             logger.error("request %s not answered: %s", rid, e)
             raise RequestError(f"not answered: the prediction log is unavailable (request {rid})", 503) from None
@@ -281,7 +282,7 @@ _SCORED = [
 # %% ../../nbs/07_serving.ipynb #c545a4e5
 def _openapi_bodies(max_batch:int) -> dict:
     "Request bodies of the scored endpoints for the OpenAPI docs."
-    rec = Record.model_json_schema()
+    rec = record_model(active_contract())[0].model_json_schema()
     return {
         "predict": rec,
         "predict_batch": {

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from ..config import Settings, get_settings
-from ..data.tables import FEATURES, ID, LABEL, DataValidationError
+from ..data.tables import FEATURES, DataValidationError, active_contract
 from .packaging import model_digest, verify
 from .store import Spool, connect
 
@@ -220,6 +220,7 @@ def predict_file(model_uri:str, # runs:/…, models:/NAME/VERSION or models:/NAM
             [f"{input_path}: {'the file is empty' if input_path.is_file() else 'no such file'}"], "Cannot load data"
         )
     model, n, chunks = load_model(model_uri, settings, allow_ungated), 0, _chunks(input_path, chunk_size)
+    ID, LABEL = active_contract().id, active_contract().target  # the model's (loading it made its contract active)
     output_path.parent.mkdir(parents=True, exist_ok=True)
     with tqdm(desc="scoring", unit="rows", file=sys.stderr) as bar:
         for i in itertools.count():

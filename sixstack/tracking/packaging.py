@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..data.tables import CATEGORICAL, FEATURES, NUMERIC
+from ..data.tables import (CATEGORICAL, FEATURES, NUMERIC, active_contract, contract_toml, parse_contract,
+                                  use_contract)
 
 # %% auto #0
 __all__ = ['MODEL_MODULES', 'RUNTIME', 'pinned_requirements', 'shipped_code', 'import_problems', 'pyfunc_class', 'input_example',
@@ -128,7 +129,9 @@ def pyfunc_class():
     import mlflow.pyfunc
     class SixstackPyfunc(mlflow.pyfunc.PythonModel):
         "MLflow pyfunc around a model with `predict_frame`."
-        def __init__(self, model): self.model = model
+        def __init__(self, model, contract:str|None=None): self.model, self.contract = model, contract
+        def load_context(self, context):  # the model's columns, labels and ranges become the process's
+            if getattr(self, "contract", None): use_contract(parse_contract(self.contract, "the model's data contract"))
         def predict(self, context, model_input:pd.DataFrame, params:dict|None=None) -> pd.DataFrame:
             return self.model.predict_frame(pd.DataFrame(model_input))
     SixstackPyfunc.__module__, SixstackPyfunc.__qualname__ = __name__, "SixstackPyfunc"
@@ -157,21 +160,22 @@ def save_pyfunc(model, # an object with `predict_frame(DataFrame) -> DataFrame`
                 ship_code:bool=True, # ship `MODEL_MODULES` (False: its classes must be importable where it loads)
                 metadata:dict|None=None,
                ) -> Path:
-    "Save `model` as an MLflow pyfunc model with a signature inferred from the example."
+    "Save `model` as an MLflow pyfunc model with a signature inferred from the example and the active data contract."
     import tempfile
     import mlflow.pyfunc
     from mlflow.models import infer_signature
     sig = infer_signature(input_example, model.predict_frame(input_example))
+    contract = contract_toml(active_contract())  # in the wrapper, and readable in MLmodel without unpickling
     with tempfile.TemporaryDirectory() as tmp:
         code = [str(shipped_code(tmp))] if ship_code else None
         mlflow.pyfunc.save_model(
             str(path),
-            python_model=pyfunc_class()(model),
+            python_model=pyfunc_class()(model, contract),
             signature=sig,
             input_example=input_example,
             pip_requirements=pip_requirements or pinned_requirements(),
             code_paths=code,
-            metadata=metadata,
+            metadata={"sixstack_contract": contract} | (metadata or {}),
         )
     return Path(path)
 

@@ -5,12 +5,13 @@
 # %% ../../nbs/03_augmentation.ipynb #41cbdb57
 from __future__ import annotations
 
+import warnings
 from typing import Callable
 
 import numpy as np
 import pandas as pd
 
-from ..data.tables import CATEGORICAL, FEATURES, NUMERIC, RANGES
+from ..data.tables import CATEGORICAL, FEATURES, NUMERIC, RANGES, active_contract
 from .features import FeaturePipeline, numeric_frame, oof_predict, scores
 
 # %% auto #0
@@ -24,11 +25,17 @@ def _complete(X:pd.DataFrame) -> pd.DataFrame:
     return num.fillna(num.median()).fillna(0.0)
 
 # %% ../../nbs/03_augmentation.ipynb #ed89c802
-def _to_raw(num:pd.DataFrame) -> pd.DataFrame:
-    "Floats back to the raw layout: rounded, clipped numerics and Yes/No strings."
+def _to_raw(num:pd.DataFrame, # synthetic rows as floats (`numeric_frame`'s layout)
+            like:pd.DataFrame, # the real rows: a numeric column all whole numbers there is rounded
+           ) -> pd.DataFrame:
+    "Floats back to the raw layout: clipped numerics (rounded where the real ones are whole) and categorical levels."
     out = num[FEATURES].copy()
-    for c in NUMERIC: out[c] = np.clip(np.round(out[c]), *RANGES[c]) + 0.0
-    for c in CATEGORICAL: out[c] = np.where(out[c] >= 0.5, "Yes", "No")
+    for c in NUMERIC:
+        whole = bool((like[c].dropna() % 1 == 0).all())
+        out[c] = np.clip(np.round(out[c]) if whole else out[c], *RANGES[c]) + 0.0
+    for c in CATEGORICAL:
+        lv = active_contract().levels[c]
+        out[c] = np.array(lv, dtype=object)[np.clip(np.floor(out[c].to_numpy() + 0.5), 0, len(lv) - 1).astype(int)]
     return out.reset_index(drop=True)
 
 # %% ../../nbs/03_augmentation.ipynb #37c3d961
@@ -40,22 +47,20 @@ def gen_simple(
     num = _complete(X).iloc[idx].reset_index(drop=True)
     sd = num[NUMERIC].std().fillna(0).to_numpy()
     num[NUMERIC] = num[NUMERIC].to_numpy() + rng.normal(0, 1, (n, len(NUMERIC))) * sd * jitter
-    return _to_raw(num), y[idx]
+    return _to_raw(num, X), y[idx]
 
 # %% ../../nbs/03_augmentation.ipynb #28fdc5f9
 def gen_smotenc(X:pd.DataFrame, y:np.ndarray, n:int, rng:np.random.Generator) -> tuple[pd.DataFrame, np.ndarray]:
     "SMOTE-NC (imbalanced-learn): interpolations between same-class neighbours, categories by majority."
-    from imblearn.over_sampling import SMOTENC
+    from imblearn.over_sampling import SMOTE, SMOTENC
     num = _complete(X)
     counts = np.bincount(y, minlength=2)
     extra = np.round(n * counts / counts.sum()).astype(int)
-    sm = SMOTENC(
-        categorical_features=[FEATURES.index(c) for c in CATEGORICAL],
-        sampling_strategy={k: int(counts[k] + extra[k]) for k in (0, 1)},
-        random_state=int(rng.integers(2**31)),
-    )
+    kw = dict(sampling_strategy={k: int(counts[k] + extra[k]) for k in (0, 1)}, random_state=int(rng.integers(2**31)))
+    if not CATEGORICAL: warnings.warn("no categorical features: SMOTE-NC degrades to plain SMOTE", stacklevel=2)
+    sm = SMOTENC([FEATURES.index(c) for c in CATEGORICAL], **kw) if CATEGORICAL else SMOTE(**kw)
     Xr, yr = sm.fit_resample(num, y)
-    return _to_raw(pd.DataFrame(Xr[len(X):], columns=FEATURES)), np.asarray(yr[len(X):])
+    return _to_raw(pd.DataFrame(Xr[len(X):], columns=FEATURES), X), np.asarray(yr[len(X):])
 
 # %% ../../nbs/03_augmentation.ipynb #655bb70a
 def gen_copula(X:pd.DataFrame, y:np.ndarray, n:int, rng:np.random.Generator) -> tuple[pd.DataFrame, np.ndarray]:
@@ -70,7 +75,7 @@ def gen_copula(X:pd.DataFrame, y:np.ndarray, n:int, rng:np.random.Generator) -> 
         u = GaussianCopula(corr=corr, k_dim=len(FEATURES)).rvs(k, rng=rng)
         parts.append(pd.DataFrame({c: np.quantile(num[y == cls][c], u[:, i]) for i, c in enumerate(FEATURES)}))
         labels.append(np.full(k, cls))
-    return _to_raw(pd.concat(parts, ignore_index=True)), np.concatenate(labels)
+    return _to_raw(pd.concat(parts, ignore_index=True), X), np.concatenate(labels)
 
 # %% ../../nbs/03_augmentation.ipynb #2cc266ea
 def gen_balance(X:pd.DataFrame, y:np.ndarray, n:int, rng:np.random.Generator) -> tuple[pd.DataFrame, np.ndarray]:

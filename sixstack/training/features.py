@@ -5,6 +5,7 @@
 # %% ../../nbs/02_preprocessing.ipynb #b19eaeb3
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -16,28 +17,25 @@ from fastcore.basics import patch_to
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.model_selection import StratifiedKFold
 
-from ..data.tables import CATEGORICAL, CLASSES, FEATURES, LABEL
+from ..data.tables import CATEGORICAL, CLASSES, FEATURES, active_contract
 
 # %% auto #0
-__all__ = ['POSITIVE', 'ENGINEERED', 'VARIANTS', 'encode_labels', 'decode_labels', 'numeric_frame', 'FeaturePipeline',
+__all__ = ['ENGINEERED', 'VARIANTS', 'encode_labels', 'decode_labels', 'usable_engineered', 'numeric_frame', 'FeaturePipeline',
            'make_folds', 'oof_predict', 'scores', 'quick_model', 'compare_features', 'choose_features', 'JobData',
            'job_data', 'Recipe']
 
-# %% ../../nbs/02_preprocessing.ipynb #520a77e0
-POSITIVE = "Introvert"
-
 # %% ../../nbs/02_preprocessing.ipynb #0cc39a3b
 def encode_labels(y:pd.Series) -> np.ndarray:
-    "0/1 labels (1 = Introvert) from the `Personality` column."
+    "0/1 labels (1 = the positive label, Introvert) from the label column."
     bad = set(y.dropna().unique()) - set(CLASSES)
     if bad or y.isna().any():
         raise ValueError(f"labels must be {CLASSES}; found {sorted(map(str, bad)) or 'missing values'}")
-    return (y.to_numpy() == POSITIVE).astype(int)
+    return (y.to_numpy() == CLASSES[1]).astype(int)
 
 # %% ../../nbs/02_preprocessing.ipynb #752949da
 def decode_labels(y:np.ndarray) -> np.ndarray:
-    "`Personality` strings from 0/1 labels."
-    return np.where(np.asarray(y) == 1, POSITIVE, "Extrovert")
+    "Label strings (Introvert/Extrovert) from 0/1 labels."
+    return np.where(np.asarray(y) == 1, CLASSES[1], CLASSES[0])
 
 # %% ../../nbs/02_preprocessing.ipynb #3075e7fd
 ENGINEERED: dict[str, Callable[[pd.DataFrame], pd.Series]] = {
@@ -48,11 +46,22 @@ ENGINEERED: dict[str, Callable[[pd.DataFrame], pd.Series]] = {
     "fear_drained": lambda d: d["Stage_fear"] * d["Drained_after_socializing"],
 }
 
+# %% ../../nbs/02_preprocessing.ipynb #1de683fc
+def usable_engineered(names, # engineered feature names
+                      features:list[str]|None=None, # the columns there are (default: the active contract's)
+                     ) -> tuple:
+    "Those of `names` computable from `features`."
+    probe = {c: np.zeros(1) for c in (FEATURES if features is None else features)}
+    def ok(n):
+        try: ENGINEERED[n](probe); return True
+        except KeyError: return False
+    return tuple(n for n in names if ok(n))
+
 # %% ../../nbs/02_preprocessing.ipynb #7f84792e
 def numeric_frame(X:pd.DataFrame) -> pd.DataFrame:
-    "The seven features as floats (Yes = 1, No = 0), missing kept."
+    "The features as floats (a categorical as its level's position: No = 0, Yes = 1), missing kept."
     out = X[FEATURES].copy()
-    for c in CATEGORICAL: out[c] = out[c].map({"Yes": 1.0, "No": 0.0})
+    for c in CATEGORICAL: out[c] = out[c].map({v: float(i) for i, v in enumerate(active_contract().levels[c])})
     return out.astype(float)
 
 # %% ../../nbs/02_preprocessing.ipynb #42cdc01c
@@ -69,40 +78,51 @@ class FeaturePipeline(BaseEstimator, TransformerMixin):
 
     def key(self) -> tuple:
         "What determines the output of this fitted pipeline (equal keys: equal transforms)."
-        medians = tuple(sorted(self.medians_.items()))
-        return (self.encoding, tuple(self.engineered), self.indicators, self.match_p, medians)
+        medians, levels = tuple(sorted(self.medians_.items())), tuple(self.levels_.items())
+        return (self.encoding, self.engineered_, self.indicators, self.match_p, medians, levels)
 
     def fit(self, X:pd.DataFrame, y=None):
-        "Learn the imputation values (medians; Yes/No by their majority) from `X` only."
+        "Learn the imputation values (medians) from `X` only; the columns and levels are the active contract's."
         if self.encoding not in ("numeric", "category", "catboost"):
             raise ValueError(f"unknown encoding {self.encoding!r}")
         unknown = set(self.engineered) - set(ENGINEERED)
         if unknown: raise ValueError(f"unknown engineered features: {sorted(unknown)}")
+        self.levels_ = {c: active_contract().levels[c] for c in CATEGORICAL}
+        self.engineered_ = usable_engineered(self.engineered)
         self.medians_ = numeric_frame(X).median().fillna(0.0).to_dict()
         return self
 
 # %% ../../nbs/02_preprocessing.ipynb #baf5b1cd
-# the categorical encodings' levels (a shared dtype: building one per call costs 70 µs)
-_LEVELS = pd.CategoricalDtype(["No", "Yes", "missing"])
+@functools.cache
+def _dtype(levels:tuple) -> pd.CategoricalDtype:
+    "A categorical feature's encoding: its levels and `missing` (one shared dtype: building one per call costs 70 µs)."
+    return pd.CategoricalDtype([*levels, "missing"])
+
+# %% ../../nbs/02_preprocessing.ipynb #8853f738
+def _positions(v:np.ndarray, levels:tuple) -> np.ndarray:
+    "Each value's position in `levels` as a float; anything else (missing) NaN."
+    out = np.full(len(v), np.nan)
+    for i, lv in enumerate(levels): out[v == lv] = i
+    return out
 
 # %% ../../nbs/02_preprocessing.ipynb #e7b423d3
 @patch_to(FeaturePipeline)
 def _values(self, X:pd.DataFrame|dict) -> tuple[dict, dict]:
-    "The model input's columns as float arrays (categoricals 1/0) and the categoricals' codes (No 0, Yes 1, NaN 2)."
+    "The model input's columns as floats (a categorical as its level's position) and the categoricals' codes (NaN: k)."
     cols, miss = {}, {}
-    for c in FEATURES:
+    for c in self.medians_:
         v = np.asarray(X[c])
-        v = np.where(v == "Yes", 1.0, np.where(v == "No", 0.0, np.nan)) if c in CATEGORICAL else v.astype(float)
+        v = _positions(v, self.levels_[c]) if c in self.levels_ else v.astype(float)
         miss[c] = np.isnan(v)
         cols[c] = np.where(miss[c], self.medians_[c], v)
-    for name in self.engineered: cols[name] = ENGINEERED[name](cols)
+    for name in self.engineered_: cols[name] = ENGINEERED[name](cols)
     if self.indicators:
         cols |= {f"{c}_missing": m.astype(float) for c, m in miss.items()}
         cols["missing_count"] = np.sum(list(miss.values()), axis=0).astype(float)
     if self.match_p and "match_p" in X:
         mp = np.asarray(X["match_p"], dtype=float)
         cols["match_p"], cols["has_match"] = np.where(np.isnan(mp), 0.5, mp), (~np.isnan(mp)).astype(float)
-    return cols, {c: np.where(miss[c], 2, cols[c]).astype(np.int8) for c in CATEGORICAL}
+    return cols, {c: np.where(miss[c], len(lv), cols[c]).astype(np.int8) for c, lv in self.levels_.items()}
 
 # %% ../../nbs/02_preprocessing.ipynb #48edae4a
 @patch_to(FeaturePipeline)
@@ -110,11 +130,12 @@ def transform(self, X:pd.DataFrame) -> pd.DataFrame:
     "The model input for rows `X` (any rows: imputation uses only what `fit` saw)."
     # numpy columns and one DataFrame at the end: a single row costs well under a millisecond
     cols, codes = self._values(X)
-    if self.encoding == "category": cols |= {c: pd.Categorical.from_codes(codes[c], dtype=_LEVELS) for c in CATEGORICAL}
+    if self.encoding == "category":
+        cols |= {c: pd.Categorical.from_codes(codes[c], dtype=_dtype(lv)) for c, lv in self.levels_.items()}
     if self.encoding == "catboost":  # plain object strings (pandas 3 would infer its `str` dtype from an array)
         cols |= {
-            c: pd.Series(np.array(_LEVELS.categories, dtype=object)[codes[c]], index=X.index, dtype=object)
-            for c in CATEGORICAL
+            c: pd.Series(np.array([*lv, "missing"], dtype=object)[codes[c]], index=X.index, dtype=object)
+            for c, lv in self.levels_.items()
         }
     return pd.DataFrame(cols, index=X.index)
 
@@ -123,7 +144,7 @@ def transform(self, X:pd.DataFrame) -> pd.DataFrame:
 def matrix(self, X:pd.DataFrame|dict) -> np.ndarray:
     "What a model reads of `transform(X)` as one float matrix (categories as their codes), built without any frame."
     cols, codes = self._values(X)
-    if self.encoding == "category": cols |= {c: codes[c].astype(np.float64) for c in CATEGORICAL}
+    if self.encoding == "category": cols |= {c: codes[c].astype(np.float64) for c in self.levels_}
     elif self.encoding != "numeric": raise ValueError(f"no float matrix for the {self.encoding!r} encoding")
     return np.column_stack(list(cols.values()))
 
@@ -207,6 +228,7 @@ def compare_features(X:pd.DataFrame, y:np.ndarray, folds:list, n_jobs:int=1) -> 
     rows = []
     for name, kw in VARIANTS.items():
         if name == "+match_p" and "match_p" not in X: continue
+        if name == "+engineered" and not usable_engineered(ENGINEERED): continue  # none apply to this contract
         for kind in ("lr", "lgbm"):
             rows.append(
                 {"variant": name, "model": kind}
@@ -244,7 +266,7 @@ def job_data(handoff:dict, # the upstream hand-over ({} when standalone)
              train_path:str|None=None, # overrides the hand-over's training table
             ) -> JobData:
     "Load the tables a training job works on."
-    from sixstack.data.tables import add_match_p, ensure_sample, load_table
+    from sixstack.data.tables import LABEL, add_match_p, ensure_sample, load_table
     if train_path is None and "train_path" not in handoff:
         handoff = handoff | {
             f"{k}_path": str(v)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..config import Settings, get_settings, redact, scrub
-from ..data.tables import LABEL, load_table
+from ..data.tables import active_contract, load_table
 from .features import encode_labels, scores
 from ..tracking.packaging import sign
 from ..tracking.models import ModelRefused, load_model
@@ -122,10 +122,11 @@ def holdout_scores(model, # a loaded pyfunc model
                    holdout:pd.DataFrame, # labelled rows
                   ) -> dict:
     "Accuracy, log-loss and ROC AUC of a model on labelled rows."
-    pred = model.predict(holdout.drop(columns=[LABEL]))
-    y = encode_labels(holdout[LABEL])
+    label = active_contract().target
+    pred = model.predict(holdout.drop(columns=[label]))
+    y = encode_labels(holdout[label])
     return scores(y, pred["probability"].to_numpy()) | {
-        "accuracy": float((pred["label"].to_numpy() == holdout[LABEL].to_numpy()).mean())
+        "accuracy": float((pred["label"].to_numpy() == holdout[label].to_numpy()).mean())
     }
 
 # %% ../../nbs/06_model_registry.ipynb #67bbb3b0
