@@ -75,6 +75,19 @@ def cmd_registry(a, settings:Settings) -> int:
         d = reg.rollback(settings); print(f"production: version {d['previous']} -> {d['production']}")
     return 0
 
+# %% ../../nbs/08d_ops.ipynb #c669e165
+def _first_then(first, # what the first call returns (an exception: raised)
+                load, # what later calls return: () -> Served
+               ):
+    "A loader that hands out an already loaded model once, then loads afresh."
+    pending = [first]
+    def loader():
+        if not pending: return load()
+        x = pending.pop()
+        if isinstance(x, BaseException): raise x
+        return x
+    return loader
+
 # %% ../../nbs/08d_ops.ipynb #67c34776
 def service_app(settings:Settings, # tokens, stores and the experiment
                 name:str, # registered model
@@ -92,16 +105,20 @@ def service_app(settings:Settings, # tokens, stores and the experiment
                ):
     "The app `sixstack serve` runs: the service with its prediction log, the monitoring dashboard and watchers."
     import functools
+    from sixstack.data.tables import active_contract
     from sixstack.monitoring.pages import dashboard_page
     from sixstack.serving.dashboard import Dashboard, render_process
     from sixstack.serving.predlog import PredictionLog
     from sixstack.serving.served import Watcher, alias_version, load_served
     from sixstack.serving.service import Service, create_app
+    try: first = load_served(settings, name, alias, allow_ungated)  # its data contract becomes the service's
+    except Exception as e: first = e  # /ready will say why
+    contract = active_contract()  # the log's columns, the validation, the page; a later version must share it
     predlog = PredictionLog(settings.monitor_db, settings.retention_days, wait_s=log_timeout) if log else None
-    page = functools.partial(dashboard_page, settings, settings.monitor_db)
+    page = functools.partial(dashboard_page, settings, settings.monitor_db, contract=contract)
     board = Dashboard(page, settings.dashboard_token, render_process()) if log else None
-    load = lambda which: (lambda: load_served(settings, name, which, allow_ungated))
-    svc = Service(load(alias), max_batch=max_batch, admin_token=settings.admin_token,
+    load = lambda which: (lambda: load_served(settings, name, which, allow_ungated, contract))
+    svc = Service(_first_then(first, load(alias)), max_batch=max_batch, admin_token=settings.admin_token,
                   feedback_token=settings.feedback_token, predlog=predlog, dashboard=board,
                   challenger=load(challenger) if challenger else None, mode=mode if challenger else None, share=share)
     if watch_s:
@@ -192,6 +209,7 @@ def _args_monitor(p):
     w.add_argument("--since", help="window: since a time ('24h', '30m', '2026-11-30 12:00' UTC)")
     p.add_argument("--model-version", help="version to judge (default: the latest in the window)")
     p.add_argument("--db", help="prediction log URL (default: SIXSTACK_MONITOR_DB)")
+    p.add_argument("--contract", help="data contract (TOML) of the logged records (default: the personality data's)")
     for k, v in asdict(Thresholds()).items():
         p.add_argument(f"--{k.replace('_', '-')}", type=type(v), help=f"threshold (default: the environment's or {v})")
     p.add_argument(
@@ -208,8 +226,10 @@ def _args_monitor(p):
 # %% ../../nbs/08d_ops.ipynb #3f76450a
 def cmd_monitor(a, settings:Settings) -> int:
     "`sixstack monitor`: check a window of the prediction log; `report` also writes and logs the HTML report."
+    from sixstack.data.tables import use_contract
     from sixstack.monitoring import monitor as mon
     from sixstack.serving.predlog import PredictionLog
+    use_contract(a.contract)  # the log's columns
     log = PredictionLog(a.db or settings.monitor_db, settings.retention_days)
     pruned = log.prune()
     if any(pruned.values()): print(f"retention ({settings.retention_days:g} days): deleted {pruned}")

@@ -555,7 +555,7 @@ def ab_power(train:pd.DataFrame, # labelled rows the weaker and the permuted cha
     from sixstack.monitoring.ab import simulate_ab
     y = (train[LABEL] == CLASSES[1]).to_numpy()
     def fitted(cols, labels):
-        model = make_pipeline(SimpleImputer(), LogisticRegression()).fit(train[cols], labels)
+        model = make_pipeline(SimpleImputer(), LogisticRegression(max_iter=1000)).fit(train[cols], labels)
         p = model.predict_proba(pool[cols])[:, 1]
         return np.where(p > 0.5, CLASSES[1], CLASSES[0]), p
     real, weak = predict(pool[FEATURES]), fitted(NUMERIC[:1], y)  # personality: Time_spent_Alone

@@ -14,7 +14,7 @@ import pandas as pd
 
 from ..data import report
 from ..config import Settings
-from ..data.tables import CATEGORICAL, CLASSES, FEATURES, RANGES
+from ..data.tables import CATEGORICAL, CLASSES, FEATURES, RANGES, Contract, active_contract, use_contract
 from .monitor import MonitorResult, Recent, Thresholds, monitor
 from ..serving.predlog import PredictionLog
 
@@ -169,8 +169,11 @@ def dashboard_page(settings:Settings, # the tracking store (for the version's re
                    url:str, # the prediction log's URL
                    version:str|None, # the served version
                    name:str|None, # its registered model
-                   last:int=1000) -> str:
+                   last:int=1000,
+                   *, contract:Contract|None=None, # the served data contract (the page is drawn in another process)
+                  ) -> str:
     "GET /dashboard: the report of the served version's last `last` predictions, refreshed every 30 s (no alerts)."
+    if contract is not None and contract != active_contract(): use_contract(contract)
     # one per process (the service draws pages in a process of its own)
     if url not in _LOGS: _LOGS[url] = PredictionLog(url)
     res = monitor(_LOGS[url], settings, version, last=last, raise_alerts=False, name=name)

@@ -17,7 +17,7 @@ import pandas as pd
 from fastcore.basics import patch_to
 
 from ..config import Settings, scrub
-from ..data.tables import Columns
+from ..data.tables import Columns, Contract, active_contract, use_contract
 from ..tracking.models import ModelRefused, discard
 
 logger = logging.getLogger("sixstack.serving")
@@ -70,11 +70,17 @@ def load_served(settings:Settings, # the tracking store and experiment
                 name:str, # registered model
                 alias:str, # its alias to serve
                 allow_ungated:bool=False, # also serve a version the gate did not pass
+                contract:Contract|None=None, # refuse a version of another data contract than this (None: any)
                ) -> Served:
-    "Load the version `alias` points at, if it passes `vet` and its files match their digest."
+    "Load the version `alias` points at, if it passes `vet` and its files match their digest; its contract is active."
     from sixstack.tracking.models import load_local, vetted_download
     path, temporary, mv = vetted_download(f"models:/{name}@{alias}", settings, allow_ungated)
-    try: pyf = load_local(path)
+    try:
+        pyf = load_local(path)  # loading makes the model's data contract the process's
+        if contract is not None and active_contract() != contract:
+            theirs = active_contract().name; use_contract(contract)
+            raise ValueError(f"version {mv.version} was trained on another data contract ({theirs!r}) than the one "
+                             f"this service serves ({contract.name!r}): serve it with a service of its own")
     except BaseException: discard(path if temporary else None); raise  # a failed load leaves no files behind
     metrics = {k[3:]: float(v) for k, v in mv.tags.items() if k.startswith("cv_")}
     model = pyf.unwrap_python_model().model

@@ -300,7 +300,9 @@ def _openapi_bodies(max_batch:int) -> dict:
                     "type": "array",
                     "items": {
                         "type": "object",
-                        "properties": {"request_id": {"type": "string"}, "label": {"enum": ["Extrovert", "Introvert"]}},
+                        "properties": {
+                            "request_id": {"type": "string"}, "label": {"enum": list(active_contract().labels)}
+                        },
                     },
                 }
             },

@@ -62,6 +62,14 @@ def gen_smotenc(X:pd.DataFrame, y:np.ndarray, n:int, rng:np.random.Generator) ->
     Xr, yr = sm.fit_resample(num, y)
     return _to_raw(pd.DataFrame(Xr[len(X):], columns=FEATURES), X), np.asarray(yr[len(X):])
 
+# %% ../../nbs/03_augmentation.ipynb #6c7713df
+def _psd(corr:np.ndarray, floor:float=1e-6) -> np.ndarray:
+    "`corr` if positive definite, else the nearest correlation matrix with eigenvalues at least `floor`."
+    w, v = np.linalg.eigh(corr)
+    if w.min() >= floor: return corr  # the usual case: left exactly as estimated
+    fixed = v @ np.diag(np.maximum(w, floor)) @ v.T
+    d = np.sqrt(np.diag(fixed)); return fixed / np.outer(d, d)
+
 # %% ../../nbs/03_augmentation.ipynb #655bb70a
 def gen_copula(X:pd.DataFrame, y:np.ndarray, n:int, rng:np.random.Generator) -> tuple[pd.DataFrame, np.ndarray]:
     "Per class, a Gaussian copula over the features with empirical marginals (statsmodels)."
@@ -71,7 +79,7 @@ def gen_copula(X:pd.DataFrame, y:np.ndarray, n:int, rng:np.random.Generator) -> 
         k = int(round(n * cnt / len(y)))
         if k == 0: continue
         data = num[y == cls].to_numpy() + rng.normal(0, 1e-6, (cnt, len(FEATURES)))  # ties break for rank correlations
-        corr = GaussianCopula(k_dim=len(FEATURES)).fit_corr_param(data)
+        corr = _psd(GaussianCopula(k_dim=len(FEATURES)).fit_corr_param(data))
         u = GaussianCopula(corr=corr, k_dim=len(FEATURES)).rvs(k, rng=rng)
         parts.append(pd.DataFrame({c: np.quantile(num[y == cls][c], u[:, i]) for i, c in enumerate(FEATURES)}))
         labels.append(np.full(k, cls))
