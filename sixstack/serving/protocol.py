@@ -167,6 +167,19 @@ def _columns(raw:list) -> dict|None:
         return None  # a feature that may not be missing is
     return cols
 
+# %% ../../nbs/07b_protocol.ipynb #b26cac8d
+def _problems(e:ValidationError) -> str:
+    "pydantic's errors in one message: a record's missing and unknown fields each named in one item; the first 10 items."
+    items, fields = [], {}
+    for er in e.errors():
+        rec, fld = er["loc"][0], er["loc"][1] if len(er["loc"]) > 1 else "?"
+        if er["type"] in ("missing", "extra_forbidden"): fields.setdefault((rec, er["type"]), []).append(fld)
+        else: items.append(f"record {rec}, field '{fld}': {er['msg']}")
+    for (rec, kind), fs in fields.items():
+        names = ", ".join(f"'{f}'" for f in fs[:40]) + (f" and {len(fs) - 40} more" if len(fs) > 40 else "")
+        items.insert(0, f"record {rec}: {'missing' if kind == 'missing' else 'unknown'} field{'s' * (len(fs) > 1)} {names}")
+    return "; ".join(items[:10]) + (f" (+{len(items) - 10} more)" if len(items) > 10 else "")
+
 # %% ../../nbs/07b_protocol.ipynb #f5999c06
 def validate_records(raw:list, # records (dicts)
                      max_batch:int, # most records accepted
@@ -178,14 +191,7 @@ def validate_records(raw:list, # records (dicts)
     # something is off: pydantic names it (or finds it acceptable after all, e.g. an int where a float belongs)
     if cols is None:
         try: record_model(active_contract())[1].validate_python(raw)
-        except ValidationError as e:
-            errs = [
-                f"record {er['loc'][0]}, field '{er['loc'][1] if len(er['loc']) > 1 else '?'}': {er['msg']}"
-                for er in e.errors()[:10]
-            ]
-            raise RequestError(
-                "; ".join(errs) + (f" (+{e.error_count() - 10} more)" if e.error_count() > 10 else ""), 422
-            ) from None
+        except ValidationError as e: raise RequestError(_problems(e), 422) from None
         cols = {
             c: np.array([np.nan if r[c] is None else r[c] for r in raw], dtype=np.float64)
             if c in NUMERIC

@@ -21,8 +21,9 @@ from ..data.tables import (CATEGORICAL, FEATURES, NUMERIC, active_contract, cont
                                   use_contract)
 
 # %% auto #0
-__all__ = ['MODEL_MODULES', 'RUNTIME', 'pinned_requirements', 'shipped_code', 'import_problems', 'pyfunc_class', 'input_example',
-           'save_pyfunc', 'model_digest', 'sign', 'verify', 'model_signature', 'EchoModel']
+__all__ = ['MODEL_MODULES', 'RUNTIME', 'MODEL_LIBRARIES', 'pinned_requirements', 'shipped_code', 'import_problems',
+           'pickled_modules', 'model_requirements', 'pyfunc_class', 'input_example', 'save_pyfunc', 'model_digest',
+           'sign', 'verify', 'model_signature', 'EchoModel']
 
 # %% ../../nbs/01c_packaging.ipynb #606c3ad7
 MODEL_MODULES = (
@@ -45,9 +46,6 @@ RUNTIME = (
     "pyarrow",
     "scipy",
     "scikit-learn",
-    "xgboost-cpu",
-    "lightgbm",
-    "catboost",
     "imbalanced-learn",
     "statsmodels",
     "fastcore",
@@ -55,10 +53,12 @@ RUNTIME = (
     "tqdm",
     "matplotlib",
 )
+# model libraries: a model pins those its pickle needs (their imports sit inside the builders and fast paths of their models)
+MODEL_LIBRARIES = ("xgboost-cpu", "xgboost", "lightgbm", "catboost")
 
 # %% ../../nbs/01c_packaging.ipynb #8f90a1a4
 def pinned_requirements() -> list[str]:
-    "`name==version` of every runtime package the shipped modules import, as installed here."
+    "`name==version` of every runtime package the shipped modules import at module level, as installed here."
     out = []
     for p in RUNTIME:
         try: out.append(f"{p}=={metadata.version(p)}")
@@ -101,6 +101,7 @@ def _own_import(code_dir:Path, f:Path, mod:str, level:int, names:list[str]) -> l
 # %% ../../nbs/01c_packaging.ipynb #12fbdcb3
 def import_problems(code_dir:str|Path, # the shipped package folder (`…/code/sixstack`)
                     requirements:list[str], # the model's requirements, `name==version` lines
+                    optional:tuple=MODEL_LIBRARIES, # distributions only some models need (pinned when they do)
                    ) -> list[str]:
     "Imports of the shipped code that neither the standard library, shipped modules nor pinned requirements provide."
     code_dir = Path(code_dir)
@@ -115,12 +116,34 @@ def import_problems(code_dir:str|Path, # the shipped package folder (`…/code/s
                 problems += [f"{where}: imports sixstack.{m}, which the model does not ship"
                              for m in _own_import(code_dir, f, mod, level, names) if m and m not in shipped]
             elif top in sys.stdlib_module_names or top == "__future__": continue
-            elif not pinned & {_dist(d) for d in owners.get(top, [])}:
+            elif not (pinned | {_dist(o) for o in optional}) & {_dist(d) for d in owners.get(top, [])}:
                 problems.append(
                     f"{where}: imports {top} ({', '.join(owners.get(top, [])) or 'not installed'}), "
                     "which the requirements do not pin"
                 )
     return problems
+
+# %% ../../nbs/01c_packaging.ipynb #d11fff3b
+def pickled_modules(obj) -> set[str]:
+    "Top-level modules of the classes of everything pickling `obj` stores (what unpickling it will import)."
+    import io
+    import cloudpickle
+    seen = set()
+    class Recorder(cloudpickle.Pickler):
+        def reducer_override(self, o):
+            seen.add((o if isinstance(o, type) else type(o)).__module__.split(".")[0])
+            return super().reducer_override(o)
+    Recorder(io.BytesIO()).dump(obj)
+    return seen
+
+# %% ../../nbs/01c_packaging.ipynb #a23d8905
+def model_requirements(model) -> list[str]:
+    "`pinned_requirements()` and `name==version` of every installed distribution the model's pickle needs."
+    base, owners = pinned_requirements(), metadata.packages_distributions()
+    have = {_dist(r.split("==")[0]) for r in base}
+    skip = set(sys.stdlib_module_names) | {"sixstack", "builtins", "__main__", "__future__"}
+    dists = {d for top in pickled_modules(model) - skip for d in owners.get(top, [])}
+    return base + sorted(f"{d}=={metadata.version(d)}" for d in dists if _dist(d) not in have)
 
 # %% ../../nbs/01c_packaging.ipynb #5c499a97
 @functools.cache
@@ -156,7 +179,7 @@ def input_example(X:pd.DataFrame, # rows with the seven features
 def save_pyfunc(model, # an object with `predict_frame(DataFrame) -> DataFrame`
                 path:str|Path, # a new folder
                 input_example:pd.DataFrame, # a few valid input rows (no missing values: the example must be valid JSON)
-                pip_requirements:list[str]|None=None, # default: `pinned_requirements()`
+                pip_requirements:list[str]|None=None, # default: `model_requirements(model)`
                 ship_code:bool=True, # ship `MODEL_MODULES` (False: its classes must be importable where it loads)
                 metadata:dict|None=None,
                ) -> Path:
@@ -173,7 +196,7 @@ def save_pyfunc(model, # an object with `predict_frame(DataFrame) -> DataFrame`
             python_model=pyfunc_class()(model, contract),
             signature=sig,
             input_example=input_example,
-            pip_requirements=pip_requirements or pinned_requirements(),
+            pip_requirements=pip_requirements or model_requirements(model),
             code_paths=code,
             metadata={"sixstack_contract": contract} | (metadata or {}),
         )
