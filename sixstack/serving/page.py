@@ -111,7 +111,7 @@ document.getElementById('form').addEventListener('submit', predict);
 def prediction_page(title:str|None=None, # the page's heading (default: "Introvert or extrovert?", from the labels)
                    ) -> str:
     "The prediction page: a form for the contract's features, calling the service's `POST /predict`."
-    title = title or f"{CLASSES[1]} or {CLASSES[0].lower()}?"
+    title = title or f"{CLASSES[1][:1].upper()}{CLASSES[1][1:]} or {CLASSES[0].lower()}?"
     js = _JS % {"features": json.dumps(FEATURES), "ranges": json.dumps({k: list(v) for k, v in RANGES.items()}),
                 "positive": json.dumps(CLASSES[1])}
     fields = "".join(_field(f) for f in FEATURES)
