@@ -18,6 +18,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
