@@ -169,7 +169,7 @@ def _columns(raw:list) -> dict|None:
 
 # %% ../../nbs/07b_protocol.ipynb #b26cac8d
 def _problems(e:ValidationError) -> str:
-    "pydantic's errors in one message: a record's missing and unknown fields each named in one item; the first 10 items."
+    "pydantic's errors as one message: a record's missing fields in one item, its unknown ones in another; 10 items."
     items, fields = [], {}
     for er in e.errors():
         rec, fld = er["loc"][0], er["loc"][1] if len(er["loc"]) > 1 else "?"
@@ -177,7 +177,8 @@ def _problems(e:ValidationError) -> str:
         else: items.append(f"record {rec}, field '{fld}': {er['msg']}")
     for (rec, kind), fs in fields.items():
         names = ", ".join(f"'{f}'" for f in fs[:40]) + (f" and {len(fs) - 40} more" if len(fs) > 40 else "")
-        items.insert(0, f"record {rec}: {'missing' if kind == 'missing' else 'unknown'} field{'s' * (len(fs) > 1)} {names}")
+        what = "missing" if kind == "missing" else "unknown"
+        items.insert(0, f"record {rec}: {what} field{'s' * (len(fs) > 1)} {names}")
     return "; ".join(items[:10]) + (f" (+{len(items) - 10} more)" if len(items) > 10 else "")
 
 # %% ../../nbs/07b_protocol.ipynb #f5999c06

@@ -53,7 +53,7 @@ RUNTIME = (
     "tqdm",
     "matplotlib",
 )
-# model libraries: a model pins those its pickle needs (their imports sit inside the builders and fast paths of their models)
+# model libraries: a model pins those its pickle needs (imported inside the builders and fast paths of their models)
 MODEL_LIBRARIES = ("xgboost-cpu", "xgboost", "lightgbm", "catboost")
 
 # %% ../../nbs/01c_packaging.ipynb #8f90a1a4
