@@ -525,6 +525,8 @@ def simulate(settings:Settings, # the registry the service loads from; the log g
         page = httpx.get(f"{url}/dashboard", params={"last": n_drifted}, headers=auth, timeout=120)
         if page.status_code != 200 or page.text.count('<figure class="chart"') != 6:
             raise RuntimeError(f"the dashboard did not draw its six charts: {page.status_code} {page.text[:300]}")
+        if 'sixstack_window_metric{name="n_predictions"}' not in httpx.get(f"{url}/metrics", timeout=30).text:
+            raise RuntimeError("the service did not export the drawn window's monitoring metrics on /metrics")
     finally: proc.terminate(); proc.wait(10)
     return log
 

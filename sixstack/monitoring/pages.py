@@ -172,13 +172,14 @@ def dashboard_page(settings:Settings, # the tracking store (for the version's re
                    last:int=1000,
                    *, contract:Contract|None=None, # the served data contract (the page is drawn in another process)
                   ) -> str:
-    "GET /dashboard: the report of the served version's last `last` predictions, refreshed every 30 s (no alerts)."
+    "GET /dashboard: the served version's last `last` predictions (refreshed every 30 s, no alerts) and their metrics."
     if contract is not None and contract != active_contract(): use_contract(contract)
     # one per process (the service draws pages in a process of its own)
     if url not in _LOGS: _LOGS[url] = PredictionLog(url)
     res = monitor(_LOGS[url], settings, version, last=last, raise_alerts=False, name=name)
     title = f"sixstack dashboard — {name or settings.registry_name} v{res.version or '?'}"
-    return render_html(res, title, refresh=30)
+    numbers = {k: float(v) for k, v in res.summary.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    return render_html(res, title, refresh=30), numbers
 
 # %% ../../nbs/08b_pages.ipynb #f0a09a9a
 def publish(res:MonitorResult, # a monitoring pass

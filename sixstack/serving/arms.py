@@ -144,6 +144,7 @@ class ServiceMetrics:
     "Prometheus metrics of one service instance (its own registry, so tests can run several)."
     def __init__(self, predlog=None, # the prediction log (its health and dropped counts are exported)
                  arms:Arms|None=None, # the arms (shadow counts are exported)
+                 dashboard=None, # the dashboard (its latest window's monitoring metrics are exported)
                 ):
         from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
         r = self.registry = CollectorRegistry()
@@ -157,6 +158,9 @@ class ServiceMetrics:
         self.model_time = Histogram("sixstack_model_seconds", "The model's time per request, by arm and version",
                                     ["arm", "version"], registry=r, buckets=fast)
         self.version = Gauge("sixstack_model_version", "Served (production) model version", registry=r)
+        self.window = Gauge("sixstack_window_metric", "The latest dashboard window's monitoring metrics (built-in and "
+                            "registered rules), by name", ["name"], registry=r)
+        self.dashboard = dashboard
         self.log_write = Histogram("sixstack_log_write_seconds", "Time a request waits for its prediction-log commit",
                                    registry=r, buckets=fast)
         if predlog is not None:
@@ -170,4 +174,5 @@ class ServiceMetrics:
 
     def text(self) -> bytes:
         from prometheus_client import generate_latest
+        for k, v in (self.dashboard.metrics if self.dashboard is not None else {}).items(): self.window.labels(k).set(v)
         return generate_latest(self.registry)

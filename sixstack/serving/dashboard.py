@@ -31,7 +31,7 @@ __all__ = ['logger', 'Dashboard', 'dashboard', 'render_process']
 # %% ../../nbs/07f_dashboard.ipynb #06c5942d
 class Dashboard:
     "The monitoring dashboard behind a token: one render at a time, pages cached for `ttl` seconds."
-    def __init__(self, render, # (version, name, last) -> HTML; must be picklable if `executor` is a process pool
+    def __init__(self, render, # (version, name, last) -> HTML or (HTML, metrics); picklable for a process pool
                  token:str|None, # the dashboard's token (None: the dashboard is refused)
                  executor=None, # where pages are drawn (None: the event loop's default thread pool)
                  ttl:float=30.0, # seconds a drawn page is served from the cache
@@ -40,6 +40,7 @@ class Dashboard:
                 ):
         self.render, self.token, self.executor, self.ttl, self.max_last = render, token, executor, ttl, max_last
         self.session_s, self._cache, self._lock, self.renders = session_s, {}, None, 0
+        self.metrics = {}  # the latest drawn window's monitoring metrics (exported on /metrics)
 
 
 # %% ../../nbs/07f_dashboard.ipynb #ad76050d
@@ -74,6 +75,7 @@ async def page(self, served:Served|None, last:int) -> str:
         html = await asyncio.get_running_loop().run_in_executor(
             self.executor, self.render, served and served.version, served and served.name, last
         )
+        if isinstance(html, tuple): html, self.metrics = html  # a render may return (page, its window's metrics)
         self.renders += 1
         self._cache = {k: v for k, v in self._cache.items() if time.monotonic() - v[0] < self.ttl} | {
             key: (time.monotonic(), html)

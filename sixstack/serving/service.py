@@ -81,7 +81,8 @@ class Service:
         self.holder = Holder(loader)
         self.arms = Arms(self.holder, Holder(challenger) if challenger else None, mode, share,
                          sink=lambda *a: self.shadow_sink(*a))
-        self.metrics, self.watchers = ServiceMetrics(predlog, self.arms), []  # `Watcher`s when it follows its aliases
+        self.metrics = ServiceMetrics(predlog, self.arms, dashboard)
+        self.watchers = []  # `Watcher`s when it follows its aliases
         self.coalescer, self._probed = Coalescer(coalesce_rows) if coalesce_rows > 0 else None, 0.0
 
 # %% ../../nbs/07_serving.ipynb #85ae151a
