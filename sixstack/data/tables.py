@@ -69,6 +69,7 @@ class Contract:
     target: str
     labels: tuple[str, str]  # (negative, positive)
     features: tuple[Feature, ...]
+    join: tuple[str, ...]|None = None  # the columns an external reference table is matched on (None: every feature)
     @property
     def positive(self) -> str: return self.labels[1]
     @property
@@ -81,6 +82,8 @@ class Contract:
     def ranges(self) -> dict[str, tuple]: return {f.name: f.range for f in self.features if f.kind == "numeric"}
     @property
     def levels(self) -> dict[str, tuple]: return {f.name: f.levels for f in self.features if f.kind == "categorical"}
+    @property
+    def join_columns(self) -> list[str]: return list(self.join) if self.join else self.feature_names
 
 # %% ../../nbs/00a_data.ipynb #40120c69
 def _feature(d:dict, where:str) -> Feature:
@@ -121,7 +124,12 @@ def parse_contract(text:str, # the contract as TOML
     if not feats: raise ValueError(f"{where}: no features")
     dup = sorted({x for x in names if names.count(x) > 1} | ({d["id"], d["target"]} & set(names)))
     if dup or d["id"] == d["target"]: raise ValueError(f"{where}: column names used twice: {dup or [d['id']]}")
-    return Contract(str(d.get("name", "dataset")), d["id"], d["target"], (labels[0], labels[1]), feats)
+    ext = d.get("external", {})
+    join = ext.get("join") if isinstance(ext, dict) else None
+    if not isinstance(ext, dict) or (join is not None and (not isinstance(join, list) or not join or set(join) - set(names))):
+        raise ValueError(f"{where}: [external] join must list features of the contract, got {ext!r}")
+    return Contract(str(d.get("name", "dataset")), d["id"], d["target"], (labels[0], labels[1]), feats,
+                    tuple(join) if join else None)
 
 # %% ../../nbs/00a_data.ipynb #c603c6d6
 def load_contract(path:str|Path|None=None, # a contract file (None: the embedded personality contract)
@@ -166,6 +174,7 @@ def contract_toml(c:Contract) -> str:
         rng = f"range = [{f.range[0]:g}, {f.range[1]:g}]" if f.kind == "numeric" else None
         out.append(rng or f"levels = {q(list(f.levels))}")
         if not f.missing: out.append("missing = false")
+    if c.join: out += ["", "[external]", f"join = {q(list(c.join))}  # the columns the external table is matched on"]
     return "\n".join(out) + "\n"
 
 # %% ../../nbs/00a_data.ipynb #2bab01d8
@@ -343,21 +352,21 @@ def load_table(path:str|Path, # a `.csv`, `.parquet` or `.pq` file
 
 # %% ../../nbs/00a_data.ipynb #270640f5
 def _row_keys(df:pd.DataFrame|dict) -> list[tuple]:
-    "Hashable keys of the seven features (frame or dict of columns): numbers as float, missing as None."
+    "Hashable keys of the join columns (frame or dict of columns): numbers as float, missing as None."
     num = lambda v: (
         v.to_numpy(np.float64, na_value=np.nan) if isinstance(v, pd.Series) else np.asarray(v, dtype=np.float64)
     )
     obj = lambda v: v.to_numpy(object, na_value=None) if isinstance(v, pd.Series) else np.asarray(v, dtype=object)
-    cols = [num(df[c]) if c in NUMERIC else obj(df[c]) for c in FEATURES]
+    cols = [num(df[c]) if c in NUMERIC else obj(df[c]) for c in CONTRACT.join_columns]
     return [tuple(None if v is None or v != v else v for v in row) for row in zip(*cols)]
 
 # %% ../../nbs/00a_data.ipynb #83c42e98
 def match_lookup(external:pd.DataFrame, # reference table with the features and `Personality`
                 ) -> dict[tuple, float]:
     "Feature key -> 1.0 (the negative label, Extrovert) or 0.0, from the first row of each distinct combination."
-    missing = [c for c in FEATURES + [LABEL] if c not in external.columns]
+    missing = [c for c in CONTRACT.join_columns + [LABEL] if c not in external.columns]
     if missing: raise DataValidationError([f"external table: missing column '{c}'" for c in missing])
-    ref = external.drop_duplicates(subset=FEATURES)
+    ref = external.drop_duplicates(subset=CONTRACT.join_columns)
     return dict(zip(_row_keys(ref), (ref[LABEL] == CLASSES[0]).astype(float)))
 
 # %% ../../nbs/00a_data.ipynb #693cd5d2

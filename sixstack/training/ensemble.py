@@ -17,7 +17,7 @@ from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression
 
 from .augmentation import augment, pseudo_label
-from ..data.tables import CATEGORICAL, FEATURES, NUMERIC, Columns, match_lookup, match_values
+from ..data.tables import CATEGORICAL, FEATURES, NUMERIC, Columns, active_contract, match_lookup, match_values
 from .features import Recipe, decode_labels, make_folds, oof_predict, scores
 from .fast import stack_pool
 from .stacks import StackModel, make_stack, stack_fit_predict
@@ -213,7 +213,7 @@ def build_ensemble(oof:pd.DataFrame, # `fit_oof`'s table
     fitted = {s: refit_stack(make_stack(s, stack_params[s], r), X, y, r) for s in used}
     cv = scores(y, nested[method], thr)
     ext = (
-        external.drop_duplicates(subset=FEATURES)
+        external.drop_duplicates(subset=active_contract().join_columns)
         if external is not None and (features or {}).get("match_p", True)
         else None
     )
