@@ -126,7 +126,8 @@ def parse_contract(text:str, # the contract as TOML
     if dup or d["id"] == d["target"]: raise ValueError(f"{where}: column names used twice: {dup or [d['id']]}")
     ext = d.get("external", {})
     join = ext.get("join") if isinstance(ext, dict) else None
-    if not isinstance(ext, dict) or (join is not None and (not isinstance(join, list) or not join or set(join) - set(names))):
+    bad_join = join is not None and (not isinstance(join, list) or not join or set(join) - set(names))
+    if not isinstance(ext, dict) or bad_join:
         raise ValueError(f"{where}: [external] join must list features of the contract, got {ext!r}")
     return Contract(str(d.get("name", "dataset")), d["id"], d["target"], (labels[0], labels[1]), feats,
                     tuple(join) if join else None)
