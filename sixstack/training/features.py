@@ -122,7 +122,9 @@ def _values(self, X:pd.DataFrame|dict) -> tuple[dict, dict]:
     if self.match_p and "match_p" in X:
         mp = np.asarray(X["match_p"], dtype=float)
         cols["match_p"], cols["has_match"] = np.where(np.isnan(mp), 0.5, mp), (~np.isnan(mp)).astype(float)
-    return cols, {c: np.where(miss[c], len(lv), cols[c]).astype(np.int8) for c, lv in self.levels_.items()}
+    codes = {c: np.where(miss[c], len(lv), cols[c]).astype(np.int8 if len(lv) < 127 else np.int32)
+             for c, lv in self.levels_.items()}
+    return cols, codes
 
 # %% ../../nbs/02_preprocessing.ipynb #48edae4a
 @patch_to(FeaturePipeline)
