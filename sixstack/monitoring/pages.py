@@ -171,7 +171,7 @@ def dashboard_page(settings:Settings, # the tracking store (for the version's re
                    name:str|None, # its registered model
                    last:int=1000,
                    *, contract:Contract|None=None, # the served data contract (the page is drawn in another process)
-                  ) -> str:
+                  ) -> tuple[str, dict]:
     "GET /dashboard: the served version's last `last` predictions (refreshed every 30 s, no alerts) and their metrics."
     if contract is not None and contract != active_contract(): use_contract(contract)
     # one per process (the service draws pages in a process of its own)
