@@ -50,7 +50,7 @@ def _arm_row(version, label:pd.Series, prob:pd.Series, truth:pd.Series, latency:
     p_true = np.where(truth[lab] == CLASSES[1], prob[lab], 1 - prob[lab]).astype(float)
     return {"version": version, "predictions": len(label), "labelled": n, "accuracy": k / n if n else np.nan,
             "ci_low": lo, "ci_high": hi, "log_loss": float(-np.log(np.clip(p_true, 1e-15, 1)).mean()) if n else np.nan,
-            "introvert_share": float((label == CLASSES[1]).mean()) if len(label) else np.nan,
+            f"{CLASSES[1].lower()}_share": float((label == CLASSES[1]).mean()) if len(label) else np.nan,
             "latency_p50_ms": float(latency.median()) if latency is not None and len(latency) else np.nan,
             "latency_p95_ms": float(latency.quantile(0.95)) if latency is not None and len(latency) else np.nan}
 

@@ -251,7 +251,7 @@ def _prediction_drift(w:Window):
     if not len(outs): return {}, None
     return {}, {"message": "prediction drift in " + ", ".join(f"{f} (PSI {r.psi:.2f})" for f, r in outs.iterrows()),
                 "value": outs["psi"].max(), "threshold": w.th.psi, "outputs": outs.round(6).to_dict(orient="index"),
-                "introvert_share": float((w.df["label"] == CLASSES[1]).mean()),
+                f"{CLASSES[1].lower()}_share": float((w.df["label"] == CLASSES[1]).mean()),  # introvert_share
                 "reference_share": float((w.reference["label"].dropna() == CLASSES[1]).mean())}
 
 # %% ../../nbs/08_monitoring.ipynb #c40ba071
