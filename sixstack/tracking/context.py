@@ -5,6 +5,9 @@
 # %% ../../nbs/01h_context.ipynb #a2f474c6
 from __future__ import annotations
 
+import ast
+import hashlib
+import json
 import platform
 import subprocess
 import sys
@@ -17,7 +20,7 @@ from ..config import Settings
 from .mlops import MLOpsIntegration
 
 # %% auto #0
-__all__ = ['run_context', 'leaderboard', 'write_leaderboard']
+__all__ = ['run_context', 'leaderboard', 'write_leaderboard', 'code_digest', 'imported_modules', 'step_key']
 
 # %% ../../nbs/01h_context.ipynb #ab8097ec
 _PACKAGES = ["sixstack", "mlflow", "papermill", "pandas", "numpy", "scikit-learn", "pandera", "scipy",
@@ -89,3 +92,78 @@ def write_leaderboard(pipes:pd.DataFrame, per:pd.DataFrame, path:str|Path) -> Pa
         f"{per.to_markdown() if len(per) else '(no notebook runs yet)'}\n"
     )
     return path
+
+# %% ../../nbs/01h_context.ipynb #eef88044
+def _package_root() -> Path:
+    "The installed `sixstack` package's folder."
+    import importlib.util
+    return Path(importlib.util.find_spec("sixstack").origin).parent
+
+# %% ../../nbs/01h_context.ipynb #687e250a
+def code_digest(nb:str|Path) -> str:
+    "SHA-256 of a notebook's code cells' sources, in order (not outputs, metadata or markdown)."
+    cells = json.loads(Path(nb).read_text(encoding="utf-8"))["cells"]
+    code = ["".join(c["source"]) for c in cells if c["cell_type"] == "code"]
+    return hashlib.sha256("\x1e".join(code).encode()).hexdigest()
+
+# %% ../../nbs/01h_context.ipynb #764f7f3c
+def _notebook_imports(nb:Path) -> set[str]:
+    "The `sixstack` modules a notebook's code cells import directly (dotted, without `sixstack.`)."
+    out = set()
+    for c in json.loads(nb.read_text(encoding="utf-8"))["cells"]:
+        if c["cell_type"] != "code": continue
+        src = "\n".join(line for line in "".join(c["source"]).split("\n") if not line.lstrip().startswith(("%", "!")))
+        try: tree = ast.parse(src)
+        except SyntaxError: continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import): names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and not node.level: names = [node.module or ""]
+            else: continue
+            out |= {n.removeprefix("sixstack.") for n in names if n.startswith("sixstack.")}
+    return out
+
+# %% ../../nbs/01h_context.ipynb #2e41459b
+def _module_file(root:Path, m:str) -> Path|None:
+    "The file of the dotted module `m` under the package folder `root` (a module or a package's `__init__`)."
+    base = root / m.replace(".", "/")
+    return next((p for p in (base.with_suffix(".py"), base / "__init__.py") if p.is_file()), None)
+
+# %% ../../nbs/01h_context.ipynb #06c7a966
+def imported_modules(nb:str|Path) -> list[str]:
+    "The `sixstack` modules a notebook needs, transitively, as dotted names (e.g. `data.tables`)."
+    from sixstack.tracking.packaging import _imports, _own_import
+    root = _package_root()
+    path = lambda m: _module_file(root, m)
+    todo, seen = sorted(_notebook_imports(Path(nb))), set()
+    while todo:
+        m = todo.pop()
+        if m in seen or path(m) is None: continue
+        seen.add(m)
+        for mod, level, _, names in _imports(path(m)):
+            if level or mod.split(".")[0] == "sixstack":
+                todo += [x for x in _own_import(root, path(m), mod, level, names) if x and x not in seen]
+    return sorted(seen)
+
+# %% ../../nbs/01h_context.ipynb #2a555015
+_RESULT_PACKAGES = ("numpy", "pandas", "scipy", "scikit-learn", "xgboost-cpu", "xgboost", "lightgbm", "catboost",
+                    "imbalanced-learn", "statsmodels", "optuna", "pandera", "mlflow")
+_NOT_INPUTS = ("run_id", "tracking_uri", "upstream_run_id", "reports_dir")  # a run's own ids and folders
+
+# %% ../../nbs/01h_context.ipynb #1baf98e3
+def step_key(nb:str|Path, # the step's notebook
+             params:dict, # its parameters as run
+             upstream_key:str|None=None, # the key of the step it reads from
+            ) -> tuple[str, dict]:
+    "A step's content key (16 hex digits) and what went into it."
+    from sixstack.tracking.packaging import _dist
+    root = _package_root()
+    def version(p):
+        try: return metadata.version(p)
+        except metadata.PackageNotFoundError: return None
+    files = {k: v for k, v in params.items() if isinstance(v, str) and k.endswith("_path") and Path(v).is_file()}
+    parts = {"code": code_digest(nb), "upstream": upstream_key,
+             "params": {k: str(v) for k, v in sorted(params.items()) if k not in _NOT_INPUTS},
+             "inputs": {k: hashlib.sha256(Path(v).read_bytes()).hexdigest() for k, v in sorted(files.items())},
+             "modules": {m: hashlib.sha256(_module_file(root, m).read_bytes()).hexdigest() for m in imported_modules(nb)},
+             "packages": {_dist(p): version(p) for p in _RESULT_PACKAGES}}
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16], parts

@@ -23,6 +23,7 @@ import pandas as pd
 from ..config import Settings, environment, get_settings, redact, scrub
 from .store import store_down
 from .mlops import MLOpsIntegration
+from .context import step_key
 
 # %% auto #0
 __all__ = ['notebook_parameters', 'job_params', 'RunResult', 'scrub_notebook', 'run_notebook', 'pipeline_notebooks',
@@ -62,6 +63,7 @@ class RunResult:
     error: str|None = None
     params: dict = field(default_factory=dict)
     spooled: int = 0 # tracking calls of this run that went to the spool (replay them later)
+    key: str|None = None # its step key (`sixstack.tracking.context.step_key`), also tag `sixstack.step_key`
 
     @property
     def ok(self) -> bool: return self.status == "FINISHED"
@@ -129,6 +131,13 @@ def _job_cells(path:Path, # a numbered notebook
     nb.cells = keep
     return nb
 
+# %% ../../nbs/01_experiment_tracking.ipynb #b7d8c3f6
+def _upstream_key(m:MLOpsIntegration, run_id:str|None) -> str|None:
+    "The step key recorded on the upstream run (its id when the run has none or the store cannot say)."
+    if not run_id: return None
+    try: return m.get_run(run_id)["tags"].get("sixstack.step_key") or f"run:{run_id}"
+    except Exception: return f"run:{run_id}"
+
 # %% ../../nbs/01_experiment_tracking.ipynb #6564fa61
 def run_notebook(path:str|Path, # the notebook to execute
                  parameters:dict|None=None, # values for its parameters cell
@@ -137,6 +146,7 @@ def run_notebook(path:str|Path, # the notebook to execute
                  settings:Settings|None=None, # default: `get_settings()`
                  progress:bool=False, # show papermill's per-cell progress bar
                  *, examples:bool|None=None, # also run the chapter's examples (default: `SIXSTACK_JOB_EXAMPLES=1`)
+                 upstream_key:str|None=None, # the upstream step's key (default: read from `upstream_run_id`'s run)
                 ) -> RunResult:
     "Execute a notebook with papermill as one MLflow run."
     import papermill as pm
@@ -145,8 +155,10 @@ def run_notebook(path:str|Path, # the notebook to execute
     unknown = sorted(set(parameters) - set(declared))
     if unknown: raise ValueError(f"{path.name} has no parameter(s) {', '.join(unknown)}; it has: {', '.join(declared)}")
     m = MLOpsIntegration(settings=settings)
+    up = upstream_key if upstream_key is not None else _upstream_key(m, parameters.get("upstream_run_id"))
+    key = step_key(path, parameters, up)[0]
     rid = m.start_experiment(run_name=path.stem, parent_run_id=parent_run_id,
-                             tags={"sixstack.notebook": path.stem, "sixstack.kind": "notebook"})
+                             tags={"sixstack.notebook": path.stem, "sixstack.kind": "notebook", "sixstack.step_key": key})
     out_dir = Path(out_dir or settings.reports_dir / "runs" / f"{_stamp()}-{path.stem}-{rid[-8:]}")
     out_dir.mkdir(parents=True, exist_ok=True)
     if "reports_dir" in declared: parameters.setdefault("reports_dir", str(out_dir))
@@ -180,7 +192,7 @@ def run_notebook(path:str|Path, # the notebook to execute
         shutil.rmtree(ipc, ignore_errors=True)
     spooled = sum(r["run"] == rid for r in m.spool.records())
     return RunResult(name=path.stem, run_id=rid, status=status, output=output, wall_time=wall, error=error,
-                     params=effective, spooled=spooled)
+                     params=effective, spooled=spooled, key=key)
 
 # %% ../../nbs/01_experiment_tracking.ipynb #a4800398
 def pipeline_notebooks(nbs_dir:str|Path|None=None, # default: the project's nbs/ folder
@@ -245,7 +257,7 @@ def _finish_parent(m:MLOpsIntegration, steps:list[RunResult], n:int, wall:float)
 def _run_steps(m:MLOpsIntegration, notebooks:list[Path], inputs:dict, upstream:str|None, base:Path, settings:Settings,
                on_step=None, done:list|None=None) -> list[RunResult]:
     "Run the notebooks in order as children of `m`'s run, deferring what follows a deferred step; stop at a failure."
-    steps, n, off = [], len(notebooks) + len(done or []), len(done or [])
+    steps, n, off, upkey = [], len(notebooks) + len(done or []), len(done or []), None
     for i, nb in enumerate(notebooks):
         if on_step: on_step("start", nb.stem, off + i, n)
         waiting = next((s for s in steps if s.deferred), None)
@@ -258,11 +270,12 @@ def _run_steps(m:MLOpsIntegration, notebooks:list[Path], inputs:dict, upstream:s
                 parent_run_id=m.run_id,
                 out_dir=base / nb.stem,
                 settings=settings,
+                upstream_key=upkey,
             )
         )
         steps.append(r)
         if on_step: on_step("end", r, off + i, n)
-        if r.ok: upstream = r.run_id
+        if r.ok: upstream, upkey = r.run_id, r.key
         elif not r.deferred: break
     return steps
 
