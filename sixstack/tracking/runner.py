@@ -157,8 +157,8 @@ def run_notebook(path:str|Path, # the notebook to execute
     m = MLOpsIntegration(settings=settings)
     up = upstream_key if upstream_key is not None else _upstream_key(m, parameters.get("upstream_run_id"))
     key = step_key(path, parameters, up)[0]
-    rid = m.start_experiment(run_name=path.stem, parent_run_id=parent_run_id,
-                             tags={"sixstack.notebook": path.stem, "sixstack.kind": "notebook", "sixstack.step_key": key})
+    tags = {"sixstack.notebook": path.stem, "sixstack.kind": "notebook", "sixstack.step_key": key}
+    rid = m.start_experiment(run_name=path.stem, parent_run_id=parent_run_id, tags=tags)
     out_dir = Path(out_dir or settings.reports_dir / "runs" / f"{_stamp()}-{path.stem}-{rid[-8:]}")
     out_dir.mkdir(parents=True, exist_ok=True)
     if "reports_dir" in declared: parameters.setdefault("reports_dir", str(out_dir))
