@@ -164,6 +164,7 @@ def step_key(nb:str|Path, # the step's notebook
     parts = {"code": code_digest(nb), "upstream": upstream_key,
              "params": {k: str(v) for k, v in sorted(params.items()) if k not in _NOT_INPUTS},
              "inputs": {k: hashlib.sha256(Path(v).read_bytes()).hexdigest() for k, v in sorted(files.items())},
-             "modules": {m: hashlib.sha256(_module_file(root, m).read_bytes()).hexdigest() for m in imported_modules(nb)},
+             "modules": {m: hashlib.sha256(_module_file(root, m).read_bytes()).hexdigest()
+                         for m in imported_modules(nb)},
              "packages": {_dist(p): version(p) for p in _RESULT_PACKAGES}}
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16], parts
