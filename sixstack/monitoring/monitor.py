@@ -466,6 +466,8 @@ def retrain(log:PredictionLog, settings:Settings, version:str,
     path, n_new = retrain_table(log, settings, h)
     inputs = {"train_path": str(path), "profile": profile} | (params or {})
     inputs |= {k: h[k] for k in ("test_path", "external_path", "contract") if h.get(k)}
+    if h.get("contract") and not Path(h["contract"]).is_file() and h.get("contract_toml"):  # moved: its text came along
+        inputs["contract"] = str(path.with_suffix(".toml")); Path(inputs["contract"]).write_text(h["contract_toml"])
     print(f"retraining on {path.name}: version {version}'s training rows + {n_new} labelled logged rows")
     return run_pipeline(inputs, sorted(p for p in (settings.root / "nbs").glob("0[0-6]_*.ipynb")), settings)
 

@@ -254,10 +254,12 @@ def tune_from_run(settings, # the tracking store and Optuna storage (`SIXSTACK_O
     "One worker on each stack's study, as the 04 job would tune it; a row per stack."
     from threadpoolctl import threadpool_limits
     from sixstack.config import get_profile
-    from sixstack.data.tables import fingerprint
+    from sixstack.data.tables import fingerprint, parse_contract, use_contract
     from sixstack.training.features import job_data, make_folds
     from sixstack.tracking.mlops import MLOpsIntegration
     handoff = MLOpsIntegration(settings=settings).read_handoff(upstream_run_id)
+    if handoff.get("contract_toml"):  # the run's data contract (a worker on another machine has no copy of its file)
+        use_contract(parse_contract(handoff["contract_toml"], f"run {upstream_run_id}'s data contract"))
     want = handoff.get("train_fingerprint")  # of the table at `train_path`, as 00 wrote it
     jd = job_data(handoff, settings.data_dir, train_path)
     have = fingerprint(jd.train.drop(columns=["match_p"], errors="ignore"))  # the table as read from the file
