@@ -17,8 +17,8 @@ from fastcore.basics import patch_to
 # %% auto #0
 __all__ = ['PERSONALITY_TOML', 'CONTRACT', 'NUMERIC', 'CATEGORICAL', 'FEATURES', 'LABEL', 'ID', 'CLASSES', 'YES_NO', 'RANGES',
            'Feature', 'Contract', 'parse_contract', 'load_contract', 'infer_contract', 'contract_toml', 'use_contract',
-           'active_contract', 'DataValidationError', 'Columns', 'make_frame', 'write_sample', 'ensure_sample',
-           'load_table', 'match_lookup', 'match_values', 'add_match_p', 'fingerprint']
+           'active_contract', 'keep_contract', 'DataValidationError', 'Columns', 'make_frame', 'write_sample',
+           'ensure_sample', 'load_table', 'match_lookup', 'match_values', 'add_match_p', 'fingerprint']
 
 # %% ../../nbs/00a_data.ipynb #82af81c5
 PERSONALITY_TOML = """
@@ -206,6 +206,16 @@ def use_contract(contract:Contract|str|Path|None=None, # a `Contract`, a contrac
 def active_contract() -> Contract:
     "The contract this process works with (the embedded personality contract unless `use_contract` chose another)."
     return CONTRACT
+
+# %% ../../nbs/00a_data.ipynb #66e72553
+def keep_contract(expected:Contract, # the contract the process must keep
+                  what:str, # the model just loaded, for the message (e.g. "version 3")
+                 ) -> None:
+    "After loading a model (which activates its contract): if that is not `expected`, restore `expected` and refuse."
+    if CONTRACT == expected: return
+    theirs = CONTRACT.name; use_contract(expected)
+    raise ValueError(f"{what} was trained on another data contract ({theirs!r}) than {expected.name!r}: "
+                     "give each table its own registered model (MODEL_REGISTRY_NAME) and service")
 
 # %% ../../nbs/00a_data.ipynb #0826fb32
 class DataValidationError(ValueError):

@@ -17,7 +17,7 @@ import pandas as pd
 from fastcore.basics import patch_to
 
 from ..config import Settings, scrub
-from ..data.tables import Columns, Contract, active_contract, use_contract
+from ..data.tables import Columns, Contract, keep_contract
 from ..tracking.models import ModelRefused, discard
 
 logger = logging.getLogger("sixstack.serving")
@@ -77,15 +77,11 @@ def load_served(settings:Settings, # the tracking store and experiment
     path, temporary, mv = vetted_download(f"models:/{name}@{alias}", settings, allow_ungated)
     try:
         pyf = load_local(path)  # loading makes the model's data contract the process's
-        if contract is not None and active_contract() != contract:
-            theirs = active_contract().name; use_contract(contract)
-            raise ValueError(f"version {mv.version} was trained on another data contract ({theirs!r}) than the one "
-                             f"this service serves ({contract.name!r}): serve it with a service of its own")
+        if contract is not None: keep_contract(contract, f"version {mv.version}")  # what this service serves
     except BaseException: discard(path if temporary else None); raise  # a failed load leaves no files behind
     metrics = {k[3:]: float(v) for k, v in mv.tags.items() if k.startswith("cv_")}
     model = pyf.unwrap_python_model().model
     return Served(model, name, str(mv.version), alias, mv.run_id, metrics, path=path if temporary else None)
-
 
 # %% ../../nbs/07c_served.ipynb #4e8b37cd
 class Holder:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..config import Settings, get_settings, redact, scrub
-from ..data.tables import active_contract, load_table
+from ..data.tables import Contract, active_contract, keep_contract, load_table
 from .features import encode_labels, scores
 from ..tracking.packaging import sign
 from ..tracking.models import ModelRefused, load_model
@@ -174,12 +174,16 @@ def _holdout_for(c, name:str, version:str, settings:Settings) -> str:
     return h["holdout_path"]
 
 # %% ../../nbs/06_model_registry.ipynb #1be0061d
-def _load(name:str, version:str, settings:Settings, candidate:bool):
+def _load(name:str, version:str, settings:Settings, candidate:bool, contract:Contract|None=None):
     "A version's model, unpickled only once `vet` passed it (the candidate need not be gated yet) and its digest held."
-    try: return load_model(f"models:/{name}/{version}", settings, allow_ungated=candidate)
+    try: model = load_model(f"models:/{name}/{version}", settings, allow_ungated=candidate)
     except ModelRefused as e:
         role = "the candidate" if candidate else "production, the baseline the gate compares with,"
         raise RegistryError(f"{role} cannot be loaded: {e}") from None
+    try:
+        if contract is not None: keep_contract(contract, f"production (version {version})")  # the candidate's
+    except ValueError as e: raise RegistryError(str(e)) from None
+    return model
 
 # %% ../../nbs/06_model_registry.ipynb #681edb39
 def _set_production(c, name:str, version:str, old:str|None, settings:Settings):
@@ -212,7 +216,7 @@ def promote(version:str|int, # the version to promote
         cand = _load(name, version, settings, candidate=True)  # vetted before its run's hand-over is read
         hold = load_table(holdout_path or _holdout_for(c, name, version, settings))
         cand_m = holdout_scores(cand, hold) | (latency(cand, hold) if max_latency_ms is not None else {})
-        prod_m = holdout_scores(_load(name, prod, settings, candidate=False), hold) if prod else None
+        prod_m = holdout_scores(_load(name, prod, settings, False, active_contract()), hold) if prod else None
         ok, reason = gate(cand_m, prod_m, margin, max_latency_ms)
     verdict = ("passed: " if ok else "rejected: ") + reason
     tags = {"gate": verdict} | (
