@@ -46,7 +46,7 @@ def main():
                       SIXSTACK_DATA_DIR=str(tmp / "data"), SIXSTACK_SPOOL=str(tmp / "spool.jsonl"),
                       SIXSTACK_JOB="1", SIXSTACK_HOME=str(ROOT), MLFLOW_DISABLE_TELEMETRY="true")
     from sixstack.config import get_settings
-    from sixstack.tracking.runner import pipeline_notebooks
+    from sixstack.tracking.pipeline import pipeline_notebooks
     settings = get_settings()
     nbs = a.notebooks or pipeline_notebooks(ROOT / "nbs")
     plain(nbs[0])  # warm the sample data and OS caches once, outside the measurement

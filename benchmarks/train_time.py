@@ -42,7 +42,7 @@ def main():
                       SIXSTACK_SPOOL=str(tmp / "spool.jsonl"), SIXSTACK_OPTUNA_STORAGE=f"sqlite:///{tmp}/optuna.db", SIXSTACK_HOME=str(ROOT))
     from sixstack.config import get_settings
     from sixstack.data.tables import ID, LABEL, make_frame
-    from sixstack.tracking.runner import run_pipeline
+    from sixstack.tracking.pipeline import run_pipeline
     settings, rows, totals = get_settings(), [], {}
     for n in a.sizes:
         d = tmp / f"n{n}"; d.mkdir()

@@ -1,15 +1,26 @@
 "The training notebooks 02-05 as real papermill runs (fast profile) into a real temporary MLflow store."
+import hashlib
+import json
 import os
+import shutil
 
 import pandas as pd
 import pytest
 
 from conftest import NBS, ROOT, cli
 from sixstack.data.tables import FEATURES, LABEL, load_table, write_sample
-from sixstack.tracking.runner import run_notebook, run_pipeline
+from sixstack.tracking.runner import run_notebook
+from sixstack.tracking import context
+from sixstack.tracking.pipeline import pipeline_notebooks, plan_pipeline, run_pipeline
 from sixstack.tracking.models import load_model
 from sixstack.tracking.mlops import MLOpsIntegration
 from sixstack.training.stacks import STACKS
+
+
+def _inputs(sample, tmp):
+    "The shared inputs of the module's pipeline."
+    return {"train_path": str(sample["train"]), "test_path": str(sample["test"]), "external_path": str(sample["external"]),
+            "profile": "fast", "submission_path": str(tmp / "submission.csv")}
 
 
 @pytest.fixture(scope="module")
@@ -24,8 +35,7 @@ def trained(tmp_path_factory):
     from sixstack.config import get_settings
     settings = get_settings()
     sample = write_sample(tmp / "sample", n_train=1200, n_test=300, n_external=300)
-    res = run_pipeline({"train_path": str(sample["train"]), "test_path": str(sample["test"]), "external_path": str(sample["external"]),
-                        "profile": "fast", "submission_path": str(tmp / "submission.csv")}, settings=settings)
+    res = run_pipeline(_inputs(sample, tmp), settings=settings)
     yield settings, sample, res, tmp
     for k, v in old.items():
         if v is None: os.environ.pop(k, None)
@@ -148,3 +158,74 @@ def test_gate_refuses_a_version_over_the_latency_budget(trained):
     assert "over the budget of 0.001 ms" in r.stdout and reg.aliases(settings).get("production") == before
     tags = reg.describe(version, settings)["tags"]
     assert tags["gate"].startswith("rejected:") and float(tags["latency_p99_ms"]) > 0.001
+
+
+def _actions(plan): return "".join("R" if p.action == "run" else "." for p in plan)
+
+
+def _content(folder):
+    "A model folder's files and their digests, but MLmodel (which names the run, the time and a fresh uuid)."
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in folder.rglob("*") if p.is_file() and p.name != "MLmodel" and "__pycache__" not in p.parts}
+
+
+def test_unchanged_rerun_reuses_every_step(trained):
+    "The same pipeline again: each step a REUSED child run naming the first run's, the same hand-overs and files."
+    settings, sample, res, tmp = trained
+    plan = plan_pipeline(_inputs(sample, tmp), settings=settings)
+    assert _actions(plan) == "." * len(res.steps), [(p.name, p.why) for p in plan]
+    assert [p.source for p in plan] == [s.run_id for s in res.steps]
+    again = run_pipeline(_inputs(sample, tmp), settings=settings)
+    assert again.status == "FINISHED" and [(s.status, s.reused_from) for s in again.steps] == [("REUSED", s.run_id) for s in res.steps]
+    m = MLOpsIntegration(settings=settings)
+    kids = m.search_runs(f"tags.mlflow.parentRunId = '{again.run_id}'")
+    assert len(kids) == len(res.steps) and set(kids["tags.sixstack.status"]) == {"REUSED"}  # the parent shows every step
+    assert set(kids["tags.sixstack.reused_from"]) == {s.run_id for s in res.steps}
+    assert kids["metrics.saved_time_s"].sum() == pytest.approx(sum(s.wall_time for s in res.steps), rel=1e-6)
+    for a, b in zip(res.steps, again.steps):
+        assert m.read_handoff(b.run_id) == m.read_handoff(a.run_id)
+    assert m.get_run(_step(again, "05_ensemble").run_id)["metrics"]["served_accuracy"] == m.get_run(_step(res, "05_ensemble").run_id)["metrics"]["served_accuracy"]
+    assert _content(again.reports / "05_ensemble" / "model") == _content(res.reports / "05_ensemble" / "model")  # linked in
+    assert (again.reports / "05_ensemble" / "05_ensemble.ipynb").exists()
+
+
+def test_an_edit_to_05_reruns_05_to_08_and_trains_the_same_model(trained, tmp_path):
+    "One code cell of 05 edited in a copy of the notebooks: 00-04 reused, 05-08 run, the model as from scratch."
+    settings, sample, res, tmp = trained
+    copies = tmp_path / "nbs"; copies.mkdir()
+    for p in pipeline_notebooks(NBS): shutil.copy(p, copies / p.name)
+    doc = json.loads((copies / "05_ensemble.ipynb").read_text())
+    job = next(c for c in doc["cells"] if c["cell_type"] == "code" and "write_handoff(" in "".join(c["source"]))
+    job["source"] = "".join(job["source"]) + "\n# an edit that changes nothing it computes"
+    (copies / "05_ensemble.ipynb").write_text(json.dumps(doc))
+    plan = plan_pipeline(_inputs(sample, tmp), pipeline_notebooks(copies), settings)
+    assert _actions(plan) == ".....RRRR", [(p.name, p.why) for p in plan]
+    assert plan[5].why.startswith("its code changed") and plan[6].why == "upstream 05_ensemble changed"
+    again = run_pipeline(_inputs(sample, tmp), pipeline_notebooks(copies), settings)
+    assert [s.status for s in again.steps] == ["REUSED"] * 5 + ["FINISHED"] * 4, [s.error for s in again.steps]
+    m = MLOpsIntegration(settings=settings)
+    assert _content(again.reports / "05_ensemble" / "model") == _content(res.reports / "05_ensemble" / "model")
+    held = [m.get_run(_step(r, "06_model_registry").run_id)["metrics"]["holdout_accuracy"] for r in (res, again)]
+    assert held[0] == held[1]
+
+
+def test_the_plan_reruns_from_the_first_step_that_reads_a_change(trained, tmp_path, monkeypatch):
+    "A chapter 05 imports, the data, the profile, the seed, a parameter: each re-runs from the first step that reads it."
+    settings, sample, res, tmp = trained
+    inputs = _inputs(sample, tmp)
+    moved = tmp_path / "train.csv"; shutil.copy(sample["train"], moved)
+    assert _actions(plan_pipeline(inputs | {"train_path": str(moved)}, settings=settings)) == "." * 9  # the content counts, not the place
+    pd.read_csv(moved).iloc[:-3].to_csv(moved, index=False)  # three rows fewer
+    plan = plan_pipeline(inputs | {"train_path": str(moved)}, settings=settings)
+    assert _actions(plan) == "R" * 9 and plan[0].why == "input file train_path changed"
+    assert _actions(plan_pipeline(inputs | {"profile": "default"}, settings=settings)) == "..RRRRRRR"  # 02 reads it first
+    assert _actions(plan_pipeline(inputs | {"seed": 7}, settings=settings)) == "R" * 9
+    plan = plan_pipeline(inputs | {"noise_rate": 0.1}, settings=settings)
+    assert _actions(plan) == "....RRRRR" and plan[4].why.startswith("parameter noise_rate: ")
+    assert _actions(plan_pipeline(inputs, settings=settings, force=["03"])) == "...RRRRRR"
+    assert _actions(plan_pipeline(inputs, settings=settings, reuse=False)) == "R" * 9
+    pkg = tmp_path / "pkg"; shutil.copytree(ROOT / "sixstack", pkg, ignore=shutil.ignore_patterns("__pycache__"))
+    (pkg / "training" / "budget.py").write_text((pkg / "training" / "budget.py").read_text() + "\n# an edit\n")
+    monkeypatch.setattr(context, "_package_root", lambda: pkg)  # the package as if that chapter had been edited
+    plan = plan_pipeline(inputs, settings=settings)
+    assert _actions(plan) == ".....RRRR" and "module training.budget changed" in plan[5].why, [(p.name, p.why) for p in plan]

@@ -1,11 +1,16 @@
 "Real papermill runs of the real notebooks into a real (temporary SQLite) MLflow store."
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import nbformat
 import pandas as pd
 
-from conftest import NBS, cli
-from sixstack.tracking.runner import run_notebook, run_pipeline, sweep
+from conftest import NBS, ROOT, cli
+from sixstack.tracking.runner import run_notebook, sweep, tiny_notebook
+from sixstack.tracking.pipeline import run_pipeline
 from sixstack.tracking.replay import replay
 from sixstack.tracking.store import Spool
 from sixstack.tracking.mlops import MLOpsIntegration
@@ -120,3 +125,28 @@ def test_cli_run_notebook_and_unknown_parameter(settings, sample):
     assert "00_data_validation FINISHED" in r.stdout
     r = cli("run-notebook", NBS / "00_data_validation.ipynb", "-p", "nope", "1")
     assert r.returncode == 2 and "has no parameter(s) nope" in r.stderr and "Traceback" not in r.stderr
+
+def _run(nbs, settings_env, *extra):
+    cmd = [str(Path(sys.executable).with_name("sixstack")), "run", "--n-train", "300", "-p", "x", "4", *extra, "--notebooks", *map(str, nbs)]
+    return subprocess.Popen(cmd, cwd=ROOT, env=settings_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def test_two_runs_at_once_then_a_third_reuses(settings, tmp_path):
+    nbs = [tiny_notebook(tmp_path / f"{i}_tiny.ipynb") for i in range(3)]
+    env = dict(os.environ)  # the `settings` fixture put this test's store in the environment
+    first = [_run(nbs, env) for _ in range(2)]
+    outs = [p.communicate(timeout=600)[0] for p in first]
+    assert all(p.returncode == 0 for p in first), outs
+    third = _run(nbs, env); out = third.communicate(timeout=600)[0]
+    assert third.returncode == 0 and out.count("REUSED") == 3 and "3 steps reused" in out, out
+    m = MLOpsIntegration(settings=settings)
+    parents = m.search_runs("tags.`sixstack.kind` = 'pipeline'")
+    assert len(parents) == 3 and set(parents["status"]) == {"FINISHED"}
+    reused = m.search_runs("tags.`sixstack.status` = 'REUSED'")
+    assert len(reused) == 3
+    executed = m.search_runs("tags.`sixstack.kind` = 'notebook' and tags.`sixstack.status` = 'FINISHED'")
+    assert set(reused["tags.sixstack.reused_from"]) <= set(executed["run_id"])  # each names a run that did the work
+    for rid in reused["run_id"]: assert m.read_handoff(rid) == {"x": 4}
+    plan = subprocess.run([str(Path(sys.executable).with_name("sixstack")), "run", "--n-train", "300", "-p", "x", "5", "--plan",
+                           "--notebooks", *map(str, nbs)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert plan.returncode == 0 and "parameter x: '4' → '5'" in plan.stdout and "3 to run, 0 to reuse" in plan.stdout, plan.stdout

@@ -55,6 +55,13 @@ def _params(s):
         "-r", "--raw", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"), help="a string parameter"
     )
 
+# %% ../../nbs/08a_cli.ipynb #ee87a24b
+def _reuse_args(p, steps:bool=False):
+    "--no-reuse (and, for a pipeline, --force [STEP ...])."
+    p.add_argument("--no-reuse", action="store_true", help="run every step, even one whose key was run before")
+    if steps: p.add_argument("--force", nargs="*", metavar="STEP", help="run these steps (05 or 05_ensemble) and all "
+                             "after them whatever their keys; with no STEP, every step")
+
 # %% ../../nbs/08a_cli.ipynb #42ba5d62
 def _args_run(p):
     p.add_argument("--train", help="training table (CSV/Parquet); default: the embedded sample")
@@ -66,6 +73,8 @@ def _args_run(p):
     p.add_argument("--profile", default="default", choices=list(PROFILES), help="effort (default: %(default)s)")
     p.add_argument("--submission", help="also write test-set predictions (id,Personality) to this CSV")
     p.add_argument("--resume", metavar="RUN_ID", help="finish the deferred (or failed) steps of this pipeline run")
+    _reuse_args(p, steps=True)
+    p.add_argument("--plan", action="store_true", help="print what each step would do (run or reuse, and why)")
     _params(p)
 
 # %% ../../nbs/08a_cli.ipynb #efd77ebc
@@ -83,6 +92,7 @@ class _Progress:
         name, val = key_metric(self.settings, what.run_id)
         metric = f"{name}={val:.4g}" if val is not None else ""
         extra = f"  ({what.spooled} tracking calls spooled)" if what.spooled else ""
+        if what.reused_from: extra += f"  (saved {what.saved:.1f}s: run {what.reused_from[:8]})"
         self.bar.write(f"[{i + 1}/{n}] {what.name:<24} {what.status:<9} {what.wall_time:7.1f}s  {metric}{extra}"
                        + (f"\n      {what.error}" if what.error else ""))
         self.bar.update(1)
@@ -91,7 +101,10 @@ class _Progress:
 # %% ../../nbs/08a_cli.ipynb #fb9eff94
 def _where(settings:Settings, res) -> None:
     "Print where a pipeline's runs, reports, submission and model went and how to look at them."
-    print(f"\npipeline {res.status} in {res.wall_time:.1f}s — parent run {res.run_id}\n"
+    reused = [s for s in res.steps if s.reused_from]
+    n, secs = len(reused), sum(s.saved for s in reused)
+    saved = f" ({n} step{'s' * (n != 1)} reused, {secs:.1f}s saved)" if reused else ""
+    print(f"\npipeline {res.status} in {res.wall_time:.1f}s{saved} — parent run {res.run_id}\n"
           f"  tracking store: {redact(settings.tracking_uri)} (experiment '{settings.experiment_name}')\n"
           f"  executed notebooks and reports: {res.reports}")
     step = {s.name: s for s in res.steps}
@@ -99,7 +112,8 @@ def _where(settings:Settings, res) -> None:
         folder = step["05_ensemble"].output.parent
         if (folder / "submission.csv").exists(): print(f"  submission: {folder / 'submission.csv'}")
         if (folder / "model" / "MLmodel").exists():
-            print(f"  model: {folder / 'model'} (logged as runs:/{step['05_ensemble'].run_id}/model)")
+            logged = step["05_ensemble"].reused_from or step["05_ensemble"].run_id
+            print(f"  model: {folder / 'model'} (logged as runs:/{logged}/model)")
     if res.status == "DEFERRED":
         waiting = ", ".join(s.name for s in res.steps if s.deferred)
         print(
@@ -118,64 +132,69 @@ def _scheme(u:str) -> str:
     from urllib.parse import urlparse
     return urlparse(u).scheme
 
+# %% ../../nbs/08a_cli.ipynb #b44acb68
+def _run_inputs(a, settings:Settings) -> dict:
+    "The pipeline's shared inputs from `sixstack run`'s options (the embedded sample written first if it is missing)."
+    from sixstack.data.tables import ensure_sample, load_contract
+    inputs = {k: _value(v) for k, v in a.param} | {k: v for k, v in a.raw}
+    if a.contract and not a.train: raise ValueError("--contract describes your tables: give them with --train")
+    if a.contract:  # a bad contract fails here, before any step starts
+        load_contract(a.contract); inputs["contract"] = str(Path(a.contract).resolve())
+    if a.train:
+        inputs["train_path"] = str(Path(a.train).resolve())
+        if a.test: inputs["test_path"] = str(Path(a.test).resolve())
+    else:
+        n_test = a.n_train // 3
+        paths = ensure_sample(settings.data_dir / f"sample-{a.n_train}-{n_test}-{a.seed}", n_train=a.n_train,
+                              n_test=n_test, seed=a.seed)
+        inputs |= {f"{k}_path": str(paths[k]) for k in ("train", "test", "external")}
+    if a.external: inputs["external_path"] = str(Path(a.external).resolve())
+    inputs["profile"] = a.profile
+    if a.submission: inputs["submission_path"] = str(Path(a.submission).resolve())
+    return inputs
+
+# %% ../../nbs/08a_cli.ipynb #dfd028d8
+def _print_plan(plan:list, settings:Settings) -> int:
+    "Print `sixstack run --plan`'s table: each step, run or reuse, and why."
+    print(f"plan · store {redact(settings.tracking_uri)} (experiment '{settings.experiment_name}')")
+    for p in plan: print(f"  {p.name:<24} {p.action.upper():<6} {p.why}")
+    reused = [p for p in plan if p.action == "reuse"]
+    print(f"{len(plan) - len(reused)} to run, {len(reused)} to reuse (saving {sum(p.saved for p in reused):.1f}s)")
+    return 0
+
 # %% ../../nbs/08a_cli.ipynb #7a11d643
 def cmd_run(a, settings:Settings) -> int:
-    "`sixstack run`: the pipeline on the user's data or the embedded sample (or `--resume` one)."
-    from sixstack.data.tables import ensure_sample, load_contract
-    from sixstack.tracking.runner import resume_pipeline, run_pipeline
+    "`sixstack run`: the pipeline on the user's data or the embedded sample (or `--resume` one, or `--plan` it)."
+    from sixstack.tracking.pipeline import plan_pipeline, resume_pipeline, run_pipeline
     if a.resume: res = resume_pipeline(a.resume, settings, on_step=_Progress(settings))
     else:
-        inputs = {k: _value(v) for k, v in a.param} | {k: v for k, v in a.raw}
-        if a.contract and not a.train: raise ValueError("--contract describes your tables: give them with --train")
-        if a.contract:  # a bad contract fails here, before any step starts
-            load_contract(a.contract); inputs["contract"] = str(Path(a.contract).resolve())
-        if a.train:
-            inputs["train_path"] = str(Path(a.train).resolve())
-            if a.test: inputs["test_path"] = str(Path(a.test).resolve())
-        else:
-            n_test = a.n_train // 3
-            paths = ensure_sample(
-                settings.data_dir / f"sample-{a.n_train}-{n_test}-{a.seed}",
-                n_train=a.n_train,
-                n_test=n_test,
-                seed=a.seed,
-            )
-            inputs |= {
-                "train_path": str(paths["train"]),
-                "test_path": str(paths["test"]),
-                "external_path": str(paths["external"]),
-            }
-        if a.external: inputs["external_path"] = str(Path(a.external).resolve())
-        inputs["profile"] = a.profile
-        if a.submission: inputs["submission_path"] = str(Path(a.submission).resolve())
+        inputs, nbs = _run_inputs(a, settings), [Path(n).resolve() for n in a.notebooks] if a.notebooks else None
+        reuse, force = not a.no_reuse and a.force != [], a.force or ()
+        if a.plan: return _print_plan(plan_pipeline(inputs, nbs, settings, reuse=reuse, force=force), settings)
         print(
             f"sixstack run · profile {a.profile} · {Path(inputs['train_path']).name}"
             f" · store {redact(settings.tracking_uri)}"
         )
-        res = run_pipeline(
-            inputs,
-            [Path(n).resolve() for n in a.notebooks] if a.notebooks else None,
-            settings,
-            on_step=_Progress(settings),
-        )
+        res = run_pipeline(inputs, nbs, settings, on_step=_Progress(settings), reuse=reuse, force=force)
     _where(settings, res)
     return {"FINISHED": 0, "DEFERRED": EX_TEMPFAIL}.get(res.status, 1)
 
 # %% ../../nbs/08a_cli.ipynb #c535dd63
-def _args_run_notebook(p): p.add_argument("notebook"); _params(p)
+def _args_run_notebook(p): p.add_argument("notebook"); _params(p); _reuse_args(p)
 
 # %% ../../nbs/08a_cli.ipynb #7f319f2b
 def cmd_run_notebook(a, settings:Settings) -> int:
     "`sixstack run-notebook`: one notebook as one run."
     from sixstack.tracking.runner import run_notebook
     r = run_notebook(a.notebook, {k: _value(v) for k, v in a.param} | dict(a.raw), settings=settings,
-                     progress=sys.stderr.isatty())  # the per-cell bar only for a person watching
-    print(f"{r.name} {r.status} in {r.wall_time:.1f}s — run {r.run_id}\n  executed notebook: {r.output}")
+                     progress=sys.stderr.isatty(), reuse=not a.no_reuse)  # the per-cell bar only for a person watching
+    how = f" (run {r.reused_from} had the same key: {r.saved:.1f}s saved)" if r.reused_from else ""
+    print(f"{r.name} {r.status} in {r.wall_time:.1f}s{how} — run {r.run_id}\n  executed notebook: {r.output}")
     return 0 if r.ok else EX_TEMPFAIL if r.deferred else 1
 
 # %% ../../nbs/08a_cli.ipynb #96341b4a
 def _args_sweep(p):
-    p.add_argument("notebook"); _params(p)
+    p.add_argument("notebook"); _params(p); _reuse_args(p)
     p.add_argument("--jobs", type=int, default=1, help="runs at a time (default: %(default)s)")
     p.epilog = "In a sweep, -p NAME V1,V2,... gives the values to try; every combination runs."
 
@@ -184,9 +203,9 @@ def cmd_sweep(a, settings:Settings) -> int:
     "`sixstack sweep`: every combination of comma-separated values."
     from sixstack.tracking.runner import sweep
     grid = {k: [_value(x) for x in v.split(",")] for k, v in a.param} | {k: v.split(",") for k, v in a.raw}
-    summary = sweep(a.notebook, grid, a.jobs, settings=settings)
+    summary = sweep(a.notebook, grid, a.jobs, settings=settings, reuse=not a.no_reuse)
     print(summary.drop(columns="run_id").to_string(index=False))
-    return 0 if (summary["status"] == "FINISHED").all() else 1
+    return 0 if summary["status"].isin(["FINISHED", "REUSED"]).all() else 1
 
 # %% ../../nbs/08a_cli.ipynb #c85a11c3
 def _args_tune(p):

@@ -251,7 +251,7 @@ def cmd_monitor(a, settings:Settings) -> int:
             print("no alert that triggers retraining (drift): no retraining")
             return 0
         from sixstack.training.registry import aliases
-        from sixstack.tracking.runner import run_pipeline
+        from sixstack.tracking.pipeline import run_pipeline
         r = mon.retrain(log, settings, res.version, run_pipeline, a.profile, params=dict(a.raw))
         print(f"retraining {r.status} (parent run {r.run_id}); aliases now {aliases(settings)}")
         return {"FINISHED": 0, "DEFERRED": EX_TEMPFAIL}.get(r.status, 1)

@@ -6,6 +6,8 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,8 +19,8 @@ from fastcore.basics import patch_to
 # %% auto #0
 __all__ = ['PERSONALITY_TOML', 'CONTRACT', 'NUMERIC', 'CATEGORICAL', 'FEATURES', 'LABEL', 'ID', 'CLASSES', 'YES_NO', 'RANGES',
            'Feature', 'Contract', 'parse_contract', 'load_contract', 'infer_contract', 'contract_toml', 'use_contract',
-           'active_contract', 'keep_contract', 'DataValidationError', 'Columns', 'make_frame', 'write_sample',
-           'ensure_sample', 'load_table', 'match_lookup', 'match_values', 'add_match_p', 'fingerprint']
+           'active_contract', 'keep_contract', 'DataValidationError', 'Columns', 'make_frame', 'write_csv',
+           'write_sample', 'ensure_sample', 'load_table', 'match_lookup', 'match_values', 'add_match_p', 'fingerprint']
 
 # %% ../../nbs/00a_data.ipynb #82af81c5
 PERSONALITY_TOML = """
@@ -312,6 +314,15 @@ def make_frame(n:int, # number of rows
     df.insert(0, ID, np.arange(n))
     return df
 
+# %% ../../nbs/00a_data.ipynb #3a729f1a
+def write_csv(df:pd.DataFrame, # the table
+              path:str|Path, # the CSV file to write
+             ) -> Path:
+    "Write a table as CSV whole or not at all: a temporary file renamed into place, so no reader sees half of it."
+    path = Path(path); tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    df.to_csv(tmp, index=False); os.replace(tmp, path)
+    return path
+
 # %% ../../nbs/00a_data.ipynb #f002c51e
 def write_sample(out:str|Path, # folder to write into (created if missing)
                  n_train:int=18524, # training rows (the competition's size by default)
@@ -325,13 +336,12 @@ def write_sample(out:str|Path, # folder to write into (created if missing)
     full = make_frame(n_train + n_test, seed=seed, introvert_share=introvert_share)
     train, test = full.iloc[:n_train], full.iloc[n_train:].drop(columns=LABEL)
     paths = {k: out / f"{k}.csv" for k in ("train", "test", "sample_submission")}
-    train.to_csv(paths["train"], index=False)
-    test.to_csv(paths["test"], index=False)
-    test[[ID]].assign(**{LABEL: "Extrovert"}).to_csv(paths["sample_submission"], index=False)
+    write_csv(train, paths["train"]); write_csv(test, paths["test"])
+    write_csv(test[[ID]].assign(**{LABEL: "Extrovert"}), paths["sample_submission"])
     if n_external:
         ext = make_frame(n_external, seed=seed + 1, introvert_share=0.49, missing_rate=0.02, label_noise=0.01)
         paths["external"] = out / "external.csv"
-        ext.drop(columns=ID).to_csv(paths["external"], index=False)
+        write_csv(ext.drop(columns=ID), paths["external"])
     return paths
 
 # %% ../../nbs/00a_data.ipynb #3f5b95a3

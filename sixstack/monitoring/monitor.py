@@ -454,7 +454,7 @@ def retrain_table(log:PredictionLog, settings:Settings, h:dict) -> tuple[Path, i
 
 # %% ../../nbs/08_monitoring.ipynb #1097d7c0
 def retrain(log:PredictionLog, settings:Settings, version:str,
-            run_pipeline, # `sixstack.tracking.runner.run_pipeline` (passed in: monitoring does not import the runner)
+            run_pipeline, # `sixstack.tracking.pipeline.run_pipeline` (passed in: monitoring does not import the runner)
             profile:str="default", # the retraining run's effort
             *, params:dict|None=None): # further parameters of its notebooks (e.g. {"stacks": "C,E"})
     "Run 00–06 on the version's training data plus the labelled log; returns the pipeline result."

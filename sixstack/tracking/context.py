@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..config import Settings
-from .mlops import MLOpsIntegration
+from .mlops import MLOpsIntegration, ast_lock
 
 # %% auto #0
 __all__ = ['run_context', 'leaderboard', 'write_leaderboard', 'code_digest', 'imported_modules', 'step_key']
@@ -68,8 +68,9 @@ def leaderboard(m:MLOpsIntegration, # reads the experiment of its settings
     pipes = pipes.reindex(columns=cols) if len(pipes) else pd.DataFrame(columns=cols)
     pipes["start_time"] = pd.to_datetime(pipes["start_time"], unit="ms")
     nbs = m.search_runs("tags.`sixstack.kind` = 'notebook'").reindex(
-        columns=["run_id", "status", "tags.sixstack.notebook", "metrics.wall_time_s"]
+        columns=["run_id", "status", "tags.sixstack.notebook", "metrics.wall_time_s", "tags.sixstack.status"]
     )
+    nbs = nbs[nbs["tags.sixstack.status"] != "REUSED"]  # a reused step took no time: its source run counts
     if not len(nbs):
         return pipes, pd.DataFrame(columns=["runs", "success_rate", "median_wall_time_s", "max_wall_time_s"])
     per = nbs.groupby("tags.sixstack.notebook").agg(
@@ -148,23 +149,30 @@ def imported_modules(nb:str|Path) -> list[str]:
 _RESULT_PACKAGES = ("numpy", "pandas", "scipy", "scikit-learn", "xgboost-cpu", "xgboost", "lightgbm", "catboost",
                     "imbalanced-learn", "statsmodels", "optuna", "pandera", "mlflow")
 _NOT_INPUTS = ("run_id", "tracking_uri", "upstream_run_id", "reports_dir")  # a run's own ids and folders
+_OUTPUTS = ("submission_path",)  # files a step writes: their names count, not what an earlier run left in them
 
 # %% ../../nbs/01h_context.ipynb #1baf98e3
-def step_key(nb:str|Path, # the step's notebook
-             params:dict, # its parameters as run
-             upstream_key:str|None=None, # the key of the step it reads from
-            ) -> tuple[str, dict]:
-    "A step's content key (16 hex digits) and what went into it."
+def _step_key(nb:str|Path, params:dict, upstream_key:str|None) -> tuple[str, dict]:
+    "`step_key`'s work."
     from sixstack.tracking.packaging import _dist
     root = _package_root()
     def version(p):
         try: return metadata.version(p)
         except metadata.PackageNotFoundError: return None
-    files = {k: v for k, v in params.items() if isinstance(v, str) and k.endswith("_path") and Path(v).is_file()}
+    files = {k: v for k, v in params.items()
+             if isinstance(v, str) and k.endswith(("_path", "contract")) and k not in _OUTPUTS and Path(v).is_file()}
     parts = {"code": code_digest(nb), "upstream": upstream_key,
-             "params": {k: str(v) for k, v in sorted(params.items()) if k not in _NOT_INPUTS},
+             "params": {k: str(v) for k, v in sorted(params.items()) if k not in _NOT_INPUTS and k not in files},
              "inputs": {k: hashlib.sha256(Path(v).read_bytes()).hexdigest() for k, v in sorted(files.items())},
              "modules": {m: hashlib.sha256(_module_file(root, m).read_bytes()).hexdigest()
                          for m in imported_modules(nb)},
              "packages": {_dist(p): version(p) for p in _RESULT_PACKAGES}}
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16], parts
+
+# %% ../../nbs/01h_context.ipynb #c9519210
+def step_key(nb:str|Path, # the step's notebook
+             params:dict, # its parameters as run
+             upstream_key:str|None=None, # the key of the step it reads from
+            ) -> tuple[str, dict]:
+    "A step's content key (16 hex digits) and what went into it."
+    with ast_lock: return _step_key(nb, params, upstream_key)

@@ -5,11 +5,13 @@
 # %% ../../nbs/01b_tracking.ipynb #32a3d91e
 from __future__ import annotations
 
+import ast
 import json
 import os
 import re
 import shutil
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -18,11 +20,12 @@ import pandas as pd
 
 from fastcore.basics import patch_to
 
-from ..config import Settings, get_settings, redact, scrub
+from ..config import Settings, get_settings, project_root, redact, scrub
 from .store import Spool, connect, experiment_id, mark_down, store_down, warn_once
 
 # %% auto #0
-__all__ = ['MLOpsIntegration', 'log_batch', 'handoff_path', 'write_atomic', 'Deferred', 'job_run']
+__all__ = ['ast_lock', 'MLOpsIntegration', 'log_batch', 'handoff_path', 'write_atomic', 'Deferred', 'job_run',
+           'notebook_parameters', 'job_params']
 
 # %% ../../nbs/01b_tracking.ipynb #3e772089
 class MLOpsIntegration:
@@ -371,3 +374,27 @@ def job_run(run_id:str|None, # the `run_id` parameter of the notebook (None: sta
         if params: m.log_parameters(params)
     if key_metric: m.set_tags({"sixstack.key_metric": key_metric})
     return m
+
+# %% ../../nbs/01b_tracking.ipynb #9ffdbbef
+ast_lock = threading.Lock()  # CPython 3.11's `ast.parse` is not safe in two threads at once (a sweep's): take this
+
+# %% ../../nbs/01b_tracking.ipynb #c1b55ea3
+def notebook_parameters(path:str|Path, # a notebook with a cell tagged `parameters`
+                       ) -> dict[str, object]:
+    "The notebook's parameters and their default values (read with `ast`: importing papermill costs a second)."
+    cells = json.loads(Path(path).read_text())["cells"]
+    src, out = next(("".join(c["source"]) for c in cells if "parameters" in c["metadata"].get("tags", [])), ""), {}
+    with ast_lock:
+        for node in ast.parse(src).body:
+            if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+                try: out[node.targets[0].id] = ast.literal_eval(node.value)
+                except ValueError: out[node.targets[0].id] = ast.get_source_segment(src, node.value)
+    return out
+
+# %% ../../nbs/01b_tracking.ipynb #9dde278a
+def job_params(namespace:dict, # the notebook's globals, after its parameters cell
+               notebook:str, # its name, e.g. "05_ensemble" (in the project's nbs/ folder)
+              ) -> dict:
+    "A job's parameters (but the run id and tracking URI) with their current values."
+    names = notebook_parameters(project_root() / "nbs" / f"{notebook}.ipynb")
+    return {k: namespace.get(k, v) for k, v in names.items() if k not in ("run_id", "tracking_uri")}

@@ -5,7 +5,6 @@
 # %% ../../nbs/01_experiment_tracking.ipynb #22531535
 from __future__ import annotations
 
-import ast
 import itertools
 import json
 import os
@@ -21,35 +20,12 @@ from pathlib import Path
 import pandas as pd
 
 from ..config import Settings, environment, get_settings, redact, scrub
-from .store import store_down
-from .mlops import MLOpsIntegration
+from .mlops import MLOpsIntegration, notebook_parameters
 from .context import step_key
+from .reuse import find_reusable, key_inputs, record_reuse, remember, run_record
 
 # %% auto #0
-__all__ = ['notebook_parameters', 'job_params', 'RunResult', 'scrub_notebook', 'run_notebook', 'pipeline_notebooks',
-           'PipelineResult', 'run_pipeline', 'resume_pipeline', 'key_metric', 'sweep']
-
-# %% ../../nbs/01_experiment_tracking.ipynb #c1b55ea3
-def notebook_parameters(path:str|Path, # a notebook with a cell tagged `parameters`
-                       ) -> dict[str, object]:
-    "The notebook's parameters and their default values (read with `ast`: importing papermill costs a second)."
-    cells = json.loads(Path(path).read_text())["cells"]
-    src = next(("".join(c["source"]) for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])), "")
-    out = {}
-    for node in ast.parse(src).body:
-        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-            try: out[node.targets[0].id] = ast.literal_eval(node.value)
-            except ValueError: out[node.targets[0].id] = ast.get_source_segment(src, node.value)
-    return out
-
-# %% ../../nbs/01_experiment_tracking.ipynb #9dde278a
-def job_params(namespace:dict, # the notebook's globals, after its parameters cell
-               notebook:str, # its name, e.g. "05_ensemble" (in the project's nbs/ folder)
-              ) -> dict:
-    "A job's parameters (but the run id and tracking URI) with their current values."
-    from sixstack.config import project_root
-    names = notebook_parameters(project_root() / "nbs" / f"{notebook}.ipynb")
-    return {k: namespace.get(k, v) for k, v in names.items() if k not in ("run_id", "tracking_uri")}
+__all__ = ['RunResult', 'scrub_notebook', 'run_notebook', 'tiny_notebook', 'key_metric', 'sweep']
 
 # %% ../../nbs/01_experiment_tracking.ipynb #6ee661dd
 @dataclass
@@ -64,9 +40,11 @@ class RunResult:
     params: dict = field(default_factory=dict)
     spooled: int = 0 # tracking calls of this run that went to the spool (replay them later)
     key: str|None = None # its step key (`sixstack.tracking.context.step_key`), also tag `sixstack.step_key`
+    reused_from: str|None = None # status REUSED: the earlier run with the same key whose hand-over it took
+    saved: float = 0.0 # status REUSED: that run's wall time, not spent again
 
     @property
-    def ok(self) -> bool: return self.status == "FINISHED"
+    def ok(self) -> bool: return self.status in ("FINISHED", "REUSED")
 
     @property
     def deferred(self) -> bool: return self.status == "DEFERRED"
@@ -138,6 +116,33 @@ def _upstream_key(m:MLOpsIntegration, run_id:str|None) -> str|None:
     try: return m.get_run(run_id)["tags"].get("sixstack.step_key") or f"run:{run_id}"
     except Exception: return f"run:{run_id}"
 
+# %% ../../nbs/01_experiment_tracking.ipynb #fd9bcb49
+def _checked(path:Path, parameters:dict) -> dict:
+    "The notebook's declared parameters; an unknown one given is an error naming what it has."
+    declared = notebook_parameters(path)
+    unknown = sorted(set(parameters) - set(declared))
+    if unknown: raise ValueError(f"{path.name} has no parameter(s) {', '.join(unknown)}; it has: {', '.join(declared)}")
+    return declared
+
+# %% ../../nbs/01_experiment_tracking.ipynb #d60cb737
+def _effective(declared:dict, parameters:dict) -> dict:
+    "The parameters a run logs: every declared one with the value it runs with (URL passwords redacted)."
+    value = lambda k, v: parameters.get(k, v)
+    return {k: redact(value(k, v)) if isinstance(value(k, v), str) else value(k, v)
+            for k, v in declared.items() if k not in _MECHANICS}
+
+# %% ../../nbs/01_experiment_tracking.ipynb #e2951b76
+def _reused(m:MLOpsIntegration, hit, path:Path, parameters:dict, tags:dict, parent:str|None, out_dir,
+            settings:Settings) -> RunResult:
+    "Record a step as reused from `hit` (`sixstack.tracking.reuse.record_reuse`) and describe it."
+    out_dir = Path(out_dir or settings.reports_dir / "runs" / f"{_stamp()}-{path.stem}-reused-{hit.run_id[-8:]}")
+    declared = notebook_parameters(path)
+    if "reports_dir" in declared: parameters.setdefault("reports_dir", str(out_dir))
+    params, t0 = _effective(declared, parameters), time.perf_counter()
+    rid = record_reuse(m, hit, path.stem, tags=tags, params=params, parent_run_id=parent, out_dir=out_dir)
+    return RunResult(path.stem, rid, "REUSED", out_dir / path.name, time.perf_counter() - t0, params=params,
+                     key=tags["sixstack.step_key"], reused_from=hit.run_id, saved=hit.wall_time)
+
 # %% ../../nbs/01_experiment_tracking.ipynb #6564fa61
 def run_notebook(path:str|Path, # the notebook to execute
                  parameters:dict|None=None, # values for its parameters cell
@@ -147,23 +152,24 @@ def run_notebook(path:str|Path, # the notebook to execute
                  progress:bool=False, # show papermill's per-cell progress bar
                  *, examples:bool|None=None, # also run the chapter's examples (default: `SIXSTACK_JOB_EXAMPLES=1`)
                  upstream_key:str|None=None, # the upstream step's key (default: read from `upstream_run_id`'s run)
+                 reuse:bool=False, # take a FINISHED run with the same key instead (`sixstack.tracking.reuse`)
                 ) -> RunResult:
-    "Execute a notebook with papermill as one MLflow run."
+    "Execute a notebook with papermill as one MLflow run (or, with `reuse`, reuse an earlier run with the same key)."
     import papermill as pm
     path, settings, parameters = Path(path).resolve(), settings or get_settings(), dict(parameters or {})
-    declared = notebook_parameters(path)
-    unknown = sorted(set(parameters) - set(declared))
-    if unknown: raise ValueError(f"{path.name} has no parameter(s) {', '.join(unknown)}; it has: {', '.join(declared)}")
+    declared = _checked(path, parameters)
     m = MLOpsIntegration(settings=settings)
     up = upstream_key if upstream_key is not None else _upstream_key(m, parameters.get("upstream_run_id"))
-    key = step_key(path, parameters, up)[0]
-    tags = {"sixstack.notebook": path.stem, "sixstack.kind": "notebook", "sixstack.step_key": key}
+    key, parts = step_key(path, parameters, up)
+    tags = {"sixstack.notebook": path.stem, "sixstack.kind": "notebook", "sixstack.step_key": key,
+            "sixstack.step_inputs": json.dumps(key_inputs(parts), sort_keys=True)}
+    if reuse and (hit := find_reusable(m, path.stem, key)):
+        return _reused(m, hit, path, parameters, tags, parent_run_id, out_dir, settings)
     rid = m.start_experiment(run_name=path.stem, parent_run_id=parent_run_id, tags=tags)
     out_dir = Path(out_dir or settings.reports_dir / "runs" / f"{_stamp()}-{path.stem}-{rid[-8:]}")
     out_dir.mkdir(parents=True, exist_ok=True)
     if "reports_dir" in declared: parameters.setdefault("reports_dir", str(out_dir))
-    effective = {k: redact(parameters.get(k, v)) if isinstance(parameters.get(k, v), str) else parameters.get(k, v)
-                 for k, v in declared.items() if k not in _MECHANICS}
+    effective = _effective(declared, parameters)
     m.log_parameters(effective)
     output, status, error, t0 = out_dir / path.name, "FAILED", None, time.perf_counter()
     # papermill's `cwd` is a process-wide chdir (unsafe in a sweep): paths come from SIXSTACK_HOME
@@ -190,178 +196,36 @@ def run_notebook(path:str|Path, # the notebook to execute
         if output.exists(): scrub_notebook(output); m.log_artifact(output, "notebook")
         m.end_experiment("SCHEDULED" if status == "DEFERRED" else status)
         shutil.rmtree(ipc, ignore_errors=True)
+    if status == "FINISHED":
+        remember(settings, path.stem, key, rid, inputs=key_inputs(parts), wall_time=wall, folder=out_dir)
     spooled = sum(r["run"] == rid for r in m.spool.records())
     return RunResult(name=path.stem, run_id=rid, status=status, output=output, wall_time=wall, error=error,
                      params=effective, spooled=spooled, key=key)
 
-# %% ../../nbs/01_experiment_tracking.ipynb #a4800398
-def pipeline_notebooks(nbs_dir:str|Path|None=None, # default: the project's nbs/ folder
-                      ) -> list[Path]:
-    "The numbered job notebooks, in order."
-    nbs_dir = Path(nbs_dir or get_settings().root / "nbs")
-    nbs = sorted(p for p in nbs_dir.glob("[0-9][0-9]_*.ipynb"))
-    if not nbs: raise FileNotFoundError(f"no numbered notebooks (00_*.ipynb ...) in {nbs_dir}")
-    return nbs
-
-# %% ../../nbs/01_experiment_tracking.ipynb #d0e26e5f
-@dataclass
-class PipelineResult:
-    "The outcome of a pipeline: the parent run and one `RunResult` per step."
-    run_id: str
-    status: str # FINISHED, FAILED, or DEFERRED (trained; what needs the tracking store waits for `resume_pipeline`)
-    steps: list[RunResult]
-    reports: Path
-    wall_time: float
-
-# %% ../../nbs/01_experiment_tracking.ipynb #48acb16e
-_DATA_INPUTS = ("train_path", "test_path", "external_path")
-
-# %% ../../nbs/01_experiment_tracking.ipynb #5c5818a9
-def _step_params(nb:Path, inputs:dict, upstream:str|None) -> dict:
-    "A step's parameters: the shared inputs it declares; after the first step, data comes through the hand-over only."
-    declared = notebook_parameters(nb)
-    params = {k: v for k, v in inputs.items() if k in declared}
-    if upstream and "upstream_run_id" in declared:  # (00 may have split the data: its held-out rows stay held out)
-        params = {k: v for k, v in params.items() if k not in _DATA_INPUTS} | {"upstream_run_id": upstream}
-    return params
-
-# %% ../../nbs/01_experiment_tracking.ipynb #d821ae18
-def _defer(settings:Settings, nb:Path, parent:str, reason:str, base:Path) -> RunResult:
-    "A placeholder run for a step that waits for a deferred one."
-    m = MLOpsIntegration(settings=settings)
-    rid = m.start_experiment(
-        run_name=nb.stem,
-        parent_run_id=parent,
-        tags={
-            "sixstack.notebook": nb.stem,
-            "sixstack.kind": "notebook",
-            "sixstack.status": "DEFERRED",
-            "sixstack.deferred": reason,
-        },
-    )
-    m.end_experiment("SCHEDULED")
-    return RunResult(nb.stem, rid, "DEFERRED", base / nb.stem / nb.name, 0.0, reason)
-
-# %% ../../nbs/01_experiment_tracking.ipynb #90ab60ff
-def _finish_parent(m:MLOpsIntegration, steps:list[RunResult], n:int, wall:float) -> str:
-    "Log a pipeline's outcome on its parent run; returns its status."
-    status = ("FINISHED" if len(steps) == n and all(s.ok for s in steps) else
-              "DEFERRED" if len(steps) == n and all(s.ok or s.deferred for s in steps) else "FAILED")
-    m.log_metrics({"wall_time_s": wall, "n_steps": len(steps), "n_failed": sum(s.status == "FAILED" for s in steps),
-                   "n_deferred": sum(s.deferred for s in steps)})
-    m.set_tags({"sixstack.status": status})
-    m.end_experiment("SCHEDULED" if status == "DEFERRED" else status)
-    return status
-
-# %% ../../nbs/01_experiment_tracking.ipynb #c1e1e63d
-def _run_steps(m:MLOpsIntegration, notebooks:list[Path], inputs:dict, upstream:str|None, base:Path, settings:Settings,
-               on_step=None, done:list|None=None) -> list[RunResult]:
-    "Run the notebooks in order as children of `m`'s run, deferring what follows a deferred step; stop at a failure."
-    steps, n, off, upkey = [], len(notebooks) + len(done or []), len(done or []), None
-    for i, nb in enumerate(notebooks):
-        if on_step: on_step("start", nb.stem, off + i, n)
-        waiting = next((s for s in steps if s.deferred), None)
-        r = (
-            _defer(settings, nb, m.run_id, f"waits for {waiting.name}", base)
-            if waiting
-            else run_notebook(
-                nb,
-                _step_params(nb, inputs, upstream),
-                parent_run_id=m.run_id,
-                out_dir=base / nb.stem,
-                settings=settings,
-                upstream_key=upkey,
-            )
-        )
-        steps.append(r)
-        if on_step: on_step("end", r, off + i, n)
-        if r.ok: upstream, upkey = r.run_id, r.key
-        elif not r.deferred: break
-    return steps
-
-# %% ../../nbs/01_experiment_tracking.ipynb #1cbbfa24
-def run_pipeline(inputs:dict|None=None, # shared parameters, given to each notebook that declares them (e.g. train_path)
-                 notebooks:list|None=None, # default: `pipeline_notebooks()`
-                 settings:Settings|None=None, # default: `get_settings()`
-                 run_name:str="pipeline", # the parent run's name
-                 on_step=None, # called when a step starts and ends (see above)
-                ) -> PipelineResult:
-    "Run the numbered notebooks in order as child runs of one parent run; stop at the first failure."
-    settings, inputs = settings or get_settings(), dict(inputs or {})
-    notebooks = [Path(p) for p in (notebooks or pipeline_notebooks(settings.root / "nbs"))]
-    m = MLOpsIntegration(settings=settings)
-    pid = m.start_experiment(run_name=run_name, tags={"sixstack.kind": "pipeline"})
-    m.log_parameters(
-        inputs
-        | {
-            "notebooks": ",".join(p.stem for p in notebooks),
-            "notebook_paths": json.dumps([str(p.resolve()) for p in notebooks]),
-        }
-    )
-    base, t0 = settings.reports_dir / "runs" / f"{_stamp()}-{run_name}-{pid[-8:]}", time.perf_counter()
-    steps = _run_steps(m, notebooks, inputs, None, base, settings, on_step)
-    wall = time.perf_counter() - t0
-    return PipelineResult(pid, _finish_parent(m, steps, len(notebooks), wall), steps, base, wall)
-
-# %% ../../nbs/01_experiment_tracking.ipynb #0f1044ca
-def _find_run(c, settings:Settings, run_id:str):
-    "A run by its id, or by the spooled id it was replayed from."
-    try: return c.get_run(run_id)
-    except Exception: pass
-    exp = c.get_experiment_by_name(settings.experiment_name)
-    query = f"tags.`sixstack.replayed_from` = '{run_id}'"
-    hits = c.search_runs([exp.experiment_id], query, max_results=1) if exp else []
-    if not hits:
-        raise ValueError(
-            f"no pipeline run {run_id} in {settings.experiment_name!r} "
-            "(replay the spool first: sixstack tracking replay)"
-        )
-    return hits[0]
-
-# %% ../../nbs/01_experiment_tracking.ipynb #bf4a1736
-def resume_pipeline(parent_run_id:str, # the pipeline's parent run (or its spooled `local-…` id)
-                    settings:Settings|None=None, # default: `get_settings()`
-                    on_step=None, # as for `run_pipeline`
-                   ) -> PipelineResult:
-    "Run a pipeline's unfinished steps (deferred or failed) as children of its parent run."
-    settings = settings or get_settings()
-    m = MLOpsIntegration(settings=settings)
-    if m.degraded or store_down(settings):
-        raise RuntimeError("the tracking store is unavailable: resume once it answers again")
-    c = m.client
-    parent = _find_run(c, settings, parent_run_id)
-    pid, p = parent.info.run_id, parent.data.params
-    names, paths = p.get("notebooks", "").split(","), [Path(x) for x in json.loads(p.get("notebook_paths", "[]"))]
-    kids = c.search_runs([parent.info.experiment_id], f"tags.mlflow.parentRunId = '{pid}'", order_by=["start_time ASC"])
-    finished = {k.data.tags.get("sixstack.notebook"): k for k in kids if k.info.status == "FINISHED"}
-    done = [n for n in names[:next((i for i, n in enumerate(names) if n not in finished), len(names))]]
-    todo = (paths or [settings.root / "nbs" / f"{n}.ipynb" for n in names])[len(done):]
-    for k in kids:
-        if k.data.tags.get("sixstack.notebook") not in done: c.delete_run(k.info.run_id)
-    m.attach(pid); c.update_run(pid, "RUNNING")
-    inputs = {k: _literal(v) for k, v in p.items() if k not in ("notebooks", "notebook_paths")}
-    prev = [RunResult(n, finished[n].info.run_id, "FINISHED", Path(), 0.0) for n in done]
-    base, t0 = settings.reports_dir / "runs" / f"{_stamp()}-resume-{pid[-8:]}", time.perf_counter()
-    steps = prev + _run_steps(m, todo, inputs, prev[-1].run_id if prev else None, base, settings, on_step, prev)
-    wall = time.perf_counter() - t0
-    return PipelineResult(pid, _finish_parent(m, steps, len(names), wall), steps, base, wall)
-
-# %% ../../nbs/01_experiment_tracking.ipynb #03da4060
-def _literal(s:str):
-    "A logged parameter value back as the Python value it was (a literal if it parses, else the string)."
-    try: return ast.literal_eval(s)
-    except (ValueError, SyntaxError): return s
+# %% ../../nbs/01_experiment_tracking.ipynb #dfe36bbe
+def tiny_notebook(path:str|Path, # where to write it
+                  fail:bool=False, # its job fails (a ZeroDivisionError)
+                  defer:bool=False, # its job defers (raises `Deferred`)
+                 ) -> Path:
+    "A two-cell job notebook (parameter `x`; logs `double`, hands on `x`): the runner's examples and tests use it."
+    import nbformat
+    kernel = {"name": "python3", "display_name": "python3", "language": "python"}
+    nb = nbformat.v4.new_notebook(metadata={"kernelspec": kernel})
+    p = nbformat.v4.new_code_cell("x = 1  # a number\nupstream_run_id = None  # previous step\n"
+                                  "run_id = None  # run\ntracking_uri = None  # store")
+    p.metadata["tags"] = ["parameters"]
+    body = ("from sixstack.config import get_settings\nfrom sixstack.tracking.mlops import job_run\n"
+            "m = job_run(run_id, get_settings(tracking_uri=tracking_uri), 'tiny', key_metric='double')\n"
+            f"m.log_metrics({{'double': 2 * x}}); m.write_handoff({{'x': x}})\n{'1/0' if fail else ''}"
+            + ("\nfrom sixstack.tracking.mlops import Deferred\nraise Deferred('the registry is down')" * defer))
+    nb.cells = [p, nbformat.v4.new_code_cell(body)]
+    nbformat.write(nb, str(path))
+    return Path(path)
 
 # %% ../../nbs/01_experiment_tracking.ipynb #29ed0cde
 def key_metric(settings:Settings, run_id:str) -> tuple[str|None, float|None]:
     "The name and value of a run's key metric (its tag `sixstack.key_metric`), from the store or the spool."
-    m = MLOpsIntegration(settings=settings)
-    info = m.get_run(run_id) or {"tags": {}, "metrics": {}}
-    tags, metrics = dict(info["tags"]), dict(info["metrics"])
-    # what could not be logged
-    for r in m.spool.all_records() if run_id.startswith("local-") or not info["tags"] else []:
-        if r["run"] == run_id and r["op"] == "tags": tags |= r["tags"]
-        if r["run"] == run_id and r["op"] == "metrics": metrics |= r["metrics"]
+    metrics, tags = run_record(MLOpsIntegration(settings=settings), run_id)
     name = tags.get("sixstack.key_metric")
     return name, metrics.get(name)
 
@@ -371,6 +235,7 @@ def sweep(notebook:str|Path, # the notebook to run
           jobs:int=1, # runs at a time
           fixed:dict|None=None, # parameters shared by every run
           settings:Settings|None=None, # default: `get_settings()`
+          *, reuse:bool=True, # a point whose key was run before is reused, not run again
          ) -> pd.DataFrame:
     "Run every combination of `grid` as a child run of one sweep run; return (and log) the summary table."
     from tqdm.auto import tqdm
@@ -383,7 +248,7 @@ def sweep(notebook:str|Path, # the notebook to run
     )
     m.log_parameters({"grid": json.dumps(grid), "jobs": jobs} | fixed)
     base = settings.reports_dir / "runs" / f"{_stamp()}-sweep-{notebook.stem}-{pid[-8:]}"
-    run = lambda i, c: run_notebook(notebook, fixed | c, pid, base / f"{i:03d}", settings, progress=False)
+    run = lambda i, c: run_notebook(notebook, fixed | c, pid, base / f"{i:03d}", settings, reuse=reuse)
     rows = []
     with ThreadPoolExecutor(max(1, int(jobs))) as ex:
         futs = {ex.submit(run, i, c): c for i, c in enumerate(combos)}
@@ -398,6 +263,8 @@ def sweep(notebook:str|Path, # the notebook to run
     base.mkdir(parents=True, exist_ok=True)
     summary.to_csv(base / "sweep_summary.csv", index=False)
     m.log_artifact(base / "sweep_summary.csv")
-    m.log_metrics({"n_runs": len(summary), "n_failed": int((summary["status"] != "FINISHED").sum())})
-    m.end_experiment("FINISHED" if (summary["status"] == "FINISHED").all() else "FAILED")
+    ok = summary["status"].isin(["FINISHED", "REUSED"])
+    reused = int((summary["status"] == "REUSED").sum())
+    m.log_metrics({"n_runs": len(summary), "n_failed": int((~ok).sum()), "n_reused": reused})
+    m.end_experiment("FINISHED" if ok.all() else "FAILED")
     return summary
