@@ -7,7 +7,18 @@ CatBoost's held-out accuracy. Both sizes come from the embedded generator, with 
 fitted on the same training rows.
 
     .venv/bin/python benchmarks/train_time.py [--profile default] [--sizes 2320 23200]
+
+`--loop` times the data scientist's loop instead, each as `sixstack run` in a process of its own on the embedded
+sample, medians of `--repeats`: a cold fast-profile run (a fresh store: nothing to reuse), an unchanged re-run of
+the default profile (everything reused), and an edit to one code cell of 05_ensemble followed by a re-run
+(00-04 reused, 05-08 run).
+
+    .venv/bin/python benchmarks/train_time.py --loop [--n-train 18524] [--repeats 3]
 """
+import json
+import shutil
+import statistics
+import subprocess
 import argparse
 import os
 import sys
@@ -32,12 +43,63 @@ def catboost_holdout(train, test, truth):
     return float((m.predict(prep(test)).ravel() == truth).mean()), time.perf_counter() - t
 
 
+def _run(store:Path, *args) -> tuple[float, str]:
+    "`sixstack run ARGS` against its own store; its wall time and output (exits if it fails)."
+    env = os.environ | {"MLFLOW_TRACKING_URI": f"sqlite:///{store}/mlflow.db", "SIXSTACK_REPORTS_DIR": str(store / "reports"),
+                        "SIXSTACK_DATA_DIR": str(store.parent / "data"), "SIXSTACK_SPOOL": str(store / "spool.jsonl"),
+                        "SIXSTACK_OPTUNA_STORAGE": f"sqlite:///{store}/optuna.db", "SIXSTACK_HOME": str(ROOT)}
+    t = time.perf_counter()
+    r = subprocess.run([str(Path(sys.executable).with_name("sixstack")), "run", *map(str, args)], env=env, cwd=ROOT,
+                       capture_output=True, text=True)
+    if r.returncode: sys.exit(f"sixstack run {' '.join(map(str, args))} failed:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}")
+    return time.perf_counter() - t, r.stdout + r.stderr
+
+
+def _steps(out:str) -> str:
+    "Which steps ran (R) and which were reused (.), from the step table."
+    return "".join("." if " REUSED " in line else "R" for line in out.splitlines() if line.startswith("["))
+
+
+def _edit_05(nbs:Path, i:int):
+    "Append a comment to 05_ensemble's job cell in the copy of the notebooks: its code changes, nothing it computes."
+    p = nbs / "05_ensemble.ipynb"; doc = json.loads(p.read_text())
+    job = next(c for c in doc["cells"] if c["cell_type"] == "code" and "write_handoff(" in "".join(c["source"]))
+    job["source"] = "".join(job["source"]) + f"\n# edit {i}"
+    p.write_text(json.dumps(doc))
+
+
+def loop(a, tmp:Path):
+    "Time the three loops; print the table."
+    rows, n = [], ["--n-train", a.n_train]
+    cold = [_run(tmp / f"cold{i}", "--profile", "fast", *n) for i in range(a.repeats)]  # each in a fresh store
+    rows.append(("cold fast-profile run (nothing to reuse)", [t for t, _ in cold], _steps(cold[-1][1])))
+    store, nbs = tmp / "default", tmp / "nbs"
+    first = _run(store, *n)
+    rows.append(("first default-profile run (not part of the loop)", [first[0]], _steps(first[1])))
+    again = [_run(store, *n) for _ in range(a.repeats)]
+    rows.append(("unchanged default re-run", [t for t, _ in again], _steps(again[-1][1])))
+    shutil.copytree(ROOT / "nbs", nbs)
+    edits = []
+    for i in range(a.repeats):
+        _edit_05(nbs, i)
+        edits.append(_run(store, *n, "--notebooks", *sorted(nbs.glob("[0-9][0-9]_*.ipynb"))))
+    rows.append(("edit one cell of 05, re-run", [t for t, _ in edits], _steps(edits[-1][1])))
+    print(f"\nthe loop on the embedded sample ({a.n_train} rows, {os.cpu_count()} cores), `sixstack run` as a process, "
+          f"medians of {a.repeats} (steps 00-08: R ran, . reused)\n")
+    print(pd.DataFrame([{"loop": k, "median_s": round(statistics.median(v), 1), "runs_s": " ".join(f"{x:.1f}" for x in v),
+                         "steps": s} for k, v, s in rows]).to_markdown(index=False))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--profile", default="default")
     ap.add_argument("--sizes", type=int, nargs="+", default=[2320, 23200])
+    ap.add_argument("--loop", action="store_true", help="time the iteration loop (cold fast run, unchanged re-run, edit 05)")
+    ap.add_argument("--n-train", type=int, default=18524, help="--loop: rows of the embedded sample")
+    ap.add_argument("--repeats", type=int, default=3, help="--loop: runs of each loop (their median is reported)")
     a = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="sixstack-train-time-"))
+    if a.loop: return loop(a, tmp)
     os.environ.update(MLFLOW_TRACKING_URI=f"sqlite:///{tmp}/mlflow.db", SIXSTACK_REPORTS_DIR=str(tmp / "reports"), SIXSTACK_DATA_DIR=str(tmp / "data"),
                       SIXSTACK_SPOOL=str(tmp / "spool.jsonl"), SIXSTACK_OPTUNA_STORAGE=f"sqlite:///{tmp}/optuna.db", SIXSTACK_HOME=str(ROOT))
     from sixstack.config import get_settings

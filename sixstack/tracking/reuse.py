@@ -17,7 +17,8 @@ from ..config import Settings
 from .mlops import MLOpsIntegration, handoff_path, write_atomic
 
 # %% auto #0
-__all__ = ['key_inputs', 'changes', 'remember', 'Hit', 'usable', 'run_record', 'find_reusable', 'record_reuse', 'last_inputs']
+__all__ = ['key_inputs', 'changes', 'remember', 'Hit', 'written', 'usable', 'run_record', 'find_reusable', 'record_reuse',
+           'last_inputs']
 
 # %% ../../nbs/01i_reuse.ipynb #9e541cba
 def key_inputs(parts:dict, # what `step_key` returned beside the key
@@ -85,12 +86,25 @@ class Hit:
     metrics: dict = field(default_factory=dict) # its metrics, copied to the reusing run
     tags: dict = field(default_factory=dict) # its tags worth keeping (the key metric's name)
 
+# %% ../../nbs/01i_reuse.ipynb #a5728faa
+def _digest(path:str|Path) -> str|None:
+    "SHA-256 of a file (None if it is missing)."
+    try: return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError: return None
+
+# %% ../../nbs/01i_reuse.ipynb #57cfec7e
+def written(*paths:str|Path|None, # files the step wrote outside its own folder (None: skipped)
+           ) -> dict:
+    "The files a step wrote, with their digests, for its hand-over (`written`): a reuse needs them unchanged."
+    return {str(Path(p).resolve()): _digest(p) for p in paths if p}
+
 # %% ../../nbs/01i_reuse.ipynb #f11d0d9c
 def usable(handoff:dict, # a hand-over
           ) -> bool:
-    "Whether every local file or folder a hand-over names (keys ending `_path`/`_dir`) still exists."
+    "Whether the local files a hand-over names (keys `…_path`/`…_dir`) exist, and the files it wrote are unchanged."
     named = [v for k, v in handoff.items() if k.endswith(("_path", "_dir")) and isinstance(v, str) and os.path.isabs(v)]
-    return all(Path(p).exists() for p in named)
+    wrote = handoff.get("written") or {}
+    return all(Path(p).exists() for p in named) and all(_digest(p) == d for p, d in wrote.items())
 
 # %% ../../nbs/01i_reuse.ipynb #5a9ce2d8
 def run_record(m:MLOpsIntegration, # reads its store, else its spool

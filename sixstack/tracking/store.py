@@ -145,7 +145,12 @@ def connect(settings:Settings):
         if r.status_code >= 500:
             raise ConnectionError(f"tracking server {redact(settings.tracking_uri)} answered {r.status_code}")
     from mlflow.tracking import MlflowClient
-    return MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
+    db = settings.tracking_uri.partition("sqlite:///")[2]
+    if not db: return MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
+    with FileLock(f"{db}.init.lock"):  # a new SQLite store's tables are made by its first user: two at once collide
+        client = MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
+        client.search_experiments(max_results=1)
+    return client
 
 # %% ../../nbs/01g_store.ipynb #05679ba2
 def experiment_id(client, settings:Settings, name:str|None=None) -> str:
