@@ -16,7 +16,7 @@ from .store import store_down
 from .mlops import MLOpsIntegration, notebook_parameters
 from .context import step_key
 from .reuse import changes, find_reusable, key_inputs, last_inputs
-from .runner import RunResult, _stamp, run_notebook
+from .runner import RunResult, WarmKernel, _stamp, run_notebook
 
 # %% auto #0
 __all__ = ['pipeline_notebooks', 'PipelineResult', 'run_pipeline', 'PlannedStep', 'plan_pipeline', 'resume_pipeline']
@@ -96,31 +96,46 @@ def _finish_parent(m:MLOpsIntegration, steps:list[RunResult], n:int, wall:float)
     m.end_experiment("SCHEDULED" if status == "DEFERRED" else status)
     return status
 
+# %% ../../nbs/01j_pipeline.ipynb #98e3180c
+def _keys(notebooks:list[Path], inputs:dict) -> list[tuple[str, dict]]:
+    "Each step's key and what went into it, as a pipeline from the first of `notebooks` runs them (keys chained)."
+    out = []
+    for i, nb in enumerate(notebooks):
+        out.append(step_key(nb, _step_params(nb, inputs, "planned" if i else None), out[-1][0] if out else None))
+    return out
+
+# %% ../../nbs/01j_pipeline.ipynb #73509878
+def _warm_next(m:MLOpsIntegration, notebooks:list[Path], keys:list, i:int, settings:Settings, reuse:bool, forced:bool,
+               force) -> WarmKernel|None:
+    "A kernel started for step `i` while the step before it runs — unless there is none, or it will be reused."
+    if i >= len(notebooks): return None
+    reused = reuse and not (forced or _named(notebooks[i], force)) and find_reusable(m, notebooks[i].stem, keys[i][0])
+    return None if reused else WarmKernel(notebooks[i], settings)
+
 # %% ../../nbs/01j_pipeline.ipynb #c1e1e63d
 def _run_steps(m:MLOpsIntegration, notebooks:list[Path], inputs:dict, upstream:str|None, base:Path, settings:Settings,
-               on_step=None, done:list|None=None, *, reuse:bool=True, force=()) -> list[RunResult]:
+               on_step=None, done:list|None=None, *, reuse:bool=True, force=(), keys:list|None=None) -> list[RunResult]:
     "Run (or reuse) the notebooks in order as children of `m`'s run, deferring after a deferred step; stop at a failure"
     steps, n, off, upkey, forced = [], len(notebooks) + len(done or []), len(done or []), None, False
-    for i, nb in enumerate(notebooks):
-        if on_step: on_step("start", nb.stem, off + i, n)
-        waiting, forced = next((s for s in steps if s.deferred), None), forced or _named(nb, force)
-        r = (
-            _defer(settings, nb, m.run_id, f"waits for {waiting.name}", base)
-            if waiting
-            else run_notebook(
-                nb,
-                _step_params(nb, inputs, upstream),
-                parent_run_id=m.run_id,
-                out_dir=base / nb.stem,
-                settings=settings,
-                upstream_key=upkey,
-                reuse=reuse and not forced,
-            )
-        )
-        steps.append(r)
-        if on_step: on_step("end", r, off + i, n)
-        if r.ok: upstream, upkey = r.run_id, r.key
-        elif not r.deferred: break
+    warm = nxt = None  # the kernel started for this step, and for the next
+    try:
+        for i, nb in enumerate(notebooks):
+            if on_step: on_step("start", nb.stem, off + i, n)
+            waiting, forced = next((s for s in steps if s.deferred), None), forced or _named(nb, force)
+            nxt = None if waiting or not keys else _warm_next(m, notebooks, keys, i + 1, settings, reuse, forced, force)
+            if waiting:
+                if warm: warm.close()
+                r = _defer(settings, nb, m.run_id, f"waits for {waiting.name}", base)
+            else: r = run_notebook(nb, _step_params(nb, inputs, upstream), parent_run_id=m.run_id,
+                                   out_dir=base / nb.stem, settings=settings, upstream_key=upkey,
+                                   reuse=reuse and not forced, key=keys[i] if keys else None, kernel=warm)
+            warm = nxt
+            steps.append(r)
+            if on_step: on_step("end", r, off + i, n)
+            if r.ok: upstream, upkey = r.run_id, r.key
+            elif not r.deferred: break
+    finally:  # (closing twice is harmless)
+        for w in (warm, nxt): w and w.close()
     return steps
 
 # %% ../../nbs/01j_pipeline.ipynb #1cbbfa24
@@ -145,7 +160,8 @@ def run_pipeline(inputs:dict|None=None, # shared parameters, given to each noteb
         }
     )
     base, t0 = settings.reports_dir / "runs" / f"{_stamp()}-{run_name}-{pid[-8:]}", time.perf_counter()
-    steps = _run_steps(m, notebooks, inputs, None, base, settings, on_step, reuse=reuse, force=force)
+    keys = _keys(notebooks, inputs)
+    steps = _run_steps(m, notebooks, inputs, None, base, settings, on_step, reuse=reuse, force=force, keys=keys)
     wall = time.perf_counter() - t0
     return PipelineResult(pid, _finish_parent(m, steps, len(notebooks), wall), steps, base, wall)
 
@@ -177,16 +193,14 @@ def plan_pipeline(inputs:dict|None=None, # as for `run_pipeline`
     "For each step, whether `run_pipeline` would run it or reuse an earlier run, and why; nothing is run."
     settings, inputs = settings or get_settings(), dict(inputs or {})
     notebooks, m = _notebooks(notebooks, settings, force), MLOpsIntegration(settings=settings)
-    out, up, forced = [], None, False
-    for i, nb in enumerate(notebooks):
+    out, forced = [], False
+    for i, (nb, (key, parts)) in enumerate(zip(notebooks, _keys(notebooks, inputs))):
         forced = forced or _named(nb, force)
-        key, parts = step_key(nb, _step_params(nb, inputs, "planned" if i else None), up)
         hit = find_reusable(m, nb.stem, key) if reuse and not forced else None
         upstream = f"upstream {notebooks[i - 1].stem}" if i else "upstream"
         why = f"same key as run {hit.run_id}" if hit else _why_run(m, nb, parts, upstream, forced, reuse)
         out.append(PlannedStep(nb.stem, "reuse" if hit else "run", why, key, hit and hit.run_id,
                                hit.wall_time if hit else 0.0))
-        up = key
     return out
 
 # %% ../../nbs/01j_pipeline.ipynb #0f1044ca

@@ -20,12 +20,14 @@ from pathlib import Path
 import pandas as pd
 
 from ..config import Settings, environment, get_settings, redact, scrub
-from .mlops import MLOpsIntegration, notebook_parameters
+from fastcore.basics import patch_to
+
+from .mlops import MLOpsIntegration, ast_lock, notebook_parameters
 from .context import step_key
 from .reuse import find_reusable, key_inputs, record_reuse, remember, run_record
 
 # %% auto #0
-__all__ = ['RunResult', 'scrub_notebook', 'run_notebook', 'tiny_notebook', 'key_metric', 'sweep']
+__all__ = ['RunResult', 'scrub_notebook', 'WarmKernel', 'run_notebook', 'tiny_notebook', 'key_metric', 'sweep']
 
 # %% ../../nbs/01_experiment_tracking.ipynb #6ee661dd
 @dataclass
@@ -92,6 +94,38 @@ def _kernel_manager(env:dict, ipc_dir:str):
             if not self.shutting_down: await super()._async_interrupt_kernel()
     return JobKernelManager
 
+# %% ../../nbs/01_experiment_tracking.ipynb #00dca0c9
+_WARMUP = """import importlib
+for _m in %r:
+    try: importlib.import_module(_m)
+    except Exception: pass  # the job itself will say what is wrong
+del _m, importlib"""
+
+# %% ../../nbs/01_experiment_tracking.ipynb #873e7831
+class WarmKernel:
+    "A step's job kernel started ahead of it, importing what its notebook imports while the step before runs."
+    def __init__(self, nb:str|Path, # the step's notebook
+                 settings:Settings, # the pipeline's settings (the kernel's environment)
+                ):
+        from jupyter_core.utils import run_sync
+        from sixstack.tracking.context import imported_modules
+        self.ipc = tempfile.mkdtemp(prefix="sixstack-kernel-")
+        self.km = _kernel_manager(environment(settings) | {"SIXSTACK_JOB": "1"}, self.ipc)(kernel_name="python3")
+        run_sync(self.km.start_kernel)()
+        self.kc = self.km.client(); self.kc.start_channels()
+        with ast_lock: mods = [f"sixstack.{m}" for m in imported_modules(nb)]
+        self.kc.execute(_WARMUP % mods, silent=True, store_history=False)
+
+# %% ../../nbs/01_experiment_tracking.ipynb #a0f68046
+@patch_to(WarmKernel)
+def close(self):
+    "Stop the kernel and remove its sockets (once; closing again does nothing)."
+    from jupyter_core.utils import run_sync
+    if self.kc is None: return
+    self.kc.stop_channels(); self.kc = None
+    run_sync(self.km.shutdown_kernel)(now=True)
+    shutil.rmtree(self.ipc, ignore_errors=True)
+
 # %% ../../nbs/01_experiment_tracking.ipynb #d8d4d6da
 def _job_cells(path:Path, # a numbered notebook
                examples:bool=False, # also the chapter's examples (its test cells)
@@ -153,6 +187,8 @@ def run_notebook(path:str|Path, # the notebook to execute
                  *, examples:bool|None=None, # also run the chapter's examples (default: `SIXSTACK_JOB_EXAMPLES=1`)
                  upstream_key:str|None=None, # the upstream step's key (default: read from `upstream_run_id`'s run)
                  reuse:bool=False, # take a FINISHED run with the same key instead (`sixstack.tracking.reuse`)
+                 key:tuple|None=None, # its `step_key` (key, inputs), if already known
+                 kernel:WarmKernel|None=None, # a kernel started for it (closed when the step ends)
                 ) -> RunResult:
     "Execute a notebook with papermill as one MLflow run (or, with `reuse`, reuse an earlier run with the same key)."
     import papermill as pm
@@ -160,10 +196,11 @@ def run_notebook(path:str|Path, # the notebook to execute
     declared = _checked(path, parameters)
     m = MLOpsIntegration(settings=settings)
     up = upstream_key if upstream_key is not None else _upstream_key(m, parameters.get("upstream_run_id"))
-    key, parts = step_key(path, parameters, up)
+    key, parts = key or step_key(path, parameters, up)
     tags = {"sixstack.notebook": path.stem, "sixstack.kind": "notebook", "sixstack.step_key": key,
             "sixstack.step_inputs": json.dumps(key_inputs(parts), sort_keys=True)}
     if reuse and (hit := find_reusable(m, path.stem, key)):
+        if kernel: kernel.close()
         return _reused(m, hit, path, parameters, tags, parent_run_id, out_dir, settings)
     rid = m.start_experiment(run_name=path.stem, parent_run_id=parent_run_id, tags=tags)
     out_dir = Path(out_dir or settings.reports_dir / "runs" / f"{_stamp()}-{path.stem}-{rid[-8:]}")
@@ -182,7 +219,7 @@ def run_notebook(path:str|Path, # the notebook to execute
             parameters=parameters | ({"run_id": rid} if "run_id" in declared else {}),
             kernel_name="python3",
             progress_bar=progress,
-            kernel_manager_class=_kernel_manager(env, ipc),
+            **({"km": kernel.km} if kernel else {"kernel_manager_class": _kernel_manager(env, ipc)}),
         )
         status = "FINISHED"
     except Exception as e:
@@ -196,6 +233,7 @@ def run_notebook(path:str|Path, # the notebook to execute
         if output.exists(): scrub_notebook(output); m.log_artifact(output, "notebook")
         m.end_experiment("SCHEDULED" if status == "DEFERRED" else status)
         shutil.rmtree(ipc, ignore_errors=True)
+        if kernel: kernel.close()
     if status == "FINISHED":
         remember(settings, path.stem, key, rid, inputs=key_inputs(parts), wall_time=wall, folder=out_dir)
     spooled = sum(r["run"] == rid for r in m.spool.records())
