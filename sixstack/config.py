@@ -295,6 +295,7 @@ PROFILES = {
         importance_rows=300,
         latency_budget_ms=1.0,
         max_latency_ms=10.0,
+        max_rows=4000,  # a smoke run trains on a class-stratified sample of at most this many rows
     ),
     "default": dict(
         n_folds=5,

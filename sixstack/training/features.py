@@ -22,7 +22,7 @@ from ..data.tables import CATEGORICAL, CLASSES, FEATURES, active_contract
 # %% auto #0
 __all__ = ['ENGINEERED', 'VARIANTS', 'encode_labels', 'decode_labels', 'usable_engineered', 'numeric_frame', 'FeaturePipeline',
            'make_folds', 'oof_predict', 'scores', 'quick_model', 'compare_features', 'choose_features', 'JobData',
-           'job_data', 'Recipe']
+           'job_data', 'cap_rows', 'Recipe']
 
 # %% ../../nbs/02_preprocessing.ipynb #0cc39a3b
 def encode_labels(y:pd.Series) -> np.ndarray:
@@ -279,6 +279,23 @@ def job_data(handoff:dict, # the upstream hand-over ({} when standalone)
     train = add_match_p(load_table(handoff["train_path"]), ext)
     test = add_match_p(load_table(handoff["test_path"]), ext) if handoff.get("test_path") else None
     return JobData(handoff, train, encode_labels(train[LABEL]), test, ext)
+
+# %% ../../nbs/02_preprocessing.ipynb #1497740d
+def cap_rows(jd:JobData, # the job's tables
+             max_rows:int|None, # at most this many training rows (None: all of them)
+             seed:int, # the sample's seed
+             data_dir:Path, # where the sample is written
+            ) -> JobData:
+    "At most `max_rows` training rows: a class-stratified sample, handed on (path and fingerprint) to the next steps."
+    if not max_rows or len(jd.train) <= max_rows: return jd
+    from sklearn.model_selection import train_test_split
+    from sixstack.data.tables import fingerprint, load_table, write_csv
+    raw = load_table(jd.handoff["train_path"])
+    keep = np.sort(train_test_split(np.arange(len(raw)), train_size=max_rows, stratify=jd.y, random_state=seed)[0])
+    path = Path(data_dir) / "splits" / f"{fingerprint(raw)}-rows{max_rows}-{seed}.csv"
+    path.parent.mkdir(parents=True, exist_ok=True); write_csv(raw.iloc[keep], path)
+    capped = {"train_path": str(path), "train_fingerprint": fingerprint(raw.iloc[keep]), "rows_before_cap": len(raw)}
+    return job_data(jd.handoff | capped, data_dir)
 
 # %% ../../nbs/02_preprocessing.ipynb #73da4c65
 _SMALL = {"n_estimators": 250, "svm_max_rows": 3000}  # model sizes when no profile is given
