@@ -58,7 +58,8 @@ def _params(s):
 # %% ../../nbs/08a_cli.ipynb #ee87a24b
 def _reuse_args(p, steps:bool=False):
     "--no-reuse (and, for a pipeline, --force [STEP ...])."
-    p.add_argument("--no-reuse", action="store_true", help="run every step, even one whose key was run before")
+    p.add_argument("--no-reuse", action="store_true", help="run every step, even one whose key ran before" if steps
+                   else "run it even if a finished run had the same key (default: reuse that run)")
     if steps: p.add_argument("--force", nargs="*", metavar="STEP", help="run these steps (05 or 05_ensemble) and all "
                              "after them whatever their keys; with no STEP, every step")
 
