@@ -79,6 +79,11 @@ def scrub_notebook(path:str|Path, # an executed notebook
     if clean != doc: path.write_text(json.dumps(clean, indent=1, ensure_ascii=False), encoding="utf-8")
     return clean != doc
 
+# %% ../../nbs/01_experiment_tracking.ipynb #c9d4c5e7
+def _job_env(settings:Settings) -> dict:
+    "A job kernel's environment: the settings, and `SIXSTACK_JOB=1` (the notebook's `nbdev_export` cell skips itself)."
+    return environment(settings) | {"SIXSTACK_JOB": "1"}
+
 # %% ../../nbs/01_experiment_tracking.ipynb #d407b961
 def _kernel_manager(env:dict, ipc_dir:str):
     "A kernel manager class whose kernels get `env` and talk over IPC sockets in `ipc_dir`."
@@ -110,7 +115,7 @@ class WarmKernel:
         from jupyter_core.utils import run_sync
         from sixstack.tracking.context import imported_modules
         self.ipc = tempfile.mkdtemp(prefix="sixstack-kernel-")
-        self.km = _kernel_manager(environment(settings) | {"SIXSTACK_JOB": "1"}, self.ipc)(kernel_name="python3")
+        self.km = _kernel_manager(_job_env(settings), self.ipc)(kernel_name="python3")
         run_sync(self.km.start_kernel)()
         self.kc = self.km.client(); self.kc.start_channels()
         with ast_lock: mods = [f"sixstack.{m}" for m in imported_modules(nb)]
@@ -166,11 +171,10 @@ def _effective(declared:dict, parameters:dict) -> dict:
             for k, v in declared.items() if k not in _MECHANICS}
 
 # %% ../../nbs/01_experiment_tracking.ipynb #e2951b76
-def _reused(m:MLOpsIntegration, hit, path:Path, parameters:dict, tags:dict, parent:str|None, out_dir,
+def _reused(m:MLOpsIntegration, hit, path:Path, declared:dict, parameters:dict, tags:dict, parent:str|None, out_dir,
             settings:Settings) -> RunResult:
     "Record a step as reused from `hit` (`sixstack.tracking.reuse.record_reuse`) and describe it."
     out_dir = Path(out_dir or settings.reports_dir / "runs" / f"{_stamp()}-{path.stem}-reused-{hit.run_id[-8:]}")
-    declared = notebook_parameters(path)
     if "reports_dir" in declared: parameters.setdefault("reports_dir", str(out_dir))
     params, t0 = _effective(declared, parameters), time.perf_counter()
     rid = record_reuse(m, hit, path.stem, tags=tags, params=params, parent_run_id=parent, out_dir=out_dir)
@@ -201,7 +205,7 @@ def run_notebook(path:str|Path, # the notebook to execute
             "sixstack.step_inputs": json.dumps(key_inputs(parts), sort_keys=True)}
     if reuse and (hit := find_reusable(m, path.stem, key)):
         if kernel: kernel.close()
-        return _reused(m, hit, path, parameters, tags, parent_run_id, out_dir, settings)
+        return _reused(m, hit, path, declared, parameters, tags, parent_run_id, out_dir, settings)
     rid = m.start_experiment(run_name=path.stem, parent_run_id=parent_run_id, tags=tags)
     out_dir = Path(out_dir or settings.reports_dir / "runs" / f"{_stamp()}-{path.stem}-{rid[-8:]}")
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -210,8 +214,7 @@ def run_notebook(path:str|Path, # the notebook to execute
     m.log_parameters(effective)
     output, status, error, t0 = out_dir / path.name, "FAILED", None, time.perf_counter()
     # papermill's `cwd` is a process-wide chdir (unsafe in a sweep): paths come from SIXSTACK_HOME
-    env = environment(settings) | {"SIXSTACK_JOB": "1"}
-    ipc = tempfile.mkdtemp(prefix="sixstack-kernel-")
+    ipc = None if kernel else tempfile.mkdtemp(prefix="sixstack-kernel-")  # a warm kernel has its own
     try:
         pm.execute_notebook(
             _job_cells(path, os.environ.get("SIXSTACK_JOB_EXAMPLES") == "1" if examples is None else examples),
@@ -219,7 +222,7 @@ def run_notebook(path:str|Path, # the notebook to execute
             parameters=parameters | ({"run_id": rid} if "run_id" in declared else {}),
             kernel_name="python3",
             progress_bar=progress,
-            **({"km": kernel.km} if kernel else {"kernel_manager_class": _kernel_manager(env, ipc)}),
+            **({"km": kernel.km} if kernel else {"kernel_manager_class": _kernel_manager(_job_env(settings), ipc)}),
         )
         status = "FINISHED"
     except Exception as e:
@@ -232,7 +235,7 @@ def run_notebook(path:str|Path, # the notebook to execute
         m.set_tags({"sixstack.status": status} | ({"sixstack.error": error[:4000]} if error else {}))
         if output.exists(): scrub_notebook(output); m.log_artifact(output, "notebook")
         m.end_experiment("SCHEDULED" if status == "DEFERRED" else status)
-        shutil.rmtree(ipc, ignore_errors=True)
+        if ipc: shutil.rmtree(ipc, ignore_errors=True)
         if kernel: kernel.close()
     if status == "FINISHED":
         remember(settings, path.stem, key, rid, inputs=key_inputs(parts), wall_time=wall, folder=out_dir)
