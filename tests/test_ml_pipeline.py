@@ -9,7 +9,6 @@ import pytest
 
 from conftest import NBS, ROOT, cli
 from sixstack.data.tables import FEATURES, LABEL, load_table, write_sample
-from sixstack.tracking.runner import run_notebook
 from sixstack.tracking import context
 from sixstack.tracking.pipeline import pipeline_notebooks, plan_pipeline, run_pipeline
 from sixstack.tracking.models import load_model
@@ -104,18 +103,6 @@ def test_cli_predict_scores_a_file(trained):
     assert bad.returncode == 2 and "refusing to load" in bad.stderr
 
 
-def test_same_seed_same_oof(trained):
-    settings, sample, res, tmp = trained
-    first = _step(res, "05_ensemble")
-    again = run_notebook(NBS / "05_ensemble.ipynb", {"upstream_run_id": _step(res, "04_model_stacks").run_id, "profile": "fast"},
-                         settings=settings, progress=False)
-    assert again.ok, again.error
-    m = MLOpsIntegration(settings=settings)
-    a = pd.read_csv(m.download_artifact("reports/oof_predictions.csv", first.run_id))
-    b = pd.read_csv(m.download_artifact("reports/oof_predictions.csv", again.run_id))
-    pd.testing.assert_frame_equal(a, b, check_exact=True)
-
-
 def test_cli_predict_bad_input_files(trained, tmp_path):
     settings, sample, res, tmp = trained
     uri = f"runs:/{_step(res, '05_ensemble').run_id}/model"
@@ -190,7 +177,7 @@ def test_unchanged_rerun_reuses_every_step(trained):
 
 
 def test_an_edit_to_05_reruns_05_to_08_and_trains_the_same_model(trained, tmp_path):
-    "One code cell of 05 edited in a copy of the notebooks: 00-04 reused, 05-08 run, the model as from scratch."
+    "One code cell of 05 edited in a copy of the notebooks: 00-04 reused, 05-08 run, the model and OOF as from scratch."
     settings, sample, res, tmp = trained
     copies = tmp_path / "nbs"; copies.mkdir()
     for p in pipeline_notebooks(NBS): shutil.copy(p, copies / p.name)
@@ -205,6 +192,8 @@ def test_an_edit_to_05_reruns_05_to_08_and_trains_the_same_model(trained, tmp_pa
     assert [s.status for s in again.steps] == ["REUSED"] * 5 + ["FINISHED"] * 4, [s.error for s in again.steps]
     m = MLOpsIntegration(settings=settings)
     assert _content(again.reports / "05_ensemble" / "model") == _content(res.reports / "05_ensemble" / "model")
+    oof = [pd.read_csv(m.download_artifact("reports/oof_predictions.csv", _step(r, "05_ensemble").run_id)) for r in (res, again)]
+    pd.testing.assert_frame_equal(*oof, check_exact=True)  # same seed, same out-of-fold predictions
     held = [m.get_run(_step(r, "06_model_registry").run_id)["metrics"]["holdout_accuracy"] for r in (res, again)]
     assert held[0] == held[1]
 

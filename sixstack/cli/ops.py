@@ -111,12 +111,15 @@ def service_app(settings:Settings, # tokens, stores and the experiment
     from sixstack.serving.predlog import PredictionLog
     from sixstack.serving.served import Watcher, alias_version, load_served
     from sixstack.serving.service import Service, create_app
+    from sixstack.tracking.store import store_modules
+    page_modules = ("sixstack.monitoring.pages", "sklearn.metrics", *store_modules(settings))  # a first page needs
+    pool = render_process(warm=page_modules) if log else None  # its worker does while the model loads
     try: first = load_served(settings, name, alias, allow_ungated)  # its data contract becomes the service's
     except Exception as e: first = e  # /ready will say why
     contract = active_contract()  # the log's columns, the validation, the page; a later version must share it
     predlog = PredictionLog(settings.monitor_db, settings.retention_days, wait_s=log_timeout) if log else None
     page = functools.partial(dashboard_page, settings, settings.monitor_db, contract=contract)
-    board = Dashboard(page, settings.dashboard_token, render_process()) if log else None
+    board = Dashboard(page, settings.dashboard_token, pool) if log else None
     load = lambda which: (lambda: load_served(settings, name, which, allow_ungated, contract))
     svc = Service(_first_then(first, load(alias)), max_batch=max_batch, admin_token=settings.admin_token,
                   feedback_token=settings.feedback_token, predlog=predlog, dashboard=board,

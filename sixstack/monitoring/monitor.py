@@ -27,8 +27,8 @@ logger = logging.getLogger("sixstack.monitoring")
 __all__ = ['logger', 'REFERENCE_ARTIFACT', 'RULES', 'reference_profile', 'Recent', 'load_reference', 'shift_sample', 'Thresholds',
            'thresholds_for', 'prediction_drift', 'performance', 'window_counts', 'window_drift', 'Window', 'Rule',
            'rule', 'rules', 'MonitorResult', 'evaluate', 'dispatch', 'parse_since', 'version_context', 'monitor',
-           'retrain_table', 'retrain', 'job_tables', 'simulation_rows', 'send_traffic', 'simulate', 'judge_simulation',
-           'ab_power']
+           'retrain_table', 'retrain', 'job_tables', 'simulation_rows', 'send_traffic', 'serve_simulation',
+           'judge_simulation', 'ab_power']
 
 # %% ../../nbs/08_monitoring.ipynb #8d653059
 REFERENCE_ARTIFACT = "monitoring/reference.parquet"
@@ -508,7 +508,7 @@ def send_traffic(url:str, # a running service
     return len(rows)
 
 # %% ../../nbs/08_monitoring.ipynb #658dcaa2
-def simulate(settings:Settings, # the registry the service loads from; the log goes to its reports folder
+def serve_simulation(settings:Settings, # the registry the service loads from; the log goes to its reports folder
              served, # the `Served` version to serve
              pool:pd.DataFrame, # labelled rows to draw the traffic from
              *, n_normal:int, n_drifted:int, batch_size:int=100, alias:str="production") -> PredictionLog:

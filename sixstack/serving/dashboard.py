@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import importlib
 import logging
 import os
 import secrets
@@ -112,8 +113,18 @@ async def dashboard(request:Request, last:int=1000, token:str|None=None):
     return HTMLResponse(html, headers={"cache-control": "no-store", "content-security-policy": csp})
 
 # %% ../../nbs/07f_dashboard.ipynb #4b6f0386
-def render_process():
-    "A one-process pool at a lower CPU priority, for drawing dashboard pages."
+def _start_worker(modules:tuple[str, ...]):
+    "A render worker's start: ten steps nicer, then the modules its pages need."
+    os.nice(10)
+    for m in modules: importlib.import_module(m)
+
+# %% ../../nbs/07f_dashboard.ipynb #fc4a96dd
+def render_process(warm:tuple[str, ...]=(), # modules the worker imports as it starts (e.g. the page's module)
+                  ):
+    "A one-process pool at a lower CPU priority, for drawing dashboard pages; its worker starts now."
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
-    return ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), initializer=os.nice, initargs=(10,))
+    pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker,
+                               initargs=(tuple(warm),))
+    pool.submit(int)  # a pool starts its worker at the first task: start it now, while the service loads its model
+    return pool

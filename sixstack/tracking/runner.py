@@ -5,6 +5,7 @@
 # %% ../../nbs/01_experiment_tracking.ipynb #22531535
 from __future__ import annotations
 
+import ast
 import itertools
 import json
 import os
@@ -24,6 +25,7 @@ from fastcore.basics import patch_to
 
 from .mlops import MLOpsIntegration, ast_lock, notebook_parameters
 from .context import step_key
+from .store import store_modules
 from .reuse import find_reusable, key_inputs, record_reuse, remember, run_record
 
 # %% auto #0
@@ -118,7 +120,7 @@ class WarmKernel:
         self.km = _kernel_manager(_job_env(settings), self.ipc)(kernel_name="python3")
         run_sync(self.km.start_kernel)()
         self.kc = self.km.client(); self.kc.start_channels()
-        with ast_lock: mods = [f"sixstack.{m}" for m in imported_modules(nb)]
+        with ast_lock: mods = [f"sixstack.{m}" for m in imported_modules(nb)] + store_modules(settings)
         self.kc.execute(_WARMUP % mods, silent=True, store_history=False)
 
 # %% ../../nbs/01_experiment_tracking.ipynb #a0f68046
@@ -155,12 +157,29 @@ def _upstream_key(m:MLOpsIntegration, run_id:str|None) -> str|None:
     try: return m.get_run(run_id)["tags"].get("sixstack.step_key") or f"run:{run_id}"
     except Exception: return f"run:{run_id}"
 
+# %% ../../nbs/01_experiment_tracking.ipynb #9715e85e
+def _shadowed(path:Path, names) -> list[str]:
+    "Parameters that a code cell of the notebook defines again as a function or class (hiding the value given)."
+    out = []
+    for cell in json.loads(Path(path).read_text(encoding="utf-8"))["cells"]:
+        if cell["cell_type"] != "code": continue
+        src = "\n".join(x for x in "".join(cell["source"]).split("\n") if not x.lstrip().startswith(("%", "!")))
+        try:
+            with ast_lock: tree = ast.parse(src)
+        except SyntaxError: continue
+        defs = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+        out += [n.name for n in tree.body if isinstance(n, defs) and n.name in names and n.name not in out]
+    return out
+
 # %% ../../nbs/01_experiment_tracking.ipynb #fd9bcb49
 def _checked(path:Path, parameters:dict) -> dict:
     "The notebook's declared parameters; an unknown one given is an error naming what it has."
     declared = notebook_parameters(path)
     unknown = sorted(set(parameters) - set(declared))
     if unknown: raise ValueError(f"{path.name} has no parameter(s) {', '.join(unknown)}; it has: {', '.join(declared)}")
+    if hidden := _shadowed(path, declared):
+        raise ValueError(f"{path.name}: parameter(s) {', '.join(hidden)} also defined as a function or class by "
+                         "a later cell, which would hide the value given; rename one")
     return declared
 
 # %% ../../nbs/01_experiment_tracking.ipynb #d60cb737

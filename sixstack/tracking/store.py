@@ -21,7 +21,7 @@ from fastcore.basics import patch_to
 from ..config import Settings, redact
 
 # %% auto #0
-__all__ = ['DOWN_HOLD_S', 'Spool', 'warn_once', 'store_down', 'mark_down', 'connect', 'experiment_id']
+__all__ = ['DOWN_HOLD_S', 'Spool', 'warn_once', 'store_down', 'mark_down', 'connect', 'store_modules', 'experiment_id']
 
 # %% ../../nbs/01g_store.ipynb #6f6befd6
 class Spool:
@@ -151,6 +151,14 @@ def connect(settings:Settings):
         client = MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
         client.search_experiments(max_results=1)
     return client
+
+# %% ../../nbs/01g_store.ipynb #dd2601e0
+def store_modules(settings:Settings) -> list[str]:
+    "The MLflow modules a client of the settings' tracking store and registry imports."
+    uri = settings.tracking_uri
+    kind = ("rest_store" if uri.startswith(("http:", "https:", "databricks")) else
+            "file_store" if "://" not in uri or uri.startswith("file:") else "sqlalchemy_store")
+    return ["mlflow.tracking", f"mlflow.store.tracking.{kind}", f"mlflow.store.model_registry.{kind}"]
 
 # %% ../../nbs/01g_store.ipynb #05679ba2
 def experiment_id(client, settings:Settings, name:str|None=None) -> str:
