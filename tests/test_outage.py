@@ -46,7 +46,8 @@ def _killed_mid_pipeline(when:str, sample, tmp_path):
     server = MlflowServer(f"sqlite:///{tmp_path}/mlflow.db", tmp_path / "artifacts", tmp_path).start()
     env = {"MLFLOW_TRACKING_URI": server.url, "MLFLOW_EXPERIMENT_NAME": "outage", "SIXSTACK_REPORTS_DIR": str(tmp_path / "reports"),
            "SIXSTACK_DATA_DIR": str(tmp_path / "data"), "SIXSTACK_SPOOL": str(tmp_path / "spool" / "spool.jsonl"),
-           "SIXSTACK_OPTUNA_STORAGE": f"sqlite:///{tmp_path}/optuna.db", "SIXSTACK_TRACKING_TIMEOUT": "5", "MODEL_REGISTRY_NAME": "outage_model"}
+           "SIXSTACK_OPTUNA_STORAGE": f"sqlite:///{tmp_path}/optuna.db", "SIXSTACK_TRACKING_TIMEOUT": "5", "MODEL_REGISTRY_NAME": "outage_model",
+           "SIXSTACK_MONITOR_DB": f"sqlite:///{tmp_path}/monitoring.db"}  # 08 checks this (empty) log
     args = ["run", "--train", sample["train"], "--test", sample["test"], "--external", sample["external"], "--profile", "fast",
             "-r", "stacks", "C,E", "-r", "methods", "none", "-p", "n_check", "50",
             "-p", "simulate", "False"]  # 08 checks the (empty) log: its simulation is test_ml_pipeline's
