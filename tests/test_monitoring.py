@@ -16,6 +16,7 @@ import pytest
 from conftest import ROOT, cli, start_server, train_model
 from sixstack.data.tables import FEATURES, LABEL, make_frame
 from sixstack.monitoring.monitor import Thresholds, evaluate, load_reference, shift_sample
+from sixstack.monitoring.pages import CHARTS
 from sixstack.serving.predlog import PredictionLog
 from sixstack.tracking.mlops import MLOpsIntegration
 
@@ -129,7 +130,7 @@ def test_report_alerts_reach_the_webhook(world, traffic):
     assert {"data_drift", "performance_drop"} <= set(stored["kind"])
     report = re.search(r"report: (\S+\.html)", r.stdout).group(1)
     html = open(report).read()
-    assert html.count('<figure class="chart"') == 6 and "data_drift" in html
+    assert html.count('<figure class="chart"') == len(CHARTS) and "data_drift" in html and 'data-chart="calibration"' in html
     c = MLOpsIntegration(settings=settings).client
     runs = c.search_runs([c.get_experiment_by_name("monitoring-tests").experiment_id])
     assert any(r_.data.metrics.get("n_alerts", 0) >= 2 for r_ in runs)
@@ -170,7 +171,7 @@ def test_dashboard_renders_in_chromium(traffic):
     # the browser-friendly way: ?token= once, answered with a redirect that sets an HttpOnly cookie and drops the token from the address
     dom = subprocess.run(base + ["--dump-dom", f"{url}/dashboard?last=300&token={DASHBOARD}"], capture_output=True, text=True, timeout=120).stdout
     m = re.search(r'<body[^>]*data-charts="(\d+)"[^>]*data-charts-rendered="(\d+)"', dom)
-    assert m and m.group(1) == m.group(2) == "6", dom[:500]
+    assert m and m.group(1) == m.group(2) == str(len(CHARTS)), dom[:500]
     assert "Time_spent_Alone" in dom and "Alerts (" in dom
     subprocess.run(base + ["--window-size=1200,2400", f"--screenshot={shot}", f"{url}/dashboard?last=300&token={DASHBOARD}"], capture_output=True, timeout=120)
     assert shot.stat().st_size > 20_000

@@ -214,7 +214,9 @@ def _args_monitor(p):
     p.add_argument("--db", help="prediction log URL (default: SIXSTACK_MONITOR_DB)")
     p.add_argument("--contract", help="data contract (TOML) of the logged records (default: the personality data's)")
     for k, v in asdict(Thresholds()).items():
-        p.add_argument(f"--{k.replace('_', '-')}", type=type(v), help=f"threshold (default: the environment's or {v})")
+        default = "learned from the reference" if v is None else v  # (a bound the reference's spread sets)
+        p.add_argument(f"--{k.replace('_', '-')}", type=float if v is None else type(v),
+                       help=f"threshold (default: the environment's or {default})")
     p.add_argument(
         "--retrain-on-drift",
         action="store_true",

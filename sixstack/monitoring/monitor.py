@@ -42,16 +42,19 @@ def reference_profile(X:pd.DataFrame, # training rows (at least the seven featur
                       *, n:int=10_000, # most training rows kept
                       seed:int=0) -> pd.DataFrame:
     "The reference sample: features of training (+ held-out) rows, the final model's outputs on the holdout (or OOF)."
+    from sixstack.data.tables import LABEL
     ref = X[FEATURES].reset_index(drop=True).assign(probability=np.asarray(probability, float))
     if len(ref) > n: ref = ref.sample(n, random_state=seed).reset_index(drop=True)
     if holdout is not None and len(holdout):
         ref = pd.concat(
             [
                 ref.assign(probability=np.nan),
-                holdout[FEATURES].assign(probability=np.asarray(holdout_probability, float)),
+                holdout[FEATURES].assign(probability=np.asarray(holdout_probability, float),
+                                         true_label=holdout[LABEL] if LABEL in holdout else None),
             ],
             ignore_index=True,
         )
+    if "true_label" not in ref: ref["true_label"] = None  # the holdout's true classes (estimation's calibration)
     ref["label"] = np.where(
         ref["probability"].isna(), None, np.where(ref["probability"] >= threshold, CLASSES[1], CLASSES[0])
     )
@@ -123,6 +126,8 @@ class Thresholds:
     # an alert of the same kind for the same version is not raised again within this time (0: always)
     repeat_hours: float = 6.0
     ab_alpha: float = 0.05  # significance level of the champion/challenger tests
+    min_estimated_accuracy: float|None = None  # alert below this estimated accuracy (None: learned from the reference)
+    max_ece: float|None = None  # alert above this calibration error (None: learned from the reference)
 
 # %% ../../nbs/08_monitoring.ipynb #dc9e6d7f
 def thresholds_for(settings:Settings, # its environment's thresholds (`environments.toml`) apply
@@ -226,8 +231,10 @@ def rule(kind:str, # the alert kind it raises (one rule per kind: a new one repl
 # %% ../../nbs/08_monitoring.ipynb #45b93842
 def rules() -> dict[str, Rule]:
     "Every registered rule: the built-in ones and those of installed packages (entry point group `sixstack.monitors`)."
+    import sixstack.monitoring.estimate  # noqa: F401 -- the built-in rules of `08e_estimate` register on import
     load_plugins("sixstack.monitors")  # importing their modules registers their rules
-    return RULES
+    from sixstack.monitoring import monitor as package  # this notebook run as a job has a registry of its own:
+    return RULES | {k: r for k, r in package.RULES.items() if k not in RULES}  # add what registered in the package
 
 # %% ../../nbs/08_monitoring.ipynb #98484c6e
 @rule("data_drift", "warning", retrain=True)
@@ -515,6 +522,7 @@ def serve_simulation(settings:Settings, # the registry the service loads from; t
     "Serve `served` with a fresh prediction log, send normal then drifted traffic with feedback; returns the log."
     import secrets
     import httpx
+    from sixstack.monitoring.pages import CHARTS
     from sixstack.serving.service import start_service
     db = Path(settings.reports_dir) / "monitoring-simulation.db"
     for p in db.parent.glob(db.name + "*"): p.unlink()
@@ -525,8 +533,8 @@ def serve_simulation(settings:Settings, # the registry the service loads from; t
     try:
         for part in simulation_rows(pool, n_normal, n_drifted): send_traffic(url, part, batch_size, auth)
         page = httpx.get(f"{url}/dashboard", params={"last": n_drifted}, headers=auth, timeout=120)
-        if page.status_code != 200 or page.text.count('<figure class="chart"') != 6:
-            raise RuntimeError(f"the dashboard did not draw its six charts: {page.status_code} {page.text[:300]}")
+        if page.status_code != 200 or page.text.count('<figure class="chart"') != len(CHARTS):
+            raise RuntimeError(f"the dashboard did not draw its {len(CHARTS)} charts: {page.status_code}")
         if 'sixstack_window_metric{name="n_predictions"}' not in httpx.get(f"{url}/metrics", timeout=30).text:
             raise RuntimeError("the service did not export the drawn window's monitoring metrics on /metrics")
     finally: proc.terminate(); proc.wait(10)

@@ -16,11 +16,13 @@ from ..data import report
 from ..config import Settings
 from ..data.tables import CATEGORICAL, CLASSES, FEATURES, RANGES, Contract, active_contract, use_contract
 from .monitor import MonitorResult, Recent, Thresholds, monitor
+from .estimate import calibrated, calibration_error, expected_correct, labelled_reference, reliability
 from ..serving.predlog import PredictionLog
 
 # %% auto #0
-__all__ = ['CHARTS', 'chart_volume', 'chart_class_mix', 'chart_drift', 'chart_distributions', 'chart_performance', 'chart_alerts',
-           'render_html', 'write_report', 'dashboard_page', 'publish', 'report_run']
+__all__ = ['CHARTS', 'chart_volume', 'chart_class_mix', 'chart_drift', 'chart_distributions', 'chart_performance',
+           'chart_calibration', 'chart_alerts', 'render_html', 'write_report', 'dashboard_page', 'publish',
+           'report_run']
 
 # %% ../../nbs/08b_pages.ipynb #2864e252
 def _time_bins(df:pd.DataFrame, k:int=24) -> pd.Series:
@@ -101,18 +103,37 @@ def chart_distributions(res:MonitorResult):
 
 # %% ../../nbs/08b_pages.ipynb #03038283
 def chart_performance(res:MonitorResult):
-    "Accuracy over time from feedback, against the version's CV accuracy."
+    "Accuracy over time: estimated from the probabilities (no labels needed) and realized from feedback, against CV."
     f = report.figure(); ax = f.subplots(); df = res.predictions
-    lab = df[df["true_label"].notna()] if len(df) else df
-    if not len(lab): report.empty(ax, "no feedback (true labels) in the window yet")
+    if not len(df): report.empty(ax, "no predictions in the window")
     else:
-        gl = lab.assign(t=pd.to_datetime(lab["ts"], unit="s"), ok=lab["label"] == lab["true_label"]).groupby(
-            _time_bins(lab), observed=True
-        )
-        ax.plot(gl["t"].median(), gl["ok"].mean(), marker="o", label="accuracy (labelled)")
+        right = expected_correct(calibrated(df["probability"], res.reference), df["label"])
+        g = df.assign(t=pd.to_datetime(df["ts"], unit="s"), right=right).groupby(_time_bins(df), observed=True)
+        ax.plot(g["t"].median(), g["right"].mean(), marker=".", ls="--", label="estimated (no labels needed)")
+        lab = df[df["true_label"].notna()] if "true_label" in df else df.iloc[:0]
+        if len(lab):
+            gl = lab.assign(t=pd.to_datetime(lab["ts"], unit="s"), ok=lab["label"] == lab["true_label"]).groupby(
+                _time_bins(lab), observed=True)
+            ax.plot(gl["t"].median(), gl["ok"].mean(), marker="o", label="realized (feedback)")
         if res.cv_accuracy: ax.axhline(res.cv_accuracy, ls="--", c="gray", label="CV accuracy")
         ax.set_ylim(0, 1.02); ax.legend(fontsize=8); report.time_axis(ax)
-    ax.set_title("Performance from feedback"); return f
+    ax.set_title("Performance: estimated and realized"); return f
+
+# %% ../../nbs/08b_pages.ipynb #9cce64aa
+def chart_calibration(res:MonitorResult):
+    "Reliability curves of the window's labelled predictions and the reference's held-out rows."
+    f = report.figure(); ax = f.subplots(); df = res.predictions
+    curves = {"reference": labelled_reference(res.reference),
+              "window": df[df["true_label"].notna()] if len(df) and "true_label" in df else None}
+    curves = {k: v for k, v in curves.items() if v is not None and len(v)}
+    if not curves: report.empty(ax, "no labelled predictions and no reference labels")
+    else:
+        ax.plot([0, 1], [0, 1], ls=":", c="gray", label="calibrated")
+        for name, rows in curves.items():
+            p, y = rows["probability"], rows["true_label"]; t = reliability(p, y)
+            ax.plot(t["predicted"], t["observed"], marker="o", label=f"{name} (ECE {calibration_error(p, y):.3f})")
+        ax.set_xlabel(f"predicted P({CLASSES[1]})"); ax.set_ylabel("observed share"); ax.legend(fontsize=8)
+    ax.set_title("Calibration (reliability curve)"); return f
 
 # %% ../../nbs/08b_pages.ipynb #e9a84581
 def chart_alerts(res:MonitorResult):
@@ -131,6 +152,7 @@ CHARTS = {
     "drift": chart_drift,
     "distributions": chart_distributions,
     "performance": chart_performance,
+    "calibration": chart_calibration,
     "alerts": chart_alerts,
 }
 
