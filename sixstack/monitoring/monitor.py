@@ -128,6 +128,7 @@ class Thresholds:
     ab_alpha: float = 0.05  # significance level of the champion/challenger tests
     min_estimated_accuracy: float|None = None  # alert below this estimated accuracy (None: learned from the reference)
     max_ece: float|None = None  # alert above this calibration error (None: learned from the reference)
+    domain_auc: float|None = None  # multivariate drift above this AUROC (None: the null bound for the sizes)
 
 # %% ../../nbs/08_monitoring.ipynb #dc9e6d7f
 def thresholds_for(settings:Settings, # its environment's thresholds (`environments.toml`) apply
@@ -231,7 +232,7 @@ def rule(kind:str, # the alert kind it raises (one rule per kind: a new one repl
 # %% ../../nbs/08_monitoring.ipynb #45b93842
 def rules() -> dict[str, Rule]:
     "Every registered rule: the built-in ones and those of installed packages (entry point group `sixstack.monitors`)."
-    import sixstack.monitoring.estimate  # noqa: F401 -- the built-in rules of `08e_estimate` register on import
+    import sixstack.monitoring.estimate, sixstack.monitoring.multivariate  # noqa: F401, E401 -- their rules register
     load_plugins("sixstack.monitors")  # importing their modules registers their rules
     from sixstack.monitoring import monitor as package  # this notebook run as a job has a registry of its own:
     return RULES | {k: r for k, r in package.RULES.items() if k not in RULES}  # add what registered in the package
