@@ -17,7 +17,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from ..config import Settings, load_plugins
+from ..config import Settings, load_plugins, scrub
 from ..data.tables import CATEGORICAL, CLASSES, FEATURES, NUMERIC, RANGES, active_contract
 from ..serving.predlog import ALERTS, PredictionLog
 
@@ -335,7 +335,11 @@ def evaluate(df:pd.DataFrame, # the window's predictions (from `PredictionLog.pr
     w = Window(df, errors, reference, cv_accuracy, th, window, version)
     s, alerts = {k: v for k, v in w.counts.items() if k != "by_status"}, []
     for r in rules().values():
-        metrics, alert = r.fn(w); s |= metrics
+        try: metrics, alert = r.fn(w)
+        except Exception as e:  # one broken rule (a plug-in's, say) must not blind the others
+            logger.error("monitoring rule %s failed: %s", r.kind, scrub(f"{type(e).__name__}: {e}")[:500])
+            s[f"rule_failed_{r.kind}"] = type(e).__name__; continue
+        s |= metrics
         if alert:
             a = dict(alert); msg, value, limit = a.pop("message"), a.pop("value"), a.pop("threshold")
             alerts.append(_alert(r.kind, r.severity, msg, value, limit, window, version, **a))

@@ -18,7 +18,9 @@ __all__ = ['domain_auc', 'auc_bound', 'shuffle_columns']
 def _encoded(rows:pd.DataFrame) -> pd.DataFrame:
     "The features, categorical ones as codes shared by all rows (NaN where missing)."
     X = rows[FEATURES].reset_index(drop=True).copy()
-    for c in CATEGORICAL: X[c] = X[c].astype("category").cat.codes.replace(-1, np.nan).astype(float)
+    for c in FEATURES:  # (a log on PostgreSQL gives numbers back as objects)
+        if c in CATEGORICAL: X[c] = X[c].astype("category").cat.codes.replace(-1, np.nan).astype(float)
+        else: X[c] = pd.to_numeric(X[c], errors="coerce").astype(float)
     return X
 
 # %% ../../nbs/08f_multivariate.ipynb #4fd8aad2
