@@ -521,9 +521,9 @@ def send_traffic(url:str, # a running service
 
 # %% ../../nbs/08_monitoring.ipynb #658dcaa2
 def serve_simulation(settings:Settings, # the registry the service loads from; the log goes to its reports folder
-             served, # the `Served` version to serve
-             pool:pd.DataFrame, # labelled rows to draw the traffic from
-             *, n_normal:int, n_drifted:int, batch_size:int=100, alias:str="production") -> PredictionLog:
+                     served, # the `Served` version to serve
+                     pool:pd.DataFrame, # labelled rows to draw the traffic from
+                     *, n_normal:int, n_drifted:int, batch_size:int=100, alias:str="production") -> PredictionLog:
     "Serve `served` with a fresh prediction log, send normal then drifted traffic with feedback; returns the log."
     import secrets
     import httpx
