@@ -107,7 +107,7 @@ def window_estimate(w:Window) -> tuple[dict, pd.DataFrame|None]:
 @rule("estimated_performance_drop", "critical")
 def _estimated_performance_drop(w:Window):
     est, ref = window_estimate(w)
-    m = {f"window_{k}": v for k, v in est.items() if k in ("estimated_accuracy", "estimated_log_loss")}
+    m = {(f"window_{k}" if k.startswith("estimated") else k): v for k, v in est.items()}  # with the expected counts
     if not est: return m, None
     fixed, n = w.th.min_estimated_accuracy, len(w.df)
     if fixed is not None: bound = fixed

@@ -31,14 +31,15 @@ def domain_auc(reference:pd.DataFrame, # reference rows (features)
     "Cross-validated AUROC of a classifier telling window from reference rows, and each feature's share of its gain."
     from lightgbm import LGBMClassifier
     from sklearn.metrics import roc_auc_score
-    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+    from sklearn.model_selection import StratifiedKFold
     ref = reference.sample(min(len(reference), max_rows), random_state=seed)
     cur = window.sample(min(len(window), max_rows), random_state=seed)
     X, y = _encoded(pd.concat([ref, cur])), np.r_[np.zeros(len(ref)), np.ones(len(cur))]
     model = LGBMClassifier(n_estimators=60, num_leaves=15, learning_rate=0.1, verbose=-1, n_jobs=1, random_state=seed)
-    cv = StratifiedKFold(folds, shuffle=True, random_state=seed)
-    p = cross_val_predict(model, X, y, cv=cv, method="predict_proba")[:, 1]
-    gain = model.fit(X, y).booster_.feature_importance("gain")
+    p, gain = np.zeros(len(y)), np.zeros(len(FEATURES))
+    for fit, held in StratifiedKFold(folds, shuffle=True, random_state=seed).split(X, y):
+        model.fit(X.iloc[fit], y[fit]); p[held] = model.predict_proba(X.iloc[held])[:, 1]
+        gain += model.booster_.feature_importance("gain")  # the fold models' gain: no fit beyond the folds'
     share = pd.Series(gain / max(gain.sum(), 1e-12), index=FEATURES)
     return float(roc_auc_score(y, p)), share.sort_values(ascending=False)
 
