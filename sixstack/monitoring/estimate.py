@@ -106,20 +106,17 @@ def window_estimate(w:Window) -> tuple[dict, pd.DataFrame|None]:
 # %% ../../nbs/08e_estimate.ipynb #f9c76314
 @rule("estimated_performance_drop", "critical")
 def _estimated_performance_drop(w:Window):
-    est, ref = window_estimate(w)
+    est, _ = window_estimate(w)
     m = {(f"window_{k}" if k.startswith("estimated") else k): v for k, v in est.items()}  # with the expected counts
     if not est: return m, None
-    fixed, n = w.th.min_estimated_accuracy, len(w.df)
-    if fixed is not None: bound = fixed
-    elif ref is not None:
-        mean, sd = learned_bound(ref, lambda r: float((r["label"] == r["true_label"]).mean()), n); bound = mean - 3 * sd
-    elif w.cv_accuracy is not None: bound = w.cv_accuracy - w.th.accuracy_drop
-    else: return m, None
+    from sixstack.monitoring.bounds import accuracy_floor
+    n = len(w.df); bound, source = accuracy_floor(w, n, w.th.min_estimated_accuracy)
+    if bound is None: return m, None
     m["estimated_accuracy_bound"] = bound
     labelled = int(w.df["true_label"].notna().sum()) if "true_label" in w.df else 0
     if labelled >= w.th.min_labels or est["estimated_accuracy"] >= bound: return m, None
     return m, {"message": f"estimated accuracy {est['estimated_accuracy']:.3f} on {n} predictions without enough "
-                          f"labels ({labelled}), below the bound {bound:.3f} learned from the reference",
+                          f"labels ({labelled}), below the bound {bound:.3f} ({source})",
                "value": est["estimated_accuracy"], "threshold": bound, "labelled": labelled}
 
 # %% ../../nbs/08e_estimate.ipynb #12c85b39
@@ -132,7 +129,7 @@ def _calibration(w:Window):
     if w.th.max_ece is not None: bound = w.th.max_ece
     elif ref is not None:
         mean, sd = learned_bound(ref, lambda r: calibration_error(r["probability"], r["true_label"]), len(lab))
-        bound = mean + 3 * sd
+        bound = mean + w.th.sigmas * sd
     else: return m, None
     m["ece_bound"] = bound
     if ece <= bound: return m, None

@@ -25,9 +25,9 @@ logger = logging.getLogger("sixstack.monitoring")
 
 # %% auto #0
 __all__ = ['logger', 'REFERENCE_ARTIFACT', 'RULES', 'reference_profile', 'Recent', 'load_reference', 'shift_sample', 'Thresholds',
-           'thresholds_for', 'prediction_drift', 'performance', 'window_counts', 'window_drift', 'Window', 'Rule',
-           'rule', 'rules', 'MonitorResult', 'evaluate', 'dispatch', 'parse_since', 'version_context', 'monitor',
-           'retrain_table', 'retrain', 'job_tables', 'simulation_rows', 'send_traffic', 'serve_simulation',
+           'thresholds_for', 'probability_bins', 'prediction_drift', 'performance', 'window_counts', 'window_drift',
+           'Window', 'Rule', 'rule', 'rules', 'MonitorResult', 'evaluate', 'dispatch', 'parse_since', 'version_context',
+           'monitor', 'retrain_table', 'retrain', 'job_tables', 'simulation_rows', 'send_traffic', 'serve_simulation',
            'judge_simulation', 'ab_power']
 
 # %% ../../nbs/08_monitoring.ipynb #8d653059
@@ -114,9 +114,10 @@ def shift_sample(df:pd.DataFrame, # rows with the contract's features
 class Thresholds:
     "When monitoring raises an alert."
     alpha: float = 0.01  # significance level of the drift tests
-    psi: float = 0.05  # PSI from which a significant shift counts as drift
+    psi: float|None = None  # PSI from which a significant shift counts as drift (None: learned per column)
     min_rows: int = 200  # fewest predictions in a window for drift tests
-    accuracy_drop: float = 0.05  # alert below CV accuracy minus this
+    min_accuracy: float|None = None  # alert below this accuracy on labelled predictions (None: learned)
+    accuracy_drop: float = 0.05  # without labelled reference rows: alert below CV accuracy minus this
     min_labels: int = 50  # fewest labelled predictions for a performance verdict
     error_rate: float = 0.05  # alert (critical) above this share of requests failing on the server's side (5xx)
     # alert (info) above this share of requests refused as bad (4xx): a client's doing, not an outage
@@ -129,6 +130,7 @@ class Thresholds:
     min_estimated_accuracy: float|None = None  # alert below this estimated accuracy (None: learned from the reference)
     max_ece: float|None = None  # alert above this calibration error (None: learned from the reference)
     domain_auc: float|None = None  # multivariate drift above this AUROC (None: the null bound for the sizes)
+    sigmas: float = 3.0  # a learned bound: the reference's mean metric ± this many of its standard deviations
 
 # %% ../../nbs/08_monitoring.ipynb #dc9e6d7f
 def thresholds_for(settings:Settings, # its environment's thresholds (`environments.toml`) apply
@@ -143,14 +145,21 @@ def thresholds_for(settings:Settings, # its environment's thresholds (`environme
     return Thresholds(**(settings.thresholds | {k: v for k, v in given.items() if v is not None}))
 
 # %% ../../nbs/08_monitoring.ipynb #edf67b32
-def prediction_drift(ref:pd.DataFrame, cur:pd.DataFrame, th:Thresholds) -> pd.DataFrame:
-    "Drift of the predicted probability (ten fixed bins) and class against the reference (chi-square + PSI)."
+def probability_bins(p:pd.Series) -> pd.Series:
+    "The predicted probabilities in ten fixed-width bins (0–0.1, …, 0.9–1), named as `pd.cut` names them."
+    edges = np.linspace(0, 1, 11); names = np.asarray(pd.cut([], edges, include_lowest=True).categories.astype(str))
+    x = p.to_numpy(float); i = np.clip(np.searchsorted(edges, x, side="left") - 1, 0, 9)  # right-closed bins
+    return pd.Series(np.where(np.isnan(x), None, names[i]), index=p.index, dtype=object)
+
+# %% ../../nbs/08_monitoring.ipynb #dfd8b067
+def prediction_drift(ref:pd.DataFrame, cur:pd.DataFrame, th:Thresholds, psi:dict|None=None) -> pd.DataFrame:
+    "Drift of the predicted probability (`probability_bins`) and class against the reference (chi-square + PSI)."
     # here, not at import: `sixstack --help` need not load scipy and pandera
     from sixstack.data.validation import feature_drift
-    ref = ref[ref["probability"].notna()]
-    bins = lambda p: pd.cut(p.astype(float), np.linspace(0, 1, 11), include_lowest=True).astype(str).astype(object)
-    rows = {"probability": feature_drift(bins(ref["probability"]), bins(cur["probability"]), th.alpha, th.psi),
-            "label": feature_drift(ref["label"].astype(object), cur["label"].astype(object), th.alpha, th.psi)}
+    ref, psi = ref[ref["probability"].notna()], psi or dict.fromkeys(["probability", "label"], th.psi or 0.05)
+    pr, pc = probability_bins(ref["probability"]), probability_bins(cur["probability"])
+    rows = {"probability": feature_drift(pr, pc, th.alpha, psi["probability"]),
+            "label": feature_drift(ref["label"].astype(object), cur["label"].astype(object), th.alpha, psi["label"])}
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("output")
 
 # %% ../../nbs/08_monitoring.ipynb #206705c8
@@ -184,10 +193,14 @@ def window_counts(df:pd.DataFrame, # a window's predictions
 
 # %% ../../nbs/08_monitoring.ipynb #9c57ef18
 def window_drift(reference:pd.DataFrame|None, df:pd.DataFrame, th:Thresholds) -> pd.DataFrame|None:
-    "Per-feature and prediction drift of a window against the reference (None without one, or below `min_rows`)."
+    "Per-feature and prediction drift of a window (PSI bounds: fixed, else learned at its size; None below min_rows)."
     if reference is None or len(df) < th.min_rows: return None
     from sixstack.data.validation import drift_table
-    return pd.concat([drift_table(reference, df, th.alpha, th.psi), prediction_drift(reference, df, th)])
+    from sixstack.monitoring.bounds import psi_bounds
+    cols = FEATURES + ["probability", "label"]
+    psi = dict.fromkeys(cols, th.psi) if th.psi else psi_bounds(reference, len(df), th.sigmas)
+    d = pd.concat([drift_table(reference, df, th.alpha, psi), prediction_drift(reference, df, th, psi)])
+    return d.assign(psi_bound=d.index.map(psi))
 
 # %% ../../nbs/08_monitoring.ipynb #be89f6bf
 @dataclass
@@ -244,11 +257,12 @@ def _data_drift(w:Window):
         few = f"{len(w.df)} predictions < min_rows {w.th.min_rows}"
         return {"drift_skipped": "no reference profile for this version" if w.reference is None else few}, None
     d = w.drift; is_feature = d.index.isin(FEATURES); feats = d[d["drift"] & is_feature]
-    m = {"psi_threshold": w.th.psi, "drifted_features": list(feats.index),
+    m = {"drifted_features": list(feats.index), "psi_learned": int(w.th.psi is None),
          "max_psi": float(d.loc[FEATURES, "psi"].max()), "prediction_psi": float(d.loc["probability", "psi"])}
     if not len(feats): return m, None
     which = ", ".join(f"{f} (PSI {r.psi:.2f}, p={r.p_value:.1e})" for f, r in feats.iterrows())
-    return m, {"message": f"data drift in {which}", "value": feats["psi"].max(), "threshold": w.th.psi,
+    top = feats.loc[feats["psi"].idxmax()]
+    return m, {"message": f"data drift in {which}", "value": top["psi"], "threshold": top["psi_bound"],
                "features": feats.round(6).to_dict(orient="index")}
 
 # %% ../../nbs/08_monitoring.ipynb #272335df
@@ -258,19 +272,24 @@ def _prediction_drift(w:Window):
     outs = w.drift[w.drift["drift"] & ~w.drift.index.isin(FEATURES)]
     if not len(outs): return {}, None
     return {}, {"message": "prediction drift in " + ", ".join(f"{f} (PSI {r.psi:.2f})" for f, r in outs.iterrows()),
-                "value": outs["psi"].max(), "threshold": w.th.psi, "outputs": outs.round(6).to_dict(orient="index"),
+                "value": outs["psi"].max(), "threshold": outs.loc[outs["psi"].idxmax(), "psi_bound"],
+                "outputs": outs.round(6).to_dict(orient="index"),
                 f"{CLASSES[1].lower()}_share": float((w.df["label"] == CLASSES[1]).mean()),  # introvert_share
                 "reference_share": float((w.reference["label"].dropna() == CLASSES[1]).mean())}
 
 # %% ../../nbs/08_monitoring.ipynb #c40ba071
 @rule("performance_drop", "critical")
 def _performance_drop(w:Window):
-    perf, cv, th = performance(w.df), w.cv_accuracy, w.th
-    m = {f"window_{k}": v for k, v in perf.items()}
-    if cv is None or perf["n_labelled"] < th.min_labels or perf["accuracy"] >= cv - th.accuracy_drop: return m, None
+    from sixstack.monitoring.bounds import accuracy_floor
+    perf = performance(w.df); m = {f"window_{k}": v for k, v in perf.items()}
+    if perf["n_labelled"] < w.th.min_labels: return m, None
+    floor, source = accuracy_floor(w, perf["n_labelled"], w.th.min_accuracy)
+    if floor is None: return m, None
+    m["accuracy_bound"] = floor
+    if perf["accuracy"] >= floor: return m, None
     return m, {"message": f"accuracy {perf['accuracy']:.3f} on {perf['n_labelled']} labelled predictions, "
-                          f"below the version's CV accuracy {cv:.3f} by more than {th.accuracy_drop}",
-               "value": perf["accuracy"], "threshold": cv - th.accuracy_drop, **perf}
+                          f"below the bound {floor:.3f} ({source})",
+               "value": perf["accuracy"], "threshold": floor, **perf}
 
 # %% ../../nbs/08_monitoring.ipynb #ea3d3f0f
 def _share(w:Window, n:int, limit:float, what:str):

@@ -80,8 +80,8 @@ def chart_drift(res:MonitorResult):
     if res.drift is None: report.empty(ax, res.summary.get("drift_skipped", "no drift check"))
     else:
         d = res.drift.iloc[::-1]; ax.barh(d.index, d["psi"], color=np.where(d["drift"], "tab:red", "tab:blue"))
-        ax.axvline(res.summary.get("psi_threshold", 0.05), ls="--", c="gray")
-        ax.set_xlabel("PSI (red: drift = significant test and PSI over threshold)")
+        if "psi_bound" in d: ax.scatter(d["psi_bound"], d.index, marker="|", s=300, c="black", label="bound", zorder=3)
+        ax.set_xlabel("PSI (red: drift = significant test and PSI over its bound)"); ax.legend(fontsize=8)
     ax.set_title("Per-feature and prediction drift"); return f
 
 # %% ../../nbs/08b_pages.ipynb #7fc0bdb4
