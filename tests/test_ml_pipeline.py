@@ -218,3 +218,18 @@ def test_the_plan_reruns_from_the_first_step_that_reads_a_change(trained, tmp_pa
     monkeypatch.setattr(context, "_package_root", lambda: pkg)  # the package as if that chapter had been edited
     plan = plan_pipeline(inputs, settings=settings)
     assert _actions(plan) == ".....RRRR" and "module training.budget changed" in plan[5].why, [(p.name, p.why) for p in plan]
+
+
+def test_monitoring_step_judges_known_truth_scenarios(trained):
+    "08 runs the scenarios on the pipeline's model: their table is logged, no-change windows stay quiet, concept drift is unseen."
+    settings, _, res, _ = trained
+    m = MLOpsIntegration(settings=settings)
+    run = _step(res, "08_monitoring").run_id
+    metrics = m.get_run(run)["metrics"]
+    table = pd.read_csv(m.download_artifact("monitoring/monitoring_scenarios.csv", run), index_col=0)
+    assert list(table.index) == ["no change", "covariate shift, harmless", "covariate shift, harmful", "concept drift", "marginals kept"]
+    assert (table["windows"] == 5).all() and metrics["scenario_no_change_alerted"] == table.loc["no change", "any alert"]
+    print(table.round(3).to_string())  # windows are small here (the fixture's holdout is a few hundred rows)
+    assert table.loc["no change", "any alert"] == 0 and table.loc["no change", "MAE"] < 0.1
+    assert table.loc["concept drift", "realized acc"] < table.loc["no change", "realized acc"] - 0.1  # the truth moved...
+    assert metrics["scenario_concept_drift_mae"] > metrics["scenario_no_change_mae"] + 0.05  # ...the estimate did not
