@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 export MLFLOW_DISABLE_TELEMETRY ?= true
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install browser postgres run test test-fast sync-check lint nbtest pytest lab ui serve sample export clean bench check-model stack stack-down help
+.PHONY: install browser postgres run test test-fast sync-check lint nbtest pytest lab ui serve sample export clean bench bench-anchor check-model stack stack-down help
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
@@ -89,6 +89,14 @@ export: install  ## notebooks -> package, and clean the notebooks
 
 bench: install  ## the benchmarks (tables on stdout)
 	$(BIN)/python benchmarks/overhead.py
+
+.venv-nannyml/.installed: benchmarks/requirements-nannyml.txt
+	@test -x .venv-nannyml/bin/python || $(PYTHON) -m venv .venv-nannyml
+	.venv-nannyml/bin/pip install -q -r benchmarks/requirements-nannyml.txt
+	touch $@
+
+bench-anchor: install .venv-nannyml/.installed  ## monitoring on known-truth scenarios, ours next to NannyML's (own venv: its pins clash with ours)
+	$(BIN)/python benchmarks/monitoring.py
 
 clean:  ## remove generated files (keeps .venv and mlflow.db)
 	rm -rf reports/runs reports/*.html reports/*.png reports/*.db* reports/*.md.tmp data .pytest_cache catboost_info

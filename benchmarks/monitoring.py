@@ -1,92 +1,104 @@
-"""What the prediction log costs: in-process write latency, and end-to-end p50 of a server with and without the log.
+"""Monitoring on scenarios with known truth, ours next to NannyML's (the anchor): estimation error, detection,
+false alarms, time per window.
 
-1. `PredictionLog.write` of one record into a fresh SQLite file (WAL): sequential p50/p99, and 8 threads at once
-   (group commits: writes per commit, throughput).
-2. Two real servers of the same registered model, one logging (`--monitor-db`), one not (`--no-log`); single-record
-   requests alternate between them so machine noise hits both alike; reported: p50 of each and the median paired
-   difference.
+A quick ensemble (stacks C and E, fast settings) is trained on 4,000 rows of one table of the sample generator;
+its next 2,000 held-out rows become the reference profile, as 05 makes it (true classes kept). Windows of
+`--window` rows are drawn from the other rows of the same table, `--seeds` per scenario
+(`sixstack.monitoring.scenarios.SCENARIOS`), and judged without their labels: by `sixstack.monitoring` (every
+registered rule), and — the same windows, the same reference — by NannyML's CBPE (estimated accuracy and its
+alert) and its domain-classifier multivariate drift, in their own virtualenv (`make .venv-nannyml`; skipped with
+a note when it is missing, or with `--no-anchor`).
 
-    .venv/bin/python benchmarks/monitoring.py --tracking-uri sqlite:////abs/mlflow.db [--model-name six_stack_ensemble] [--n 400]
+    .venv/bin/python benchmarks/monitoring.py [--seeds 20] [--window 500] [--no-anchor]
 """
 import argparse
 import json
 import os
 import subprocess
 import tempfile
-import threading
 import time
 from pathlib import Path
 
-import httpx
 import numpy as np
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
-
-from sixstack.data.tables import FEATURES, make_frame  # noqa: E402
-from sixstack.serving.predlog import PredictionLog, prediction_rows  # noqa: E402
-from sixstack.serving.service import start_service  # noqa: E402
+ANCHOR_PY = ROOT / ".venv-nannyml" / "bin" / "python"
 
 
-def in_process(n):
-    "Sequential and concurrent write latency of the log (µs)."
-    X = make_frame(1, seed=0)[FEATURES]
-    out = pd.DataFrame({"label": ["Introvert"], "probability": [0.9]})
+def windows(seeds, size):
+    "The model, its reference, and every scenario's windows (rows, true classes, the model's outputs)."
+    from sixstack.data.tables import FEATURES, make_frame
+    from sixstack.monitoring.monitor import reference_profile
+    from sixstack.monitoring.scenarios import SCENARIOS, scenario_window
+    from sixstack.training.ensemble import quick_ensemble
+    table = make_frame(16_000, seed=0)
+    train, hold, pool = table.iloc[:4000], table.iloc[4000:6000], table.iloc[6000:].reset_index(drop=True)
+    ens, _ = quick_ensemble(train, ("C", "E"))
+    ref = reference_profile(train, np.full(len(train), np.nan), ens.threshold, hold, ens.predict_proba(hold[FEATURES]))
+    p = ens.predict_frame(pool[FEATURES])["probability"].to_numpy()
+    out = []
+    for name in SCENARIOS:
+        rng = np.random.default_rng(1)
+        out += [(name, i, *scenario_window(name, pool, p, size, rng)) for i in range(seeds)]
+    return ens, ref, hold, out
+
+
+def ours(ens, ref, wins):
+    "Each window judged by sixstack's rules."
+    from sixstack.monitoring.scenarios import judge_window
+    return pd.DataFrame([{"scenario": s, "window": i} | judge_window(ens, x, t, ref) for s, i, x, t in wins])
+
+
+def anchor(ens, hold, wins):
+    "Each window judged by NannyML (CBPE, domain classifier) in its own virtualenv; None when it is not installed."
+    from sixstack.data.tables import CLASSES, FEATURES, LABEL
+    if not ANCHOR_PY.exists(): return None
+    pos = lambda labels: (np.asarray(labels) == CLASSES[1]).astype(int)
+    def frame(x, truth):
+        o = ens.predict_frame(x[FEATURES])
+        return x[FEATURES].assign(probability=o["probability"].to_numpy(), pred=pos(o["label"]),
+                                  truth=pos(truth) if truth is not None else 0)
     with tempfile.TemporaryDirectory() as d:
-        log = PredictionLog(f"sqlite:///{d}/bench.db")
-        lat = []
-        for i in range(n):
-            rows = prediction_rows(f"s{i}", X, out, "1", "predict", 1.0)
-            t = time.perf_counter(); log.write(log.pred_table, rows); lat.append(time.perf_counter() - t)
-        c0, t0, per = log.commits, time.perf_counter(), []
-        def worker(k):
-            for i in range(n // 8):
-                rows = prediction_rows(f"c{k}-{i}", X, out, "1", "predict", 1.0)
-                t = time.perf_counter(); log.write(log.pred_table, rows); per.append(time.perf_counter() - t)
-        ts = [threading.Thread(target=worker, args=(k,)) for k in range(8)]
-        for t in ts: t.start()
-        for t in ts: t.join()
-        wall, commits = time.perf_counter() - t0, log.commits - c0
-    return {"sequential p50 µs": 1e6 * np.median(lat), "sequential p99 µs": 1e6 * np.percentile(lat, 99),
-            "8 threads p50 µs": 1e6 * np.median(per), "8 threads writes/s": len(per) / wall, "8 threads writes per commit": len(per) / commits}
+        frame(hold, hold[LABEL]).to_parquet(f"{d}/ref.parquet")
+        pd.concat([frame(x, t).assign(scenario=s, window=i) for s, i, x, t in wins]).to_parquet(f"{d}/win.parquet")
+        done = subprocess.run([str(ANCHOR_PY), str(ROOT / "benchmarks" / "anchor_nannyml.py"), f"{d}/ref.parquet",
+                               f"{d}/win.parquet", f"{d}/out.json"], env=os.environ | {"NML_DISABLE_USAGE_LOGGING": "1"},
+                              capture_output=True, text=True)  # NannyML and LightGBM are chatty: shown only on failure
+        if done.returncode: raise RuntimeError(f"NannyML's side failed:\n{done.stderr[-3000:]}")
+        return pd.DataFrame(json.loads(Path(f"{d}/out.json").read_text()))
 
 
-def end_to_end(tracking_uri, name, n):
-    "Alternating single-record requests to a logging and a non-logging server."
-    env = os.environ | {"MLFLOW_TRACKING_URI": tracking_uri, "MLFLOW_DISABLE_TELEMETRY": "true"}
-    tmp = tempfile.mkdtemp()
-    procs, urls = [], {}
-    for kind, extra in [("log", ["--monitor-db", f"sqlite:///{tmp}/bench.db"]), ("no log", ["--no-log"])]:
-        proc, urls[kind] = start_service(tracking_uri, name, args=extra, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        procs.append(proc)
-    bodies = json.loads(make_frame(n, seed=5)[FEATURES].to_json(orient="records"))
-    lat = {k: [] for k in urls}
-    try:
-        with httpx.Client(timeout=30) as c:
-            for b in bodies[:10]:
-                for u in urls.values(): c.post(u + "/predict", json=b)
-            for i, b in enumerate(bodies):
-                order = list(urls) if i % 2 else list(urls)[::-1]
-                for k in order:
-                    t = time.perf_counter(); r = c.post(urls[k] + "/predict", json=b); lat[k].append(time.perf_counter() - t)
-                    assert r.status_code == 200, r.text
-    finally:
-        for p in procs: p.terminate(); p.wait(10)
-    a, b = np.array(lat["log"]) * 1000, np.array(lat["no log"]) * 1000
-    return {"p50 ms with log": np.median(a), "p50 ms without log": np.median(b), "median paired difference ms": np.median(a - b),
-            "p99 ms with log": np.percentile(a, 99), "p99 ms without log": np.percentile(b, 99)}
-
-
-def main():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--tracking-uri", help="store with a production version (default: skip the end-to-end part)")
-    p.add_argument("--model-name", default="six_stack_ensemble"); p.add_argument("--n", type=int, default=400)
-    a = p.parse_args()
-    rows = in_process(2000)
-    if a.tracking_uri: rows |= end_to_end(a.tracking_uri, a.model_name, a.n)
-    print("| measure | value |\n|---|---|")
-    for k, v in rows.items(): print(f"| {k} | {v:,.2f} |")
+def side_by_side(mine, theirs):
+    "Per scenario: estimation error, share of windows alerted, time per window — ours, then NannyML's."
+    from sixstack.monitoring.scenarios import scenario_table
+    t = scenario_table(mine)[["realized acc", "estimated acc", "MAE", "any alert", "s per window"]]
+    t.columns = ["realized acc", "ours: est. acc", "ours: MAE", "ours: alerted", "ours: s/window"]
+    if theirs is None: return t
+    m = theirs.merge(mine[["scenario", "window", "realized"]].assign(window=mine.groupby("scenario").cumcount()),
+                     on=["scenario", "window"])
+    g = m.groupby("scenario", sort=False)
+    return t.join(pd.DataFrame({
+        "NannyML: est. acc": g["estimated"].mean(),
+        "NannyML: MAE": g.apply(lambda d: (d["estimated"] - d["realized"]).abs().mean(), include_groups=False),
+        "NannyML: CBPE alerted": g["cbpe_alert"].mean(), "NannyML: domain alerted": g["domain_alert"].mean(),
+        "NannyML: s/window": g["s_cbpe"].median() + g["s_domain"].median(),
+    }))
 
 
 if __name__ == "__main__":
-    main()
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--seeds", type=int, default=20, help="windows per scenario")
+    ap.add_argument("--window", type=int, default=500, help="rows per window")
+    ap.add_argument("--no-anchor", action="store_true", help="only ours (no NannyML)")
+    a = ap.parse_args()
+    t0 = time.perf_counter(); ens, ref, hold, wins = windows(a.seeds, a.window); mine = ours(ens, ref, wins)
+    theirs = None if a.no_anchor else anchor(ens, hold, wins)  # the same windows, the same reference rows
+    print(f"{a.seeds} windows of {a.window} rows per scenario, judged without labels ({time.perf_counter() - t0:.0f} s"
+          " in all; s/window: ours = every registered rule, NannyML's = CBPE + domain classifier)"
+          + ("" if theirs is not None or a.no_anchor else "; NannyML not installed: `make .venv-nannyml` adds it"))
+    with pd.option_context("display.width", 250, "display.max_columns", 20):
+        print(side_by_side(mine, theirs).round(3).to_string())
+        from sixstack.monitoring.scenarios import scenario_table
+        print("\nours, share of windows per alert kind:")
+        print(scenario_table(mine).drop(columns=["windows", "realized acc", "estimated acc", "MAE", "s per window"]).round(3).to_string())
