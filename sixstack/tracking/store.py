@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import time
@@ -21,7 +22,8 @@ from fastcore.basics import patch_to
 from ..config import Settings, redact
 
 # %% auto #0
-__all__ = ['DOWN_HOLD_S', 'Spool', 'warn_once', 'store_down', 'mark_down', 'connect', 'store_modules', 'experiment_id']
+__all__ = ['DOWN_HOLD_S', 'EXPERIMENT_KIND', 'Spool', 'warn_once', 'store_down', 'mark_down', 'connect', 'store_modules',
+           'experiment_id']
 
 # %% ../../nbs/01g_store.ipynb #6f6befd6
 class Spool:
@@ -161,17 +163,21 @@ def store_modules(settings:Settings) -> list[str]:
     return ["mlflow.tracking", f"mlflow.store.tracking.{kind}", f"mlflow.store.model_registry.{kind}"]
 
 # %% ../../nbs/01g_store.ipynb #05679ba2
+EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")  # MLflow 3's UI: open on the training runs
+
 def experiment_id(client, settings:Settings, name:str|None=None) -> str:
-    "The id of experiment `name` (default: the settings'), created if missing."
+    "The id of experiment `name` (default: the settings'), created if missing; marked as model development."
     name = name or settings.experiment_name
     exp = client.get_experiment_by_name(name)
-    if exp is not None: return exp.experiment_id
-    try:
-        return client.create_experiment(
-            name, artifact_location=settings.artifact_root and f"{settings.artifact_root}/{name}"
-        )
-    except Exception:  # another worker created it meanwhile
-        exp = client.get_experiment_by_name(name)
-        if exp is None:
-            raise
-        return exp.experiment_id
+    if exp is None:
+        try:
+            root = settings.artifact_root and f"{settings.artifact_root}/{name}"
+            return client.create_experiment(name, artifact_location=root, tags=dict([EXPERIMENT_KIND]))
+        except Exception:  # another worker created it meanwhile
+            exp = client.get_experiment_by_name(name)
+            if exp is None: raise
+    if EXPERIMENT_KIND[0] not in exp.tags:  # one made before (or by someone else): marked on first use, a kind kept
+        try: client.set_experiment_tag(exp.experiment_id, *EXPERIMENT_KIND)
+        except Exception as e:  # e.g. no permission to edit it: runs are still logged
+            logging.getLogger(__name__).warning("could not mark experiment %s (%s)", name, type(e).__name__)
+    return exp.experiment_id
