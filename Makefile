@@ -71,7 +71,8 @@ stack-down: install  ## stop the stack (its data stays in .stack/; `sixstack sta
 lab: install  ## JupyterLab on the notebooks
 	$(BIN)/jupyter lab nbs
 
-ui: install  ## the MLflow UI on the local store, http://127.0.0.1:5000
+ui: install  ## the MLflow UI on the local store, http://127.0.0.1:5000 (the runs: the URL it prints)
+	@echo "the pipeline's runs: $$($(BIN)/python -c 'from sixstack.cli.main import runs_page; from sixstack.config import get_settings; print(runs_page("http://127.0.0.1:5000", get_settings()))' 2>/dev/null)"
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port 5000
 
 serve: install  ## serve the registry's production model on http://127.0.0.1:8080 (after make run)

@@ -20,8 +20,8 @@ from ..data.tables import DataValidationError
 from .ops import EX_TEMPFAIL, OPS_COMMANDS
 
 # %% auto #0
-__all__ = ['COMMANDS', 'cmd_run', 'cmd_run_notebook', 'cmd_sweep', 'cmd_tune', 'cmd_validate', 'cmd_contract', 'cmd_sample',
-           'cmd_predict', 'parser', 'main']
+__all__ = ['COMMANDS', 'runs_page', 'cmd_run', 'cmd_run_notebook', 'cmd_sweep', 'cmd_tune', 'cmd_validate', 'cmd_contract',
+           'cmd_sample', 'cmd_predict', 'parser', 'main']
 
 # %% ../../nbs/08a_cli.ipynb #958f6237
 def _value(s:str):
@@ -94,10 +94,22 @@ class _Progress:
         metric = f"{name}={val:.4g}" if val is not None else ""
         extra = f"  ({what.spooled} tracking calls spooled)" if what.spooled else ""
         if what.reused_from: extra += f"  (saved {what.saved:.1f}s: run {what.reused_from[:8]})"
+        r = what.resources  # the step's processes: CPU seconds and peak memory
+        if r: extra += f"  [cpu {r['cpu_time_s']:.0f}s, {r['peak_memory_mb']:.0f} MB]"
         self.bar.write(f"[{i + 1}/{n}] {what.name:<24} {what.status:<9} {what.wall_time:7.1f}s  {metric}{extra}"
                        + (f"\n      {what.error}" if what.error else ""))
         self.bar.update(1)
         if i + 1 == n: self.bar.close()
+
+# %% ../../nbs/08a_cli.ipynb #69eb2a09
+def runs_page(base:str, # the UI's address, e.g. http://127.0.0.1:5000
+              settings:Settings) -> str:
+    "The experiment's runs table in MLflow's UI (its model-training view, not the GenAI overview MLflow 3 opens on)."
+    from sixstack.tracking.mlops import MLOpsIntegration
+    try: exp = MLOpsIntegration(settings=settings).client.get_experiment_by_name(settings.experiment_name)
+    except Exception: exp = None  # the store did not answer: the UI's home page
+    path = f"#/experiments/{exp.experiment_id}" if exp is not None else "#/experiments"
+    return f"{base.rstrip('/')}/{path}?workflowType=machine_learning"
 
 # %% ../../nbs/08a_cli.ipynb #fb9eff94
 def _where(settings:Settings, res) -> None:
@@ -121,11 +133,13 @@ def _where(settings:Settings, res) -> None:
             f"  deferred until the tracking store answers: {waiting}\n"
             f"  then: sixstack tracking replay && sixstack run --resume {res.run_id}"
         )
-    elif _scheme(settings.tracking_uri) in ("http", "https"): print(f"  MLflow UI: {redact(settings.tracking_uri)}")
+    elif _scheme(settings.tracking_uri) in ("http", "https"):
+        print(f"  MLflow UI: {runs_page(redact(settings.tracking_uri), settings)}")
     else:  # a URL with a password is not printed: the command reads it from the environment
         uri = settings.tracking_uri
         store = '"$MLFLOW_TRACKING_URI"' if redact(uri) != uri else uri
-        print(f"  MLflow UI: make ui   (or: mlflow ui --backend-store-uri {store} --port 5000)")
+        print(f"  MLflow UI: make ui   (or: mlflow ui --backend-store-uri {store} --port 5000), then\n"
+              f"             {runs_page('http://127.0.0.1:5000', settings)}")
 
 # %% ../../nbs/08a_cli.ipynb #468c150f
 def _scheme(u:str) -> str:

@@ -25,7 +25,7 @@ _all_ = ["DataValidationError"]
 
 # %% auto #0
 __all__ = ['schema', 'check_frame', 'quality_profile', 'soft_warnings', 'psi', 'feature_drift', 'drift_table', 'ValidationResult',
-           'validate', 'holdout_split', 'data_report', 'DataValidationError']
+           'validate', 'log_datasets', 'holdout_split', 'data_report', 'DataValidationError']
 
 # %% ../../nbs/00_data_validation.ipynb #7aee0b91
 def schema(kind:str="train", # "train" (with the label) or "test" (without)
@@ -226,6 +226,17 @@ def validate(train_path:str|Path, # training table (CSV or Parquet)
     paths = {k: str(v) for k, v in given.items() if v is not None}
     prof["fingerprints"] = {"train": fingerprint(train)} | ({"test": fingerprint(test)} if test is not None else {})
     return ValidationResult(train, test, prof, drift, warns, paths, found["counts"], c)
+
+# %% ../../nbs/00_data_validation.ipynb #a056e030
+def log_datasets(result:ValidationResult, # from `validate`
+                 mlops, # the step's `MLOpsIntegration`
+                ) -> dict[str, str]:
+    "Log the checked train and test tables (and the external one as read) as the run's datasets; returns digests."
+    p = result.paths; out = {"train": mlops.log_dataset(result.train, "train", "training", p["train"])}
+    if result.test is not None: out["test"] = mlops.log_dataset(result.test, "test", "testing", p["test"])
+    if "external" in p:
+        out["external"] = mlops.log_dataset(load_table(p["external"]), "external", "reference", p["external"])
+    return out
 
 # %% ../../nbs/00_data_validation.ipynb #bd3958df
 def holdout_split(train:pd.DataFrame, # validated training rows

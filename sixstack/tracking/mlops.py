@@ -24,8 +24,8 @@ from ..config import Settings, get_settings, project_root, redact, scrub
 from .store import Spool, connect, experiment_id, mark_down, store_down, warn_once
 
 # %% auto #0
-__all__ = ['ast_lock', 'MLOpsIntegration', 'log_batch', 'handoff_path', 'write_atomic', 'Deferred', 'job_run',
-           'notebook_parameters', 'job_params']
+__all__ = ['ast_lock', 'MLOpsIntegration', 'log_batch', 'dataset_record', 'log_input', 'handoff_path', 'write_atomic', 'Deferred',
+           'job_run', 'notebook_parameters', 'job_params']
 
 # %% ../../nbs/01b_tracking.ipynb #3e772089
 class MLOpsIntegration:
@@ -211,6 +211,55 @@ def log_table(self:MLOpsIntegration, df:pd.DataFrame, # the table
     else: df.to_csv(path, index=index)
     self.log_artifact(path, artifact_path)
     return path
+
+# %% ../../nbs/01b_tracking.ipynb #2b878d1c
+def dataset_record(df:pd.DataFrame, # the table as the step read it
+                   name:str, # e.g. "train"
+                   source:str|Path|None=None, # the file (or URL) it came from
+                  ) -> dict:
+    "An MLflow dataset's fields (name, digest = `fingerprint`, source, schema, profile) as a plain dict (spoolable)."
+    import warnings
+    from mlflow.data import from_pandas
+    from sixstack.data.tables import fingerprint
+    src = redact(str(Path(source).resolve()) if source and "://" not in str(source) else str(source or ""))
+    with warnings.catch_warnings():  # MLflow's hints about integer columns and ambiguous sources
+        warnings.simplefilter("ignore")
+        e = from_pandas(df, source=src or None, name=name, digest=fingerprint(df))._to_mlflow_entity()
+    return {k: getattr(e, k) for k in ("name", "digest", "source_type", "source", "schema", "profile")}
+
+# %% ../../nbs/01b_tracking.ipynb #e041b55b
+def log_input(client, run_id:str, dataset:dict, context:str):
+    "Record that run `run_id` used `dataset` (a `dataset_record`) in `context` (training, evaluation, …)."
+    from mlflow.entities import Dataset, DatasetInput, InputTag
+    tag = InputTag("mlflow.data.context", context)
+    client.log_inputs(run_id, datasets=[DatasetInput(Dataset(**dataset), tags=[tag])])
+
+# %% ../../nbs/01b_tracking.ipynb #59ac1093
+@patch_to(MLOpsIntegration)
+def log_dataset(self:MLOpsIntegration, df:pd.DataFrame, # the table as the step read it
+                name:str, # e.g. "train"
+                context:str, # how the run used it: training, testing, evaluation, reference, monitoring
+                source:str|Path|None=None, # the file (or URL) it came from
+               ) -> str:
+    "Log a table the run read as an MLflow dataset input; returns its digest (the table's `fingerprint`)."
+    d = dataset_record(df, name, source)
+    self._do("input", lambda c: log_input(c, self.run_id, d, context), dataset=d, context=context)
+    return d["digest"]
+
+# %% ../../nbs/01b_tracking.ipynb #2fb6db30
+@patch_to(MLOpsIntegration)
+def adopt_inputs(self:MLOpsIntegration, run_ids:list[str], # runs whose dataset inputs this run takes on
+                ) -> int:
+    "Log on this run the dataset inputs of `run_ids`, each (name, digest) once; returns how many (0: store down)."
+    if self.degraded: return 0
+    stored = [r for r in run_ids if r and not r.startswith("local-")]  # spooled runs: not in the store yet
+    try: found = [i for r in stored for i in self.client.get_run(r).inputs.dataset_inputs]
+    except Exception as e: self._degrade(e); return 0
+    seen, out = set(), []
+    for i in found:
+        if (i.dataset.name, i.dataset.digest) not in seen: seen.add((i.dataset.name, i.dataset.digest)); out.append(i)
+    if out: self._do("inputs", lambda c: c.log_inputs(self.run_id, datasets=out))
+    return len(out)
 
 # %% ../../nbs/01b_tracking.ipynb #bc8c0adf
 @patch_to(MLOpsIntegration)

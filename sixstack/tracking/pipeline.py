@@ -92,6 +92,8 @@ def _finish_parent(m:MLOpsIntegration, steps:list[RunResult], n:int, wall:float)
                    "n_deferred": sum(s.deferred for s in steps),
                    "n_reused": sum(s.reused_from is not None for s in steps),
                    "saved_time_s": sum(s.saved for s in steps)})
+    m.adopt_inputs([s.reused_from or s.run_id for s in steps if s.ok])  # the tables the steps read, on the parent
+    m.log_metrics({f"{s.name[:2]}_{k}": v for s in steps for k, v in s.resources.items()})  # e.g. 04_cpu_time_s
     m.set_tags({"sixstack.status": status})
     m.end_experiment("SCHEDULED" if status == "DEFERRED" else status)
     return status

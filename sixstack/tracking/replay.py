@@ -17,7 +17,7 @@ from filelock import FileLock
 from ..config import Settings, get_settings
 from .packaging import model_signature, verify
 from .store import Spool, connect, experiment_id, mark_down
-from .mlops import handoff_path, log_batch, write_atomic
+from .mlops import handoff_path, log_batch, log_input, write_atomic
 
 # %% auto #0
 __all__ = ['replay']
@@ -77,6 +77,7 @@ def _replay_run(c, settings:Settings, key:str, recs:list[dict], ids:dict) -> str
                 c.log_artifact(rid, f"{tmp}/handoff.json", r["artifact_path"])
         elif r["op"] == "artifact": c.log_artifact(rid, r["path"], r["artifact_path"])
         elif r["op"] == "artifacts": c.log_artifacts(rid, r["path"], r["artifact_path"])
+        elif r["op"] == "input": log_input(c, rid, r["dataset"], r["context"])
         elif r["op"] == "end": c.set_terminated(rid, r["status"], end_time=r["time"])
     return rid
 

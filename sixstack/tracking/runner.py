@@ -14,6 +14,7 @@ import shutil
 import sys
 import tempfile
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,7 @@ from .mlops import MLOpsIntegration, ast_lock, notebook_parameters
 from .context import step_key
 from .store import store_modules
 from .reuse import find_reusable, key_inputs, record_reuse, remember, run_record
+from .resources import ENV_KEY, StepMeter
 
 # %% auto #0
 __all__ = ['RunResult', 'scrub_notebook', 'WarmKernel', 'run_notebook', 'tiny_notebook', 'key_metric', 'sweep']
@@ -46,6 +48,7 @@ class RunResult:
     key: str|None = None # its step key (`sixstack.tracking.context.step_key`), also tag `sixstack.step_key`
     reused_from: str|None = None # status REUSED: the earlier run with the same key whose hand-over it took
     saved: float = 0.0 # status REUSED: that run's wall time, not spent again
+    resources: dict = field(default_factory=dict) # CPU seconds, peak memory (MB), cores used (`StepMeter`)
 
     @property
     def ok(self) -> bool: return self.status in ("FINISHED", "REUSED")
@@ -116,8 +119,8 @@ class WarmKernel:
                 ):
         from jupyter_core.utils import run_sync
         from sixstack.tracking.context import imported_modules
-        self.ipc = tempfile.mkdtemp(prefix="sixstack-kernel-")
-        self.km = _kernel_manager(_job_env(settings), self.ipc)(kernel_name="python3")
+        self.ipc, self.token = tempfile.mkdtemp(prefix="sixstack-kernel-"), uuid.uuid4().hex  # token: `StepMeter`'s
+        self.km = _kernel_manager(_job_env(settings) | {ENV_KEY: self.token}, self.ipc)(kernel_name="python3")
         run_sync(self.km.start_kernel)()
         self.kc = self.km.client(); self.kc.start_channels()
         with ast_lock: mods = [f"sixstack.{m}" for m in imported_modules(nb)] + store_modules(settings)
@@ -234,6 +237,8 @@ def run_notebook(path:str|Path, # the notebook to execute
     output, status, error, t0 = out_dir / path.name, "FAILED", None, time.perf_counter()
     # papermill's `cwd` is a process-wide chdir (unsafe in a sweep): paths come from SIXSTACK_HOME
     ipc = None if kernel else tempfile.mkdtemp(prefix="sixstack-kernel-")  # a warm kernel has its own
+    token = kernel.token if kernel else uuid.uuid4().hex  # in the kernel's environment: what `StepMeter` measures
+    meter = StepMeter(token).start()
     try:
         pm.execute_notebook(
             _job_cells(path, os.environ.get("SIXSTACK_JOB_EXAMPLES") == "1" if examples is None else examples),
@@ -241,7 +246,8 @@ def run_notebook(path:str|Path, # the notebook to execute
             parameters=parameters | ({"run_id": rid} if "run_id" in declared else {}),
             kernel_name="python3",
             progress_bar=progress,
-            **({"km": kernel.km} if kernel else {"kernel_manager_class": _kernel_manager(_job_env(settings), ipc)}),
+            **({"km": kernel.km} if kernel else
+               {"kernel_manager_class": _kernel_manager(_job_env(settings) | {ENV_KEY: token}, ipc)}),
         )
         status = "FINISHED"
     except Exception as e:
@@ -249,8 +255,9 @@ def run_notebook(path:str|Path, # the notebook to execute
         status = "DEFERRED" if name == "Deferred" else "FAILED"
         if status == "FAILED": print(f"FAILED {path.name} — {error}\n  executed notebook: {output}", file=sys.stderr)
     finally:
-        wall = time.perf_counter() - t0
-        m.log_metrics({"wall_time_s": wall})
+        wall, used = time.perf_counter() - t0, meter.stop()
+        m.log_metrics({"wall_time_s": wall} | used)
+        for i, (_, point) in enumerate(meter.series()): m.log_metrics(point, step=i)  # the System metrics tab
         m.set_tags({"sixstack.status": status} | ({"sixstack.error": error[:4000]} if error else {}))
         if output.exists(): scrub_notebook(output); m.log_artifact(output, "notebook")
         m.end_experiment("SCHEDULED" if status == "DEFERRED" else status)
@@ -260,7 +267,7 @@ def run_notebook(path:str|Path, # the notebook to execute
         remember(settings, path.stem, key, rid, inputs=key_inputs(parts), wall_time=wall, folder=out_dir)
     spooled = sum(r["run"] == rid for r in m.spool.records())
     return RunResult(name=path.stem, run_id=rid, status=status, output=output, wall_time=wall, error=error,
-                     params=effective, spooled=spooled, key=key)
+                     params=effective, spooled=spooled, key=key, resources=used)
 
 # %% ../../nbs/01_experiment_tracking.ipynb #dfe36bbe
 def tiny_notebook(path:str|Path, # where to write it
