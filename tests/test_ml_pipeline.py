@@ -61,6 +61,9 @@ def test_children_02_to_05_with_params_metrics_artifacts(trained):
         assert info["params"]["profile"] == "fast" and info["params"]["upstream_run_id"] == res.steps[res.steps.index(s) - 1].run_id
         assert 0.85 < info["metrics"][metric] <= 1.0, (name, info["metrics"])
         assert m.download_artifact(artifact, s.run_id) is not None, (name, artifact)
+        used = info["metrics"]  # what the step's kernel and its workers used, measured from the runner
+        assert 0 < used["cpu_time_s"] < 4 * used["wall_time_s"] and 50 < used["peak_memory_mb"] < 8000, used
+        assert m.client.get_metric_history(s.run_id, "system/memory_usage_megabytes"), name  # the System metrics tab
     tuned = m.get_run(_step(res, "04_model_stacks").run_id)["metrics"]
     assert all(f"best_accuracy_{s}" in tuned for s in STACKS) and tuned["failed_trials"] == 0
     ens = m.get_run(_step(res, "05_ensemble").run_id)
