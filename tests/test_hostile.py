@@ -87,6 +87,21 @@ def test_chunked_200mb_body_is_refused_with_bounded_memory(server):
         assert sock.recv(4096).startswith(b"HTTP/1.1 413")
 
 
+def test_csv_invocation_oversized_or_too_many_rows(server):
+    "CSV bodies are bounded like JSON ones: 413 past the byte limit (before parsing) or past the record limit (while reading)."
+    proc, url = server
+    head, row = ",".join(FEATURES).encode() + b"\n", b"3,No,6,,No,10,5\n"
+    big = head + row * (LIMIT // len(row) + 10)  # over the byte limit
+    r = httpx.post(f"{url}/invocations", content=big, headers={"content-type": "text/csv"}, timeout=60)
+    assert r.status_code == 413 and "exceeds the limit" in r.json()["error"]
+    many = head + row * 10_001  # under the byte limit, over the default 10,000 records
+    with _PeakRSS(proc.pid) as rss:
+        r = httpx.post(f"{url}/invocations", content=many, headers={"content-type": "text/csv"}, timeout=60)
+    assert r.status_code == 413 and "more than 10000 records per request" in r.json()["error"], r.text
+    assert rss.growth_bytes < 64e6  # at most the limit's 10,000 rows are built (a few MB), then refused
+    r = httpx.post(f"{url}/invocations", content=head + row * 3, headers={"content-type": "text/csv"})
+    assert r.status_code == 200 and len(r.json()["predictions"]) == 3
+
 def test_columnar_invocation_is_counted_before_rows_are_built(server):
     "Item 2: an 8 MB columnar body of 4M values gets 413 in under a second, without millions of dicts."
     proc, url = server

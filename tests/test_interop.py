@@ -80,6 +80,27 @@ def test_mlflow_scoring_client_gets_what_mlflow_serve_gives(world, mlflow_serve)
     assert logged[FEATURES].isna().sum().sum() == rows.isna().sum().sum()  # missing stays missing in the log
 
 
+def test_csv_invocations_answer_what_mlflow_serve_answers(world, mlflow_serve):
+    "`Content-Type: text/csv` on /invocations: the same rows (empty fields missing) get `mlflow models serve`'s answers."
+    settings, tmp, rows = world
+    body = rows.to_csv(index=False).encode()  # NaN is written as an empty field
+    assert b",," in body or b",\n" in body
+    want = httpx.post(f"http://127.0.0.1:{mlflow_serve}/invocations", content=body, headers={"content-type": "text/csv"}, timeout=60)
+    assert want.status_code == 200, want.text
+    proc, url = start_server(settings, NAME, tmp / "monitoring-csv.db", log_file=tmp / "server-csv.log")
+    try:
+        got = httpx.post(f"{url}/invocations", content=body, headers={"content-type": "text/csv; charset=utf-8"}, timeout=60)
+        assert got.status_code == 200, got.text
+        g, w = pd.DataFrame(got.json()["predictions"]), pd.DataFrame(want.json()["predictions"])
+        assert len(g) == len(w) == len(rows) and (g["label"] == w["label"]).all()
+        np.testing.assert_allclose(g["probability"].to_numpy(float), w["probability"].to_numpy(float), rtol=0, atol=1e-9)
+        for bad, status, why in ((body.replace(b",", b";", 3), 400, "fields, the header has"),  # a line cut short
+                                 (body[:body.index(b"\n") + 1] + b'"3,No\n', 400, "malformed CSV"),
+                                 (body.replace(b"Yes", b"Maybe", 1), 422, "Input should be")):
+            r = httpx.post(f"{url}/invocations", content=bad, headers={"content-type": "text/csv"})
+            assert r.status_code == status and why in r.json()["error"], (status, r.text)
+    finally: proc.terminate(); proc.wait(10)
+
 def test_invocations_nan_and_infinity_and_params(world):
     "NaN is missing on MLflow's protocol only; Infinity and out-of-range stay 422; `params` and `index` are accepted."
     settings, tmp, rows = world

@@ -18,7 +18,8 @@ from ..data.checks import record_problems
 from ..data.tables import FEATURES, NUMERIC, RANGES, Columns, Contract, active_contract
 
 # %% auto #0
-__all__ = ['RequestError', 'ByteBudget', 'read_body', 'parse_json', 'invocation_records', 'record_model', 'validate_records']
+__all__ = ['RequestError', 'ByteBudget', 'read_body', 'parse_json', 'invocation_records', 'csv_records', 'record_model',
+           'validate_records']
 
 # %% ../../nbs/07b_protocol.ipynb #b70e1ccb
 class RequestError(ValueError):
@@ -136,6 +137,40 @@ def invocation_records(body, # the parsed body
     if isinstance(v, dict): return [dict(zip(v, r)) for r in zip(*v.values())]
     if not all(isinstance(r, dict) for r in v): raise RequestError(f"{key} must be a list of records (objects)", 400)
     return v
+
+# %% ../../nbs/07b_protocol.ipynb #06841430
+def _csv_value(v:str, numeric:bool):
+    "A CSV field: empty is missing; a numeric feature's number is a float (else the text, for validation to refuse)."
+    if v == "": return None
+    if not numeric: return v
+    try: return float(v)
+    except ValueError: return v
+
+# %% ../../nbs/07b_protocol.ipynb #89d0e9e4
+def csv_records(raw:bytes, # the body of a `text/csv` request
+                max_batch:int, # most rows accepted
+                contract:Contract|None=None, # whose numeric features are read as numbers (default: the active one)
+                max_values:int=10_000_000, # most fields accepted (rows x columns)
+               ) -> list[dict]:
+    "Records from a CSV body (header row, then rows; empty = missing), refused (413) once past `max_batch` rows."
+    import csv, io
+    numeric = set((contract or active_contract()).numeric)
+    try: reader = csv.reader(io.StringIO(bytes(raw).decode("utf-8")), strict=True)
+    except UnicodeDecodeError: raise RequestError("the CSV body is not UTF-8 text", 400) from None
+    try:
+        header = next(reader, None)
+        if not header or len(set(header)) != len(header) or not all(h.strip() for h in header):
+            raise RequestError("the CSV needs a header row of unique, non-empty column names", 400)
+        rows = []
+        for line, r in enumerate(reader, 2):
+            if not r: continue  # a blank line
+            if len(rows) == max_batch: raise RequestError(f"more than {max_batch} records per request", 413)
+            if (len(rows) + 1) * len(header) > max_values: raise RequestError(f"more than {max_values} values", 413)
+            if len(r) != len(header):
+                raise RequestError(f"CSV line {line}: {len(r)} fields, the header has {len(header)}", 400)
+            rows.append({h: _csv_value(v, h in numeric) for h, v in zip(header, r)})
+    except csv.Error as e: raise RequestError(f"malformed CSV at line {reader.line_num}: {e}", 400) from None
+    return rows
 
 # %% ../../nbs/07b_protocol.ipynb #1cc4dde6
 @functools.cache

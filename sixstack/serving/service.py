@@ -27,6 +27,7 @@ from .predlog import LogError, PredictionLog, new_request, prediction_rows
 from sixstack.serving.protocol import (
     ByteBudget,
     RequestError,
+    csv_records,
     invocation_records,
     parse_json,
     record_model,
@@ -94,10 +95,16 @@ def authorized(self:Service, request:Request, token:str|None) -> bool:
 
 # %% ../../nbs/07_serving.ipynb #bdb42cd2
 @patch_to(Service)
-async def body(self:Service, request:Request, mlflow:bool=False, limit:int|None=None):
-    "The request's JSON, read within the size limit and the byte budget (held until the answer is built)."
+async def raw(self:Service, request:Request, limit:int|None=None) -> bytearray:
+    "The request's bytes, read within the size limit and the byte budget (held until the answer is built)."
     raw = await read_body(request, limit or self.max_body, self.budget, keep=True)
     request.state.held = getattr(request.state, "held", 0) + len(raw)  # given back by `_scored`
+    return raw
+
+@patch_to(Service)
+async def body(self:Service, request:Request, mlflow:bool=False, limit:int|None=None):
+    "The request's JSON, read within the size limit and the byte budget (held until the answer is built)."
+    raw = await self.raw(request, limit)
     if len(raw) <= INLINE_PARSE_BYTES: return parse_json(raw, mlflow, self.max_values)
     return await run_in_threadpool(parse_json, raw, mlflow, self.max_values)
 
@@ -200,9 +207,14 @@ async def predict_batch(svc:Service, request:Request, t0:float, rid:str) -> dict
 
 # %% ../../nbs/07_serving.ipynb #94862ab8
 async def invocations(svc:Service, request:Request, t0:float, rid:str) -> dict:
-    "MLflow's scoring protocol (NaN means missing) -> {'predictions': [...]}."
-    body = await svc.body(request, mlflow=True)
-    rows = lambda: validate_records(invocation_records(body, svc.max_batch), svc.max_batch)
+    "MLflow's scoring protocol: JSON (NaN means missing) or CSV (`text/csv`, empty means missing) -> predictions."
+    if request.headers.get("content-type", "").split(";")[0].strip().lower() == "text/csv":
+        raw = await svc.raw(request)  # parsed with the records, off the event loop
+        recs = lambda: csv_records(raw, svc.max_batch, max_values=svc.max_values)
+    else:
+        body = await svc.body(request, mlflow=True)
+        recs = lambda: invocation_records(body, svc.max_batch)
+    rows = lambda: validate_records(recs(), svc.max_batch)
     out, _ = await _predicted(svc, request, rows, "invocations", t0, rid)
     return {"predictions": _rows(out, rid)}  # MLflow's shape; the version and arm are in the headers
 
