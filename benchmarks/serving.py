@@ -1,7 +1,7 @@
 """Our REST service vs `mlflow models serve` on the same registered model, same machine, same client.
 
 Measures single-record requests (sequential keep-alive client: throughput, p50, p99), one 10,000-row batch request,
-and 32 concurrent clients for 30 s against our service (errors, p99, throughput). Our service runs with the prediction
+the same two as MLflow's CSV (`text/csv` on /invocations, both servers), and 32 concurrent clients for 30 s against our service (errors, p99, throughput). Our service runs with the prediction
 log on (as deployed) and, for comparison, with --no-log. Without --tracking-uri it first
 builds a registered model with the pipeline's fast profile (all six stacks) in a temporary store.
 
@@ -35,14 +35,20 @@ def wait(url, proc, path="/ping", timeout=300):
     sys.exit(f"server at {url} not ready after {timeout}s")
 
 
+def _post(c, url, b):
+    "POST a JSON body, or CSV bytes as `text/csv`."
+    if isinstance(b, bytes): return c.post(url, content=b, headers={"content-type": "text/csv"})
+    return c.post(url, json=b)
+
+
 def singles(url, path, bodies):
     "Sequential single-record requests: (throughput, p50 ms, p99 ms)."
     lat = []
     with httpx.Client(timeout=30) as c:
-        for b in bodies[:5]: c.post(url + path, json=b)  # warm-up
+        for b in bodies[:5]: _post(c, url + path, b)  # warm-up
         t0 = time.perf_counter()
         for b in bodies:
-            t = time.perf_counter(); r = c.post(url + path, json=b); lat.append(time.perf_counter() - t)
+            t = time.perf_counter(); r = _post(c, url + path, b); lat.append(time.perf_counter() - t)
             if r.status_code != 200: sys.exit(f"{url}{path}: {r.status_code} {r.text[:200]}")
         total = time.perf_counter() - t0
     return len(bodies) / total, 1000 * np.percentile(lat, 50), 1000 * np.percentile(lat, 99)
@@ -53,7 +59,7 @@ def batch(url, path, body, repeats=3):
     ts = []
     with httpx.Client(timeout=300) as c:
         for _ in range(repeats):
-            t = time.perf_counter(); r = c.post(url + path, json=body); ts.append(time.perf_counter() - t)
+            t = time.perf_counter(); r = _post(c, url + path, body); ts.append(time.perf_counter() - t)
             if r.status_code != 200: sys.exit(f"{url}{path} batch: {r.status_code} {r.text[:200]}")
     return statistics.median(ts)
 
@@ -115,6 +121,10 @@ def main():
         b1 = batch(u1, "/predict/batch", {"records": recs[:10_000]})
         b2 = batch(u2, "/invocations", {"dataframe_records": recs[:10_000]})
         b3 = batch(u3, "/predict/batch", {"records": recs[:10_000]})
+        one_csv = [rows.iloc[i:i + 1].to_csv(index=False).encode() for i in range(a.n)]
+        c1, c2 = singles(u1, "/invocations", one_csv), singles(u2, "/invocations", one_csv)
+        big_csv = rows.iloc[:10_000].to_csv(index=False).encode()
+        cb1, cb2 = batch(u1, "/invocations", big_csv), batch(u2, "/invocations", big_csv)
         n, errs, p99, thr = load(u1, recs[0], 32, a.load_seconds)
     finally:
         for p in (p1, p2, p3): p.terminate(); p.wait(20)
@@ -124,6 +134,8 @@ def main():
     print(f"| single-record p50 (ms) | {s1[1]:.1f} | {s2[1]:.1f} | | {s3[1]:.1f} |")
     print(f"| single-record p99 (ms) | {s1[2]:.1f} | {s2[2]:.1f} | | {s3[2]:.1f} |")
     print(f"| 10,000-row batch (ms, median of 3) | {1000 * b1:.0f} | {1000 * b2:.0f} | {b2 / b1:.2f}x | {1000 * b3:.0f} |")
+    print(f"| CSV on /invocations: single-record p50 (ms) | {c1[1]:.1f} | {c2[1]:.1f} | {c2[1] / c1[1]:.2f}x | |")
+    print(f"| CSV on /invocations: 10,000-row batch (ms, median of 3) | {1000 * cb1:.0f} | {1000 * cb2:.0f} | {cb2 / cb1:.2f}x | |")
     print(f"| 32 clients x {a.load_seconds}s: requests / errors / p99 ms / req/s | {n} / {errs} / {p99:.0f} / {thr:.1f} | | | |")
 
 
