@@ -263,6 +263,11 @@ def test_mlflow_ui_opens_on_the_runs_with_their_datasets(trained, tmp_path):
     assert set(digests) == {"train", "test", "external", "fit", "holdout"}, digests  # 00's tables, 05's fit and held-out rows
     handoff = m.read_handoff(_step(res, "00_data_validation").run_id)
     assert (digests["train"], digests["fit"]) == (handoff["data_fingerprint"], handoff["train_fingerprint"])  # one hash each
+    models = m.client.search_logged_models([exp.experiment_id])  # the Models page: the served model, its held-out scores
+    linked = {(x.key, x.dataset_name, x.dataset_digest) for lm in models if lm.source_run_id == _step(res, "05_ensemble").run_id
+              for x in lm.metrics}
+    assert ("holdout_accuracy", "holdout", digests["holdout"]) in linked, linked
+    assert _step(res, "05_ensemble").run_id in {lm.source_run_id for lm in models}  # (a later test's 05 adds its own)
     server = MlflowServer(settings.tracking_uri, tmp / "ui-artifacts", tmp_path).start()
     try:
         text = _page_text(runs_page(server.url, settings), tmp_path / "chromium")

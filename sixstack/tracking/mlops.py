@@ -408,6 +408,27 @@ def log_checked_model(self:MLOpsIntegration, model, # an object with `predict_fr
                                   model.predict_frame(check).reset_index(drop=True), check_exact=True)
     return uri
 
+# %% ../../nbs/01b_tracking.ipynb #5321d54a
+@patch_to(MLOpsIntegration)
+def link_logged_model(self:MLOpsIntegration, path:str|Path, # the saved model folder (as logged with the run)
+                      name:str, # its name on the Models page
+                      metrics:dict, # metrics measured on `dataset`, linked to the model
+                      dataset:tuple[str, str]|None=None, # (name, digest) of the rows they were measured on
+                     ) -> str|None:
+    "Register the model folder as a `LoggedModel` of this run with linked metrics; its id (None: store down)."
+    from mlflow.entities import Metric
+    if self.degraded or self.run_id.startswith("local-"): return None
+    try:
+        c = self.client; exp = c.get_run(self.run_id).info.experiment_id
+        lm = c.create_logged_model(exp, name=name, source_run_id=self.run_id, model_type="sixstack")
+        c.log_model_artifacts(lm.model_id, str(path))
+        dn, dd = dataset or (None, None); ts = int(time.time() * 1000)
+        ms = [Metric(k, float(v), ts, 0, model_id=lm.model_id, dataset_name=dn, dataset_digest=dd, run_id=self.run_id)
+              for k, v in metrics.items()]
+        if ms: c.log_batch(self.run_id, metrics=ms)
+        c.finalize_logged_model(lm.model_id, "READY"); return lm.model_id
+    except Exception as e: self._degrade(e); return None
+
 # %% ../../nbs/01b_tracking.ipynb #b72ec75a
 def job_run(run_id:str|None, # the `run_id` parameter of the notebook (None: standalone)
             settings:Settings, # the job's settings
