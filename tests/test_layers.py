@@ -56,3 +56,13 @@ def test_data_and_training_do_not_import_mlflow():
                 names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""] if isinstance(node, ast.ImportFrom) else []
                 found += [f"{f.relative_to(PKG)}:{node.lineno}" for n in names if n.split(".")[0] == "mlflow"]
     assert not found, f"mlflow imported outside tracking: {found}"
+
+
+def test_no_module_binds_the_contracts_names_at_import():
+    "`use_contract` rebinds `LABEL` and `ID` (strings): a module that imports them at its top keeps the old table's names."
+    found = []
+    for f in sorted(PKG.rglob("*.py")):
+        for node in ast.parse(f.read_text()).body:  # top-level statements only; imports inside functions read the current ones
+            if isinstance(node, ast.ImportFrom) and (node.module or "").endswith("data.tables"):
+                found += [f"{f.relative_to(PKG)}:{node.lineno} {a.name}" for a in node.names if a.name in ("LABEL", "ID", "CONTRACT")]
+    assert not found, found

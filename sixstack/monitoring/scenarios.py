@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from ..data.tables import CLASSES, FEATURES, LABEL, NUMERIC
+from ..data.tables import CLASSES, FEATURES, NUMERIC
 from .monitor import Thresholds, evaluate, reference_profile
 
 # %% auto #0
@@ -34,6 +34,7 @@ def scenario_window(name:str, # one of `SCENARIOS`
                     rng:np.random.Generator,
                    ) -> tuple[pd.DataFrame, np.ndarray|None]:
     "One window of scenario `name`: its rows and their true classes (None where no true class exists)."
+    from sixstack.data.tables import LABEL  # (a string: `use_contract` rebinds it, so it is read when called)
     from sixstack.monitoring.multivariate import shuffle_columns
     p, w = np.asarray(probability), np.ones(len(pool))
     if name == "covariate shift, harmless": w = np.where((p < 0.1) | (p > 0.9), 4.0, 1.0)
