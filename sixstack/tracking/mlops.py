@@ -427,7 +427,10 @@ def link_logged_model(self:MLOpsIntegration, path:str|Path, # the saved model fo
               for k, v in metrics.items()]
         if ms: c.log_batch(self.run_id, metrics=ms)
         c.finalize_logged_model(lm.model_id, "READY"); return lm.model_id
-    except Exception as e: self._degrade(e); return None
+    except Exception as e:  # e.g. an MLflow 2 server without logged models: the run and its model stand without it
+        why = f"{type(e).__name__}: {scrub(str(e))[:200]}"
+        warn_once("logged_model", f"the model was not registered as a LoggedModel ({why})")
+        return None
 
 # %% ../../nbs/01b_tracking.ipynb #b72ec75a
 def job_run(run_id:str|None, # the `run_id` parameter of the notebook (None: standalone)
