@@ -27,7 +27,7 @@ def reference_counts(values:pd.Series) -> np.ndarray:
 def null_psi(counts:np.ndarray, # the reference's counts per bin
              n:int, # rows in the window
              draws:int=5000, seed:int=0) -> np.ndarray:
-    "PSI between a window of `n` rows and a reference of the same size, both drawn from the reference's bins."
+    "PSI between a window of `n` rows and a reference of its own size, both drawn from the reference's bins."
     rng, N = np.random.default_rng(seed), int(counts.sum()); p = counts / max(N, 1)
     r = np.clip(rng.multinomial(N, p, size=draws) / max(N, 1), 1e-4, None)
     c = np.clip(rng.multinomial(max(int(n), 1), p, size=draws) / max(int(n), 1), 1e-4, None)
@@ -36,7 +36,7 @@ def null_psi(counts:np.ndarray, # the reference's counts per bin
 # %% ../../nbs/08g_bounds.ipynb #10df4cbf
 def psi_bound(values:pd.Series, # one column of the reference
               n:int, # rows in the window
-              sigmas:float=3.0, # standard deviations above the mean
+              sigmas:float=3.0, # the normal tail it matches: 3 is the 99.87 % quantile
              ) -> float:
     "The PSI a window of `n` rows stays under without drift: the null PSI's quantile a normal has at `sigmas` sd."
     return float(np.quantile(null_psi(reference_counts(values), n), 0.5 * (1 + math.erf(sigmas / math.sqrt(2)))))
@@ -66,9 +66,9 @@ def accuracy_floor(w:Window, # the window judged (its reference, CV accuracy and
     if fixed is not None: return fixed, "set by hand"
     ref = labelled_reference(w.reference)
     if ref is not None:  # the accuracy of 200 chunks of `n` reference rows drawn at random (vectorised)
-        right = (ref["label"] == ref["true_label"]).to_numpy(float)
-        acc = right[np.random.default_rng(0).integers(0, len(right), (200, max(int(n), 1)))].mean(axis=1)
-        mean, sd = float(acc.mean()), float(acc.std())
+        right, k = (ref["label"] == ref["true_label"]).to_numpy(float), min(max(int(n), 1), 20_000)
+        acc = right[np.random.default_rng(0).integers(0, len(right), (200, k))].mean(axis=1)
+        mean, sd = float(acc.mean()), float(acc.std()) * math.sqrt(k / max(int(n), 1))  # sd falls as 1/sqrt(n)
         return mean - w.th.sigmas * sd, f"learned from the reference: {mean:.3f} - {w.th.sigmas:g} sd"
     if w.cv_accuracy is None: return None, "no reference"
     return w.cv_accuracy - w.th.accuracy_drop, f"CV accuracy {w.cv_accuracy:.3f} - {w.th.accuracy_drop}"
