@@ -24,8 +24,8 @@ from .tables import (FEATURES, Contract, active_contract,
 _all_ = ["DataValidationError"]
 
 # %% auto #0
-__all__ = ['schema', 'check_frame', 'quality_profile', 'soft_warnings', 'psi', 'feature_drift', 'drift_table', 'ValidationResult',
-           'validate', 'log_datasets', 'holdout_split', 'data_report', 'DataValidationError']
+__all__ = ['schema', 'check_frame', 'quality_profile', 'soft_warnings', 'psi_counts', 'psi', 'feature_drift', 'drift_table',
+           'ValidationResult', 'validate', 'log_datasets', 'holdout_split', 'data_report', 'DataValidationError']
 
 # %% ../../nbs/00_data_validation.ipynb #7aee0b91
 def schema(kind:str="train", # "train" (with the label) or "test" (without)
@@ -123,15 +123,22 @@ def _shares(ref:pd.Series, cur:pd.Series, bins:int=10) -> tuple[np.ndarray, np.n
         cc = np.bincount(np.searchsorted(edges, c, side="right"), minlength=len(edges) + 1)
     return np.append(rc, ref.isna().sum()), np.append(cc, cur.isna().sum())
 
+# %% ../../nbs/00_data_validation.ipynb #68863373
+def psi_counts(rc:np.ndarray, # reference counts per bin (last axis; leading axes: a batch of pairs)
+               cc:np.ndarray, # current counts per bin
+              ) -> np.ndarray:
+    "PSI of count vectors: shares floored at 1e-4, summed over the last axis (one number per pair)."
+    share = lambda x: np.clip(x / np.maximum(x.sum(-1, keepdims=True), 1), 1e-4, None)
+    rp, cp = share(np.asarray(rc, float)), share(np.asarray(cc, float))
+    return ((cp - rp) * np.log(cp / rp)).sum(-1)
+
 # %% ../../nbs/00_data_validation.ipynb #fab75521
 def psi(ref:pd.Series, # reference sample (e.g. training data)
         cur:pd.Series, # current sample (e.g. test data or live traffic)
         bins:int=10, # quantile bins for numeric features with many distinct values
        ) -> float:
     "Population stability index of `cur` against `ref` (0: same; > 0.2: a large shift)."
-    rc, cc = _shares(ref, cur, bins)
-    rp, cp = np.clip(rc / max(rc.sum(), 1), 1e-4, None), np.clip(cc / max(cc.sum(), 1), 1e-4, None)
-    return float(np.sum((cp - rp) * np.log(cp / rp)))
+    return float(psi_counts(*_shares(ref, cur, bins)))
 
 # %% ../../nbs/00_data_validation.ipynb #44948237
 def feature_drift(ref:pd.Series, # reference sample of one feature

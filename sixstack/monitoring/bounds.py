@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from ..data.tables import FEATURES
-from ..data.validation import _shares
+from ..data.validation import _shares, psi_counts
 from .monitor import Recent, Window, probability_bins
 
 # %% auto #0
@@ -29,9 +29,7 @@ def null_psi(counts:np.ndarray, # the reference's counts per bin
              draws:int=5000, seed:int=0) -> np.ndarray:
     "PSI between a window of `n` rows and a reference of its own size, both drawn from the reference's bins."
     rng, N = np.random.default_rng(seed), int(counts.sum()); p = counts / max(N, 1)
-    r = np.clip(rng.multinomial(N, p, size=draws) / max(N, 1), 1e-4, None)
-    c = np.clip(rng.multinomial(max(int(n), 1), p, size=draws) / max(int(n), 1), 1e-4, None)
-    return ((c - r) * np.log(c / r)).sum(axis=1)
+    return psi_counts(rng.multinomial(N, p, size=draws), rng.multinomial(max(int(n), 1), p, size=draws))  # as `psi`
 
 # %% ../../nbs/08g_bounds.ipynb #10df4cbf
 def psi_bound(values:pd.Series, # one column of the reference
