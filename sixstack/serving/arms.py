@@ -72,6 +72,14 @@ def pick(self:Arms, subject:str|None=None) -> tuple[str, Served|None]:
         if (subject_unit(subject) if subject else self._rng.random()) < self.share: return "challenger", ch
     return "production", self.production.current
 
+# %% ../../nbs/07d_arms.ipynb #c89e1eab
+@patch_to(Arms)
+def by_version(self:Arms, version:str) -> tuple[str, Served|None]:
+    "The arm serving `version` and its model; (\"\", None) if no arm does."
+    for arm, h in self.holders().items():
+        if h.current is not None and h.current.version == version: return arm, h.current
+    return "", None
+
 # %% ../../nbs/07d_arms.ipynb #2c96352c
 @patch_to(Arms)
 def shadow_model(self:Arms) -> Served|None:

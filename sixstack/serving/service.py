@@ -39,13 +39,14 @@ from .page import content_security_policy, prediction_page
 from .arms import Arms, ServiceMetrics
 from .dashboard import Dashboard, dashboard
 from .served import Answers, Coalescer, Holder, Served
+from .oip import infer_records, infer_response, model_metadata
 
 logger = logging.getLogger("sixstack.serving")
 
 # %% auto #0
 __all__ = ['logger', 'INLINE_PARSE_BYTES', 'ONE_RECORD_BYTES', 'Service', 'FastJSON', 'predict_one', 'predict_batch',
-           'invocations', 'feedback', 'reload', 'health', 'ready', 'model_info', 'metrics', 'create_app',
-           'start_service', 'check_service']
+           'invocations', 'v2_infer', 'v2_server', 'v2_live', 'v2_ready', 'v2_model', 'feedback', 'reload', 'health',
+           'ready', 'model_info', 'metrics', 'create_app', 'start_service', 'check_service']
 
 # %% ../../nbs/07_serving.ipynb #2d5ba28a
 def _rows(out:pd.DataFrame, rid:str) -> list[dict]:
@@ -110,10 +111,12 @@ async def body(self:Service, request:Request, mlflow:bool=False, limit:int|None=
 
 # %% ../../nbs/07_serving.ipynb #99513cce
 @patch_to(Service)
-def predict(self:Service, df:Columns, endpoint:str, t0:float, rid:str, subject:str|None=None
+def predict(self:Service, df:Columns, endpoint:str, t0:float, rid:str, subject:str|None=None, version:str|None=None
             ) -> tuple[Answers, Served, str]:
     "Predict, commit the rows to the log before anything is answered (in the thread pool); then the shadow, if any."
-    arm, served = self.arms.pick(subject)  # one reference for the whole request: a reload cannot change it midway
+    # one reference for the whole request: a reload cannot change it midway
+    arm, served = self.arms.by_version(version) if version else self.arms.pick(subject)
+    if served is None and version: raise RequestError(f"version {version} is not served here", 404)
     if served is None: raise RequestError(f"no model loaded ({self.holder.error or 'loading'})", 503)
     tp = time.perf_counter()
     use_co = self.coalescer is not None and len(df) < self.coalesce_rows
@@ -147,12 +150,13 @@ class FastJSON(JSONResponse):
 
 # %% ../../nbs/07_serving.ipynb #17429775
 @patch_to(Service)
-def answer(self:Service, endpoint:str, t0:float, status:int, body:dict, headers:dict|None=None) -> FastJSON:
+def answer(self:Service, endpoint:str, t0:float, status:int, body:dict|Response, headers:dict|None=None) -> Response:
     "Count the request, time it, count a failure in the log, and answer."
     self.metrics.requests.labels(endpoint, str(status)).inc()
     self.metrics.latency.labels(endpoint).observe(time.perf_counter() - t0)
     if status >= 400 and self.predlog is not None:
         self.predlog.count_error(endpoint, status, str(body.get("error", "")))
+    if isinstance(body, Response): body.headers.update(headers or {}); return body  # already rendered (binary v2)
     return FastJSON(body, status_code=status, headers=headers)
 
 # %% ../../nbs/07_serving.ipynb #c063cdd6
@@ -175,10 +179,11 @@ def _scored(endpoint:str, handler):
     return run
 
 # %% ../../nbs/07_serving.ipynb #45f9c2ec
-async def _predicted(svc:Service, request:Request, rows, endpoint:str, t0:float, rid:str) -> tuple[Answers, str]:
-    "Validate and predict `rows` (on the arm the request's subject key picks); the answering version and arm."
+async def _predicted(svc:Service, request:Request, rows, endpoint:str, t0:float, rid:str, version:str|None=None
+                     ) -> tuple[Answers, str]:
+    "Validate and predict `rows` (on the arm the subject key picks, or that serves `version`); the version answering."
     subject = request.headers.get("x-subject-id")
-    out, s, arm = await run_in_threadpool(lambda: svc.predict(rows(), endpoint, t0, rid, subject))
+    out, s, arm = await run_in_threadpool(lambda: svc.predict(rows(), endpoint, t0, rid, subject, version))
     request.state.answered_by = (s.version, arm)
     return out, s.version
 
@@ -217,6 +222,56 @@ async def invocations(svc:Service, request:Request, t0:float, rid:str) -> dict:
     rows = lambda: validate_records(recs(), svc.max_batch)
     out, _ = await _predicted(svc, request, rows, "invocations", t0, rid)
     return {"predictions": _rows(out, rid)}  # MLflow's shape; the version and arm are in the headers
+
+# %% ../../nbs/07_serving.ipynb #dd59ff83
+def _v2_served(svc:Service, name:str, version:str|None=None) -> Served:
+    "The model a v2 path names: 404 for a name or version not served here, 503 while nothing is loaded."
+    s = svc.holder.current
+    if s is None: raise RequestError(f"no model loaded ({svc.holder.error or 'loading'})", 503)
+    if name != s.name: raise RequestError(f"unknown model '{name[:100]}': this service serves '{s.name}'", 404)
+    got = svc.arms.by_version(version)[1] if version is not None else s
+    if got is None: raise RequestError(f"version '{version[:40]}' of '{name}' is not served here", 404)
+    return got
+
+# %% ../../nbs/07_serving.ipynb #51aeda50
+async def v2_infer(svc:Service, request:Request, t0:float, rid:str) -> Response:
+    "Open Inference Protocol v2: one input tensor per feature (JSON or binary) -> outputs label and probability."
+    p = request.path_params
+    _v2_served(svc, p["name"], p.get("version"))
+    if request.headers.get("content-encoding", "identity").lower() != "identity":
+        raise RequestError("compressed request bodies are not accepted: send it uncompressed", 415)
+    raw, asked = await svc.raw(request), {}
+    def rows():
+        recs, asked["outputs"], asked["id"] = infer_records(
+            raw, request.headers.get("inference-header-content-length"), svc.max_batch, svc.max_values)
+        return validate_records(recs, svc.max_batch)
+    out, version = await _predicted(svc, request, rows, "v2_infer", t0, rid, p.get("version"))
+    said = {"request_id": rid, "arm": request.state.answered_by[1]}
+    body, headers = infer_response(out, asked["outputs"], p["name"], version, said, asked["id"])
+    return Response(body, headers=headers, media_type="application/octet-stream" if headers else "application/json")
+
+# %% ../../nbs/07_serving.ipynb #97b7a1a8
+async def v2_server():
+    "The Open Inference Protocol's server metadata."
+    from sixstack import __version__
+    return {"name": "sixstack", "version": __version__, "extensions": ["binary_tensor_data"]}
+
+async def v2_live(): return {"live": True}
+
+# %% ../../nbs/07_serving.ipynb #dffd43ad
+async def v2_ready(request:Request):
+    "v2 server readiness: as `/ready` (a model loaded, the log writable)."
+    r = await ready(request)
+    return JSONResponse({"ready": r.status_code == 200}, status_code=r.status_code)
+
+# %% ../../nbs/07_serving.ipynb #4f9d0341
+async def v2_model(request:Request):
+    "v2 model metadata (inputs: one tensor per feature; outputs: label, probability), or its readiness."
+    svc, p = request.app.state.service, request.path_params
+    try: s = _v2_served(svc, p["name"], p.get("version"))
+    except RequestError as e: return JSONResponse({"error": str(e)}, status_code=e.status)
+    if request.url.path.endswith("/ready"): return {"name": s.name, "ready": True}
+    return model_metadata(s.name, [h.current.version for h in svc.arms.holders().values() if h.current])
 
 # %% ../../nbs/07_serving.ipynb #bc645a74
 async def feedback(svc:Service, request:Request, t0:float, rid:str) -> dict:
@@ -290,6 +345,8 @@ _SCORED = [
     ("/invocations", "invocations", invocations),
     ("/feedback", "feedback", feedback),
     ("/reload", "reload", reload),
+    ("/v2/models/{name}/infer", "v2_infer", v2_infer),
+    ("/v2/models/{name}/versions/{version}/infer", "v2_infer", v2_infer),
 ]
 
 # %% ../../nbs/07_serving.ipynb #c545a4e5
@@ -359,6 +416,13 @@ def create_app(svc:Service, # the service instance
         ("/ready", ready),
         ("/model", model_info),
         ("/metrics", metrics),
+        ("/v2", v2_server),
+        ("/v2/health/live", v2_live),
+        ("/v2/health/ready", v2_ready),
+        ("/v2/models/{name}", v2_model),
+        ("/v2/models/{name}/ready", v2_model),
+        ("/v2/models/{name}/versions/{version}", v2_model),
+        ("/v2/models/{name}/versions/{version}/ready", v2_model),
     ]:
         app.add_api_route(path, f, methods=["GET"], summary=f.__doc__)
     app.add_api_route("/dashboard", dashboard, methods=["GET"], response_class=HTMLResponse, summary=dashboard.__doc__)
