@@ -61,8 +61,28 @@ def _invocation(rng: random.Random):
     return rng.choice(shapes)
 
 
-def corpus(n: int = 400, seed: int = 27):
-    "`n` malformed requests (plus a fixed set of known offenders), reproducibly."
+def _v2(rng: random.Random):
+    "An Open Inference Protocol infer request with one thing wrong (or more), in its tensors or around them."
+    rows = rng.randint(1, 3)
+    kind = lambda k: "BYTES" if k in ("Stage_fear", "Drained_after_socializing") else "FP64"
+    names = FEATURES if rng.random() < 0.8 else rng.sample(FEATURES + NASTY_KEYS, 6)
+    ins = [{"name": k, "datatype": kind(k), "shape": [rows], "data": [RECORD.get(k)] * rows} for k in names]
+    for t in rng.sample(ins, rng.randint(1, 2)):
+        op = rng.random()
+        if op < 0.3: t["data"] = [_value(rng) for _ in range(rows)]
+        elif op < 0.45: t["data"] = _value(rng)
+        elif op < 0.6: t["datatype"] = rng.choice(["FP32", "INT32", "BOOL", "", None, 5])
+        elif op < 0.75: t["shape"] = rng.choice([[1, 1], [-1], [], [1, 2], "1", [2 ** 40], [True], [rows + 1]])
+        elif op < 0.85: t["parameters"] = rng.choice([{"binary_data_size": rng.choice([-1, 0, 4, 10 ** 9, "x", None])}, [], "x"])
+        else: t.pop(rng.choice(list(t)))
+    doc = {"inputs": ins}
+    for key, p in (("outputs", 0.15), ("parameters", 0.15), ("id", 0.1)):
+        if rng.random() < p: doc[key] = _value(rng)
+    return doc if rng.random() < 0.9 else _value(rng)
+
+
+def corpus(n: int = 400, seed: int = 27, model: str = "m"):
+    "`n` malformed requests (plus a fixed set of known offenders), reproducibly; `model` is the name in /v2 paths."
     rng = random.Random(seed)
     fixed = [
         ("/predict", b'{"Time_spent_Alone": 1' + b"0" * 400 + b"}"),
@@ -77,9 +97,10 @@ def corpus(n: int = 400, seed: int = 27):
     ]
     out = [("POST", p, {"content-type": b"application/json"}, b) for p, b in fixed]
     for _ in range(n):
-        path = rng.choice(ENDPOINTS)
+        path = rng.choice(ENDPOINTS + [f"/v2/models/{model}/infer"])
         kind = rng.random()
         if path == "/invocations": doc = _invocation(rng)
+        elif path.startswith("/v2"): doc = _v2(rng)
         elif path == "/predict/batch": doc = rng.choice([{"records": [_record(rng) for _ in range(3)]}, [_record(rng)], _value(rng)])
         elif path == "/feedback": doc = {"feedback": [{"request_id": _value(rng), "label": _value(rng)} for _ in range(2)]}
         else: doc = _record(rng) if kind < 0.8 else _value(rng)
@@ -92,5 +113,8 @@ def corpus(n: int = 400, seed: int = 27):
         if path in ("/feedback", "/reload") and rng.random() < 0.5:
             headers["authorization"] = rng.choice(["Bearer", "Bearer \u00e9x", "Basic x", "Bearer " + "x" * 5000])
         if rng.random() < 0.05: headers["x-subject-id"] = rng.choice(["", "x" * 10_000, "é"])
+        if path.startswith("/v2") and rng.random() < 0.3:  # Triton's binary extension: where the JSON ends
+            headers["inference-header-content-length"] = rng.choice(["0", "-5", "x", str(len(body)), str(len(body) // 2), "9" * 30])
+            body += bytes(rng.randrange(256) for _ in range(rng.randint(0, 64)))
         out.append(("POST", path, {k: v.encode() for k, v in headers.items()}, body))  # header values as UTF-8 bytes
     return out

@@ -102,6 +102,41 @@ def test_csv_invocation_oversized_or_too_many_rows(server):
     r = httpx.post(f"{url}/invocations", content=head + row * 3, headers={"content-type": "text/csv"})
     assert r.status_code == 200 and len(r.json()["predictions"]) == 3
 
+def _v2_binary(rows: int, value=3.0, level="No"):
+    "An Open Inference Protocol infer body of `rows` identical records as binary tensors, and its header length."
+    from sixstack.serving.oip import serialize_bytes
+    ins, data = [], b""
+    for c in FEATURES:
+        cat = c in ("Stage_fear", "Drained_after_socializing")
+        b = serialize_bytes([level] * rows) if cat else np.full(rows, value, "<f8").tobytes()
+        ins.append({"name": c, "datatype": "BYTES" if cat else "FP64", "shape": [rows], "parameters": {"binary_data_size": len(b)}})
+        data += b
+    head = orjson.dumps({"inputs": ins})
+    return head + data, {"inference-header-content-length": str(len(head)), "content-type": "application/octet-stream"}
+
+
+def test_v2_infer_oversized_or_too_many_rows(server):
+    "Open Inference Protocol bodies are bounded like the others: 413 past the byte limit before parsing, past the record limit from the shapes alone."
+    proc, url = server
+    path = f"{url}/v2/models/{NAME}/infer"
+    body, headers = _v2_binary(160_000)  # 7 tensors of 160k values: over the 8 MB limit
+    assert len(body) > LIMIT
+    r = httpx.post(path, content=body, headers=headers, timeout=60)
+    assert r.status_code == 413 and "exceeds the limit" in r.json()["error"], r.text
+    body, headers = _v2_binary(10_001)  # under the byte limit, over the default 10,000 records
+    with _PeakRSS(proc.pid) as rss:
+        r = httpx.post(path, content=body, headers=headers, timeout=60)
+    assert r.status_code == 413 and "10001 records exceed the limit of 10000" in r.json()["error"], r.text
+    assert rss.growth_bytes < 32e6  # refused from the shapes: no record was built
+    body, headers = _v2_binary(3)
+    r = httpx.post(path, content=body, headers=headers)
+    assert r.status_code == 200 and len(r.json()["outputs"][0]["data"]) == 3 and r.headers["x-model-version"]
+    r = httpx.post(path, content=_v2_binary(3, value=1e9)[0], headers=headers)  # out of range: the contract says so
+    assert r.status_code == 422 and "less than or equal" in r.json()["error"]
+    r = httpx.post(f"{url}/v2/models/other/infer", content=body, headers=headers)
+    assert r.status_code == 404 and "unknown model 'other'" in r.json()["error"]
+
+
 def test_columnar_invocation_is_counted_before_rows_are_built(server):
     "Item 2: an 8 MB columnar body of 4M values gets 413 in under a second, without millions of dicts."
     proc, url = server
@@ -342,7 +377,7 @@ def test_no_malformed_request_gets_a_5xx(world, server):
     from collections import Counter
     from malformed import corpus
     _, url = server
-    got, items = Counter(), corpus(400)
+    got, items = Counter(), corpus(450, model=NAME)
     with httpx.Client(base_url=url, timeout=60) as c:
         for method, path, headers, body in items:
             if path == "/feedback" and "authorization" not in headers: headers = headers | {"authorization": f"Bearer {FEEDBACK}".encode()}

@@ -101,6 +101,46 @@ def test_csv_invocations_answer_what_mlflow_serve_answers(world, mlflow_serve):
             assert r.status_code == status and why in r.json()["error"], (status, r.text)
     finally: proc.terminate(); proc.wait(10)
 
+def test_open_inference_protocol_through_tritonclient(world):
+    "NVIDIA's own client (`tritonclient.http`) on our /v2 routes: ready, metadata, infer on 1 and 1,000 rows in binary and JSON; answers equal /predict/batch's."
+    import tritonclient.http as triton
+    from tritonclient.utils import InferenceServerException
+    settings, tmp, rows = world
+    big = make_frame(1000, seed=53)[FEATURES]
+    proc, url = start_server(settings, NAME, tmp / "monitoring-v2.db", log_file=tmp / "server-v2.log")
+
+    def tensors(df, binary):
+        out = []
+        for c in FEATURES:
+            num = df[c].dtype.kind == "f"
+            a = df[c].to_numpy(np.float64) if num else np.array([b"" if pd.isna(v) else v.encode() for v in df[c]], dtype=np.object_)
+            t = triton.InferInput(c, [len(df)], "FP64" if num else "BYTES"); t.set_data_from_numpy(a, binary_data=binary); out.append(t)
+        return out
+    try:
+        client = triton.InferenceServerClient(url.removeprefix("http://"))
+        assert client.is_server_live() and client.is_server_ready() and client.is_model_ready(NAME)
+        meta = client.get_model_metadata(NAME)
+        assert [i["name"] for i in meta["inputs"]] == FEATURES and [o["name"] for o in meta["outputs"]] == ["label", "probability"]
+        version = meta["versions"][0]
+        assert client.is_model_ready(NAME, version) and not client.is_model_ready(NAME, "999")
+        for df, binary in ((rows.iloc[:1], True), (big, True), (rows, False), (big, False)):
+            recs = df.astype(object).where(df.notna(), None).to_dict(orient="records")
+            want = httpx.post(f"{url}/predict/batch", json={"records": recs}, timeout=60).json()["predictions"]
+            outs = None if binary else [triton.InferRequestedOutput(o, binary_data=False) for o in ("label", "probability")]
+            res = client.infer(NAME, tensors(df, binary), outputs=outs, model_version=version if binary else "")
+            got = [v.decode() if isinstance(v, bytes) else v for v in res.as_numpy("label").tolist()]
+            assert got == [p["label"] for p in want], (binary, len(df))
+            np.testing.assert_allclose(res.as_numpy("probability"), [p["probability"] for p in want], rtol=0, atol=1e-12)
+        bad = tensors(rows.iloc[:2], True)
+        bad[1] = triton.InferInput(FEATURES[1], [2], "FP32"); bad[1].set_data_from_numpy(np.zeros(2, np.float32))
+        with pytest.raises(InferenceServerException) as e: client.infer(NAME, bad)
+        assert e.value.status() == "400" and f"input '{FEATURES[1]}': datatype 'FP32', expected BYTES" in e.value.message()
+        with pytest.raises(InferenceServerException) as e: client.infer("nobody", tensors(rows.iloc[:1], True))
+        assert e.value.status() == "404"
+        assert 'sixstack_requests_total{endpoint="v2_infer",status="200"} 4.0' in httpx.get(f"{url}/metrics").text
+    finally: proc.terminate(); proc.wait(10)
+
+
 def test_invocations_nan_and_infinity_and_params(world):
     "NaN is missing on MLflow's protocol only; Infinity and out-of-range stay 422; `params` and `index` are accepted."
     settings, tmp, rows = world
