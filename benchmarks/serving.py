@@ -1,7 +1,8 @@
 """Our REST service vs `mlflow models serve` on the same registered model, same machine, same client.
 
 Measures single-record requests (sequential keep-alive client: throughput, p50, p99), one 10,000-row batch request,
-the same two as MLflow's CSV (`text/csv` on /invocations, both servers), and 32 concurrent clients for 30 s against our service (errors, p99, throughput). Our service runs with the prediction
+the same two as MLflow's CSV (`text/csv` on /invocations, both servers) and as the Open Inference Protocol v2
+(ours only: JSON single records, a binary-tensor batch), and 32 concurrent clients for 30 s against our service (errors, p99, throughput). Our service runs with the prediction
 log on (as deployed) and, for comparison, with --no-log. Without --tracking-uri it first
 builds a registered model with the pipeline's fast profile (all six stacks) in a temporary store.
 
@@ -36,9 +37,25 @@ def wait(url, proc, path="/ping", timeout=300):
 
 
 def _post(c, url, b):
-    "POST a JSON body, or CSV bytes as `text/csv`."
+    "POST a JSON body, CSV bytes as `text/csv`, or (bytes, headers)."
+    if isinstance(b, tuple): return c.post(url, content=b[0], headers=b[1])
     if isinstance(b, bytes): return c.post(url, content=b, headers={"content-type": "text/csv"})
     return c.post(url, json=b)
+
+
+def v2_body(df, binary):
+    "An Open Inference Protocol infer request for `df`: JSON tensors, or binary ones as tritonclient sends by default."
+    from sixstack.serving.oip import serialize_bytes
+    ins, data = [], b""
+    for c in df:
+        num = df[c].dtype.kind == "f"
+        t = {"name": c, "datatype": "FP64" if num else "BYTES", "shape": [len(df)]}
+        if not binary:
+            ins.append(t | {"data": df[c].astype(object).where(df[c].notna(), None).tolist()}); continue
+        b = df[c].to_numpy("<f8").tobytes() if num else serialize_bytes(["" if v != v else v for v in df[c]])
+        ins.append(t | {"parameters": {"binary_data_size": len(b)}}); data += b
+    head = json.dumps({"inputs": ins} | ({"parameters": {"binary_data_output": True}} if binary else {})).encode()
+    return head + data, {"content-type": "application/json"} | ({"inference-header-content-length": str(len(head))} if binary else {})
 
 
 def singles(url, path, bodies):
@@ -54,7 +71,7 @@ def singles(url, path, bodies):
     return len(bodies) / total, 1000 * np.percentile(lat, 50), 1000 * np.percentile(lat, 99)
 
 
-def batch(url, path, body, repeats=3):
+def batch(url, path, body, repeats=5):
     "Median seconds of one big request."
     ts = []
     with httpx.Client(timeout=300) as c:
@@ -125,6 +142,9 @@ def main():
         c1, c2 = singles(u1, "/invocations", one_csv), singles(u2, "/invocations", one_csv)
         big_csv = rows.iloc[:10_000].to_csv(index=False).encode()
         cb1, cb2 = batch(u1, "/invocations", big_csv), batch(u2, "/invocations", big_csv)
+        v2 = f"/v2/models/{a.model_name}/infer"
+        o1 = singles(u1, v2, [v2_body(rows.iloc[i:i + 1], False) for i in range(a.n)])
+        ob1, ob3 = batch(u1, v2, v2_body(rows.iloc[:10_000], True)), batch(u3, v2, v2_body(rows.iloc[:10_000], True))
         n, errs, p99, thr = load(u1, recs[0], 32, a.load_seconds)
     finally:
         for p in (p1, p2, p3): p.terminate(); p.wait(20)
@@ -133,9 +153,11 @@ def main():
     print(f"| single-record throughput (req/s, sequential) | {s1[0]:.1f} | {s2[0]:.1f} | {s1[0] / s2[0]:.2f}x | {s3[0]:.1f} |")
     print(f"| single-record p50 (ms) | {s1[1]:.1f} | {s2[1]:.1f} | | {s3[1]:.1f} |")
     print(f"| single-record p99 (ms) | {s1[2]:.1f} | {s2[2]:.1f} | | {s3[2]:.1f} |")
-    print(f"| 10,000-row batch (ms, median of 3) | {1000 * b1:.0f} | {1000 * b2:.0f} | {b2 / b1:.2f}x | {1000 * b3:.0f} |")
+    print(f"| 10,000-row batch (ms, median of 5) | {1000 * b1:.0f} | {1000 * b2:.0f} | {b2 / b1:.2f}x | {1000 * b3:.0f} |")
     print(f"| CSV on /invocations: single-record p50 (ms) | {c1[1]:.1f} | {c2[1]:.1f} | {c2[1] / c1[1]:.2f}x | |")
-    print(f"| CSV on /invocations: 10,000-row batch (ms, median of 3) | {1000 * cb1:.0f} | {1000 * cb2:.0f} | {cb2 / cb1:.2f}x | |")
+    print(f"| CSV on /invocations: 10,000-row batch (ms, median of 5) | {1000 * cb1:.0f} | {1000 * cb2:.0f} | {cb2 / cb1:.2f}x | |")
+    print(f"| Open Inference Protocol v2 (JSON): single-record p50 (ms) | {o1[1]:.1f} | (no v2) | | |")
+    print(f"| v2 binary tensors: 10,000-row batch (ms, median of 5; vs their JSON batch) | {1000 * ob1:.0f} | {1000 * b2:.0f} | {b2 / ob1:.2f}x | {1000 * ob3:.0f} |")
     print(f"| 32 clients x {a.load_seconds}s: requests / errors / p99 ms / req/s | {n} / {errs} / {p99:.0f} / {thr:.1f} | | | |")
 
 
