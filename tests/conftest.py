@@ -101,7 +101,7 @@ def pg(tmp_path_factory):
 # own baseline, alone on the machine (`-m solo`, no workers): a neighbour's training must not be what their
 # percentiles measure.
 LONGEST_FIRST = ["test_outage", "test_ml_pipeline", "test_deploy", "test_monitoring", "test_runner", "test_planted_model",
-                 "test_interop", "test_serving", "test_postgres"]
+                 "test_interop", "test_release", "test_serving", "test_postgres"]
 SOLO = {"test_hostile", "test_ab"}
 
 

@@ -14,6 +14,7 @@ import time
 from dataclasses import asdict
 
 from ..config import PROFILES, Settings, get_settings, redact
+from ..deploy.release import args_release, cmd_release
 
 # %% auto #0
 __all__ = ['EX_TEMPFAIL', 'OPS_COMMANDS', 'duration', 'cmd_registry', 'service_app', 'cmd_serve', 'cmd_monitor', 'cmd_tracking',
@@ -359,4 +360,6 @@ OPS_COMMANDS = {
               _args_stack, cmd_stack),
     "check-model": ("load and run a model in a clean virtualenv from its own requirements", _args_check_model,
                     cmd_check_model),
+    "release": ("tests, train, gate, smoke-test the served candidate, promote — stopping at the first failure",
+                args_release, cmd_release),
 }

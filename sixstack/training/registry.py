@@ -13,12 +13,12 @@ from ..config import Settings, get_settings, redact, scrub
 from ..data.tables import Contract, active_contract, keep_contract, load_table
 from .features import encode_labels, scores
 from ..tracking.packaging import sign
-from ..tracking.models import ModelRefused, load_model
+from ..tracking.models import ModelRefused, discard, load_model, vetted_download
 from ..tracking.mlops import MLOpsIntegration
 
 # %% auto #0
 __all__ = ['RegistryError', 'register', 'aliases', 'versions', 'describe', 'holdout_scores', 'latency', 'gate', 'promote',
-           'rollback', 'lineage_tags', 'copy_version', 'standalone_handoff', 'registry_report']
+           'rollback', 'lineage_tags', 'release_version', 'copy_version', 'standalone_handoff', 'registry_report']
 
 # %% ../../nbs/06_model_registry.ipynb #1a6143f1
 class RegistryError(RuntimeError):
@@ -201,8 +201,9 @@ def promote(version:str|int, # the version to promote
             margin:float=0.0, # allowed accuracy loss against production
             force:bool=False, # skip the gate (an operator's decision; recorded as such)
             max_latency_ms:float|None=None, # the one-record p99 budget (None: none)
+            to:str="production", # the alias that moves to it if it passes (e.g. "candidate" to smoke-test it first)
            ) -> dict:
-    "Run the gate for `version`; move `production` to it if it passes. Returns the decision."
+    "Run the gate for `version`; move `production` (or `to`) to it if it passes. Returns the decision."
     settings, version = settings or get_settings(), str(version)
     c, name = _registry(settings), settings.registry_name
     try: mv = c.get_model_version(name, version)
@@ -219,18 +220,19 @@ def promote(version:str|int, # the version to promote
         prod_m = holdout_scores(_load(name, prod, settings, False, active_contract()), hold) if prod else None
         ok, reason = gate(cand_m, prod_m, margin, max_latency_ms)
     verdict = ("passed: " if ok else "rejected: ") + reason
-    tags = {"gate": verdict} | (
+    tags = {"gate": verdict, "gate_baseline": prod or ""} | (
         {"latency_p99_ms": f"{cand_m['latency_p99_ms']:.3f}"} if cand_m and "latency_p99_ms" in cand_m else {}
     )
     if settings.signing_key:
         tags["gate_signature"] = sign(settings.signing_key, name, version, mv.tags.get("model_sha256"), verdict)
     for k, v in tags.items(): c.set_model_version_tag(name, version, k, v)
-    if ok: _set_production(c, name, version, prod, settings)
+    if ok and to == "production": _set_production(c, name, version, prod, settings)
+    elif ok: c.set_registered_model_alias(name, to, version)
     return {
         "version": version,
         "promoted": ok,
         "reason": reason,
-        "production": version if ok else prod,
+        "production": version if ok and to == "production" else prod,
         "previous": prod,
         "candidate_metrics": cand_m,
         "production_metrics": prod_m,
@@ -263,8 +265,24 @@ def lineage_tags(handoff:dict, run_id:str, git_commit:str|None=None) -> dict:
         **handoff.get("latency", {}),
     }
 
+# %% ../../nbs/06_model_registry.ipynb #624e5c3b
+def release_version(version:str|int, # a version the gate passed (e.g. with `to="candidate"`)
+                    settings:Settings|None=None, # the store (default: `get_settings()`)
+                   ) -> dict:
+    "Move `production` to a gated version, unless production moved since its gate compared against it."
+    settings, version = settings or get_settings(), str(version)
+    c, name = _registry(settings), settings.registry_name
+    try: path, tmp, mv = vetted_download(f"models:/{name}/{version}", settings)  # checked, never unpickled
+    except ModelRefused as e: raise RegistryError(f"not released: {e}") from None
+    if tmp: discard(path)
+    prod = aliases(settings).get("production")
+    if prod == version: return {"version": version, "production": prod, "previous": prod}
+    _set_production(c, name, version, mv.tags.get("gate_baseline") or None, settings)
+    return {"version": version, "production": version, "previous": prod}
+
 # %% ../../nbs/06_model_registry.ipynb #9d5a8a10
-_NOT_COPIED = ("gate", "gate_signature", "latency_p99_ms", "previous_production", "model_sha256", "model_signature")
+_NOT_COPIED = ("gate", "gate_signature", "gate_baseline", "latency_p99_ms", "previous_production", "model_sha256",
+               "model_signature")
 
 # %% ../../nbs/06_model_registry.ipynb #c4f9d42e
 def copy_version(version:str|int, # the version in the source registry
