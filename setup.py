@@ -29,6 +29,7 @@ lic = licenses.get(cfg['license'].lower(), (cfg['license'], None))
 dev_requirements = (cfg.get('dev_requirements') or '').split()
 postgres_requirements = (cfg.get('postgres_requirements') or '').split()  # sixstack[postgres]: PostgreSQL stores
 s3_requirements = (cfg.get('s3_requirements') or '').split()  # sixstack[s3]: an MLflow server with S3 artifacts
+spark_requirements = (cfg.get('spark_requirements') or '').split()  # sixstack[spark]: scoring on Apache Spark
 
 package_data = dict()
 pkg_data = cfg.get('package_data', None)
@@ -49,8 +50,8 @@ setuptools.setup(
     packages = setuptools.find_packages(include=[cfg['lib_name'], cfg['lib_name'] + '.*']),
     include_package_data = True,
     install_requires = requirements,
-    extras_require={'postgres': postgres_requirements, 's3': s3_requirements,
-                    'dev': dev_requirements + postgres_requirements + s3_requirements},
+    extras_require={'postgres': postgres_requirements, 's3': s3_requirements, 'spark': spark_requirements,
+                    'dev': dev_requirements + postgres_requirements + s3_requirements + spark_requirements},
     dependency_links = cfg.get('dep_links','').split(),
     python_requires  = '>=' + cfg['min_python'],
     long_description = open('README.md', encoding='utf-8').read(),

@@ -27,7 +27,7 @@ from .store import Spool, connect
 
 # %% auto #0
 __all__ = ['LEGACY_MODULES', 'download_model', 'legacy_modules', 'load_local', 'discard', 'ModelRefused', 'vet',
-           'vetted_download', 'load_model', 'predict_file', 'safe_requirements', 'check_in_clean_venv']
+           'vetted_download', 'load_model', 'predict_file', 'spark_udf', 'safe_requirements', 'check_in_clean_venv']
 
 # %% ../../nbs/01e_models.ipynb #b46cc9d9
 def _check_uri(uri:str):
@@ -242,6 +242,20 @@ def predict_file(model_uri:str, # runs:/…, models:/NAME/VERSION or models:/NAM
             out.to_csv(output_path, mode="w" if i == 0 else "a", header=i == 0, index=False)
             n += len(chunk); bar.update(len(chunk))
     return n
+
+# %% ../../nbs/01e_models.ipynb #d18ed871
+def spark_udf(spark, # a SparkSession
+              model_uri:str, # runs:/…, models:/NAME/VERSION or models:/NAME@ALIAS
+              settings:Settings|None=None, # the tracking store (and signing key)
+              env_manager:str="local", # how executors get the model's Python packages (MLflow's choices)
+              allow_ungated:bool=False, # also a registered version the gate did not pass
+             ):
+    "A Spark UDF of a vetted model: the contract's feature columns -> struct<label string, probability double>."
+    import mlflow.pyfunc
+    path, temporary, _ = vetted_download(model_uri, settings, allow_ungated)
+    try: return mlflow.pyfunc.spark_udf(spark, str(path), result_type="label string, probability double",
+                                        env_manager=env_manager)
+    finally: discard(path if temporary else None)  # MLflow has its own copy of the vetted files
 
 # %% ../../nbs/01e_models.ipynb #49e2b2b7
 _PIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*(\[[A-Za-z0-9._,-]+\])?==[A-Za-z0-9.+!_-]+")
