@@ -29,6 +29,10 @@ def test_release_lands_and_a_refused_gate_or_a_broken_candidate_never_reaches_pr
     assert aliases(settings)["production"] == aliases(settings)["candidate"] == v1
     assert "held-out rows as the registry's model" in out["steps"][3]["message"]
     assert "production: (none) -> version " + v1 in r.stdout
+    envs = tmp_path / "environments.toml"  # the same version into another environment's registry, through its own gate
+    envs.write_text(f'[prod]\ntracking_uri = "sqlite:///{tmp_path}/prod.db"\nregistry_name = "prod_model"\n')
+    r = cli("release", "--steps", "promote", "--version", v1, "--to-env", "prod", "--no-latency-gate", env={"SIXSTACK_ENVIRONMENTS": str(envs)})
+    assert r.returncode == 0 and "copied to prod as version 1, now its production" in r.stdout, r.stdout + r.stderr
 
     # a second version with files of its own (a small real ensemble), on the first one's held-out rows
     hold_path = MLOpsIntegration(settings=settings).read_handoff(describe(v1, settings)["run_id"])["holdout_path"]
