@@ -270,7 +270,7 @@ async def v2_model(request:Request):
     svc, p = request.app.state.service, request.path_params
     try: s = _v2_served(svc, p["name"], p.get("version"))
     except RequestError as e: return JSONResponse({"error": str(e)}, status_code=e.status)
-    if request.url.path.endswith("/ready"): return {"name": s.name, "ready": True}
+    if request.scope["route"].path.endswith("/ready"): return {"name": s.name, "ready": True}  # the route, not the URL
     return model_metadata(s.name, [h.current.version for h in svc.arms.holders().values() if h.current])
 
 # %% ../../nbs/07_serving.ipynb #bc645a74
