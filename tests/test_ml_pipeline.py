@@ -266,7 +266,10 @@ def test_mlflow_ui_opens_on_the_runs_with_their_datasets(trained, tmp_path):
     models = m.client.search_logged_models([exp.experiment_id])  # the Models page: the served model, its held-out scores
     linked = {(x.key, x.dataset_name, x.dataset_digest) for lm in models if lm.source_run_id == _step(res, "05_ensemble").run_id
               for x in lm.metrics}
-    assert ("holdout_accuracy", "holdout", digests["holdout"]) in linked, linked
+    for key in ("accuracy_score", "roc_auc", "log_loss", "f1_score", "true_positives", "ece"):  # MLflow's evaluate names
+        assert (key, "holdout", digests["holdout"]) in linked, linked
+    plots = {a.path for a in m.client.list_artifacts(_step(res, "05_ensemble").run_id, "evaluation")}
+    assert plots == {f"evaluation/{k}.png" for k in ("confusion_matrix", "roc_curve_plot", "precision_recall_curve_plot", "calibration_curve_plot")}
     assert _step(res, "05_ensemble").run_id in {lm.source_run_id for lm in models}  # (a later test's 05 adds its own)
     server = MlflowServer(settings.tracking_uri, tmp / "ui-artifacts", tmp_path).start()
     try:
