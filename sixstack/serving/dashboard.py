@@ -27,7 +27,7 @@ from .served import Served
 logger = logging.getLogger("sixstack.serving")
 
 # %% auto #0
-__all__ = ['logger', 'Dashboard', 'dashboard', 'render_process']
+__all__ = ['logger', 'Dashboard', 'dashboard', 'render_process', 'stop_render_process']
 
 # %% ../../nbs/07f_dashboard.ipynb #06c5942d
 class Dashboard:
@@ -128,3 +128,12 @@ def render_process(warm:tuple[str, ...]=(), # modules the worker imports as it s
                                initargs=(tuple(warm),))
     pool.submit(int)  # a pool starts its worker at the first task: start it now, while the service loads its model
     return pool
+
+# %% ../../nbs/07f_dashboard.ipynb #36c34ba5
+def stop_render_process(pool, # `render_process`'s pool
+                       ):
+    "Stop the drawing process now: the page being drawn, or the imports still running, are not waited for."
+    procs = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for p in procs: p.terminate()
+    for p in procs: p.join(10)

@@ -37,7 +37,7 @@ from sixstack.serving.protocol import (
 from ..tracking.models import discard
 from .page import content_security_policy, prediction_page
 from .arms import Arms, ServiceMetrics
-from .dashboard import Dashboard, dashboard
+from .dashboard import Dashboard, dashboard, stop_render_process
 from .served import Answers, Coalescer, Holder, Served
 from .oip import infer_records, infer_response, model_metadata
 
@@ -394,7 +394,7 @@ def create_app(svc:Service, # the service instance
         svc.arms.close()
         if svc.predlog is not None: await run_in_threadpool(svc.predlog.close)
         if svc.dashboard is not None and hasattr(svc.dashboard.executor, "shutdown"):
-            svc.dashboard.executor.shutdown(cancel_futures=True)
+            stop_render_process(svc.dashboard.executor)
         for h in svc.arms.holders().values():
             if h.current is not None: discard(h.current.path)
     app = FastAPI(
