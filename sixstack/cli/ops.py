@@ -14,7 +14,7 @@ import time
 from dataclasses import asdict
 
 from ..config import PROFILES, Settings, get_settings, redact
-from ..deploy.release import args_release, cmd_release
+from .release import args_release, cmd_release
 
 # %% auto #0
 __all__ = ['EX_TEMPFAIL', 'OPS_COMMANDS', 'duration', 'cmd_registry', 'service_app', 'cmd_serve', 'cmd_monitor', 'cmd_tracking',

@@ -253,8 +253,8 @@ async def v2_infer(svc:Service, request:Request, t0:float, rid:str) -> Response:
 # %% ../../nbs/07_serving.ipynb #97b7a1a8
 async def v2_server():
     "The Open Inference Protocol's server metadata."
-    from sixstack import __version__
-    return {"name": "sixstack", "version": __version__, "extensions": ["binary_tensor_data"]}
+    from importlib.metadata import version
+    return {"name": "sixstack", "version": version("sixstack"), "extensions": ["binary_tensor_data"]}
 
 async def v2_live(): return {"live": True}
 
