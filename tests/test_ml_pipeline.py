@@ -78,7 +78,8 @@ def test_submission_and_report(trained):
     assert list(sub.columns) == ["id", "Personality"] and sub["id"].tolist() == test["id"].tolist()
     assert set(sub["Personality"]) <= {"Extrovert", "Introvert"} and 0.1 < (sub["Personality"] == "Introvert").mean() < 0.45
     html = (res.reports / "05_ensemble" / "evaluation_report.html").read_text()
-    assert html.count("data:image/png;base64,") == 3 and "Combiners" in html and "Accuracy and latency of the candidates" in html
+    assert html.count("data:image/png;base64,") == 3 + 4 and "Combiners" in html and "Accuracy and latency of the candidates" in html
+    assert "The served model on the held-out rows" in html and "roc_curve_plot" in html  # the held-out evaluation, first
 
 
 def test_pyfunc_round_trip_equals_in_process(trained):
