@@ -228,7 +228,7 @@ def test_promote_across_environments(stack, pipeline, tmp_path):
     envs.write_text('[staging]\ntracking_uri = "${STAGING_TRACKING_URI}"\nregistry_name = "deploy_model"\n'
                     f'[prod]\ntracking_uri = "sqlite:///{tmp_path}/prod.db"\nregistry_name = "prod_model"\n')
     e = env | {"SIXSTACK_ENVIRONMENTS": str(envs), "STAGING_TRACKING_URI": env["MLFLOW_TRACKING_URI"]}
-    r = cli("registry", "promote", "1", "--from-env", "staging", "--to-env", "prod", env=e, timeout=600)
+    r = cli("registry", "promote", "1", "--from-env", "staging", "--to-env", "prod", "--no-latency-gate", env=e, timeout=600)  # not a latency test (a busy machine's p99 is not the model's)
     assert r.returncode == 0 and "copied staging:deploy_model to prod:prod_model version 1" in r.stdout, r.stdout + r.stderr
     assert "promoted to production" in r.stdout
     r = cli("--env", "prod", "registry", "show", "1", env=e)
