@@ -43,21 +43,6 @@ def _post(c, url, b):
     return c.post(url, json=b)
 
 
-def v2_body(df, binary):
-    "An Open Inference Protocol infer request for `df`: JSON tensors, or binary ones as tritonclient sends by default."
-    from sixstack.serving.oip import serialize_bytes
-    ins, data = [], b""
-    for c in df:
-        num = df[c].dtype.kind == "f"
-        t = {"name": c, "datatype": "FP64" if num else "BYTES", "shape": [len(df)]}
-        if not binary:
-            ins.append(t | {"data": df[c].astype(object).where(df[c].notna(), None).tolist()}); continue
-        b = df[c].to_numpy("<f8").tobytes() if num else serialize_bytes(["" if v != v else v for v in df[c]])
-        ins.append(t | {"parameters": {"binary_data_size": len(b)}}); data += b
-    head = json.dumps({"inputs": ins} | ({"parameters": {"binary_data_output": True}} if binary else {})).encode()
-    return head + data, {"content-type": "application/json"} | ({"inference-header-content-length": str(len(head))} if binary else {})
-
-
 def singles(url, path, bodies):
     "Sequential single-record requests: (throughput, p50 ms, p99 ms)."
     lat = []
@@ -142,9 +127,10 @@ def main():
         c1, c2 = singles(u1, "/invocations", one_csv), singles(u2, "/invocations", one_csv)
         big_csv = rows.iloc[:10_000].to_csv(index=False).encode()
         cb1, cb2 = batch(u1, "/invocations", big_csv), batch(u2, "/invocations", big_csv)
+        from sixstack.serving.oip import infer_request
         v2 = f"/v2/models/{a.model_name}/infer"
-        o1 = singles(u1, v2, [v2_body(rows.iloc[i:i + 1], False) for i in range(a.n)])
-        ob1, ob3 = batch(u1, v2, v2_body(rows.iloc[:10_000], True)), batch(u3, v2, v2_body(rows.iloc[:10_000], True))
+        o1 = singles(u1, v2, [infer_request(rows.iloc[i:i + 1], False) for i in range(a.n)])
+        ob1, ob3 = batch(u1, v2, infer_request(rows.iloc[:10_000], True)), batch(u3, v2, infer_request(rows.iloc[:10_000], True))
         n, errs, p99, thr = load(u1, recs[0], 32, a.load_seconds)
     finally:
         for p in (p1, p2, p3): p.terminate(); p.wait(20)

@@ -103,16 +103,11 @@ def test_csv_invocation_oversized_or_too_many_rows(server):
     assert r.status_code == 200 and len(r.json()["predictions"]) == 3
 
 def _v2_binary(rows: int, value=3.0, level="No"):
-    "An Open Inference Protocol infer body of `rows` identical records as binary tensors, and its header length."
-    from sixstack.serving.oip import serialize_bytes
-    ins, data = [], b""
-    for c in FEATURES:
-        cat = c in ("Stage_fear", "Drained_after_socializing")
-        b = serialize_bytes([level] * rows) if cat else np.full(rows, value, "<f8").tobytes()
-        ins.append({"name": c, "datatype": "BYTES" if cat else "FP64", "shape": [rows], "parameters": {"binary_data_size": len(b)}})
-        data += b
-    head = orjson.dumps({"inputs": ins})
-    return head + data, {"inference-header-content-length": str(len(head)), "content-type": "application/octet-stream"}
+    "An Open Inference Protocol infer body of `rows` identical records as binary tensors, and its headers."
+    import pandas as pd
+    from sixstack.data.tables import active_contract
+    from sixstack.serving.oip import infer_request
+    return infer_request(pd.DataFrame({f.name: [value if f.kind == "numeric" else level] * rows for f in active_contract().features}), True)
 
 
 def test_v2_infer_oversized_or_too_many_rows(server):
@@ -130,7 +125,9 @@ def test_v2_infer_oversized_or_too_many_rows(server):
     assert rss.growth_bytes < 32e6  # refused from the shapes: no record was built
     body, headers = _v2_binary(3)
     r = httpx.post(path, content=body, headers=headers)
-    assert r.status_code == 200 and len(r.json()["outputs"][0]["data"]) == 3 and r.headers["x-model-version"]
+    head = json.loads(r.content[:int(r.headers["inference-header-content-length"])])  # binary outputs after the JSON
+    assert r.status_code == 200 and r.headers["x-model-version"] and [o["shape"] for o in head["outputs"]] == [[3], [3]]
+    assert len(r.content) == int(r.headers["inference-header-content-length"]) + sum(o["parameters"]["binary_data_size"] for o in head["outputs"])
     r = httpx.post(path, content=_v2_binary(3, value=1e9)[0], headers=headers)  # out of range: the contract says so
     assert r.status_code == 422 and "less than or equal" in r.json()["error"]
     r = httpx.post(f"{url}/v2/models/other/infer", content=body, headers=headers)

@@ -64,10 +64,8 @@ def cmd_registry(a, settings:Settings) -> int:
             src, settings = get_settings(environment=a.from_env), get_settings(environment=a.to_env)
             a.version = reg.copy_version(a.version, src, settings)
             print(f"copied {a.from_env}:{src.registry_name} to {a.to_env}:{settings.registry_name} version {a.version}")
-        ms = a.max_latency_ms
-        if ms is None and not a.no_latency_gate:
-            prof = reg.describe(a.version, settings)["tags"].get("profile")
-            ms = PROFILES[prof]["max_latency_ms"] if prof in PROFILES else None
+        ms = reg.latency_budget(a.version, settings, None if a.no_latency_gate else (
+            -1 if a.max_latency_ms is None else a.max_latency_ms))
         d = reg.promote(a.version, settings, a.holdout, a.margin, a.force, max_latency_ms=ms)
         verdict = "promoted to production" if d["promoted"] else "not promoted"
         print(f"version {d['version']}: {verdict} — {d['reason']}")
@@ -278,8 +276,7 @@ def _monitor_ab(a, settings:Settings, log, th) -> int:
     if res.verdict != "better": print("not promoted: the challenger is not better"); return 0
     from sixstack.training import registry as reg
     version = str(res.arms.loc["challenger", "version"])
-    prof = reg.describe(version, settings)["tags"].get("profile")
-    d = reg.promote(version, settings, max_latency_ms=PROFILES[prof]["max_latency_ms"] if prof in PROFILES else None)
+    d = reg.promote(version, settings, max_latency_ms=reg.latency_budget(version, settings))
     verdict = "promoted to production" if d["promoted"] else "not promoted"
     print(f"version {version}: {verdict} by the gate — {d['reason']}")
     return 0 if d["promoted"] or d["reason"] == "already production" else 3

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..config import Settings, get_settings, redact, scrub
+from ..config import PROFILES, Settings, get_settings, redact, scrub
 from ..data.tables import Contract, active_contract, keep_contract, load_table
 from .features import encode_labels, scores
 from ..tracking.packaging import sign
@@ -17,8 +17,9 @@ from ..tracking.models import ModelRefused, discard, load_model, vetted_download
 from ..tracking.mlops import MLOpsIntegration
 
 # %% auto #0
-__all__ = ['RegistryError', 'register', 'aliases', 'versions', 'describe', 'holdout_scores', 'latency', 'gate', 'promote',
-           'rollback', 'lineage_tags', 'release_version', 'copy_version', 'standalone_handoff', 'registry_report']
+__all__ = ['RegistryError', 'register', 'aliases', 'versions', 'describe', 'holdout_scores', 'latency', 'latency_budget', 'gate',
+           'recorded_holdout', 'promote', 'rollback', 'lineage_tags', 'release_version', 'copy_version',
+           'standalone_handoff', 'registry_report']
 
 # %% ../../nbs/06_model_registry.ipynb #1a6143f1
 class RegistryError(RuntimeError):
@@ -142,6 +143,16 @@ def latency(model, # a loaded pyfunc model
     m = min(ms, key=lambda m: m["latency_p99_ms"])
     return {k: m[k] for k in ("latency_p50_ms", "latency_p99_ms")}
 
+# %% ../../nbs/06_model_registry.ipynb #1296f334
+def latency_budget(version:str|int, # a registered version
+                   settings:Settings|None=None, # the store (default: `get_settings()`)
+                   ms:float|None=-1, # a budget in ms (None: no latency gate); -1: the version's training profile's
+                  ) -> float|None:
+    "The one-record p99 budget (ms) the gate holds `version` to."
+    if ms != -1: return ms
+    prof = describe(version, settings)["tags"].get("profile")
+    return PROFILES[prof]["max_latency_ms"] if prof in PROFILES else None
+
 # %% ../../nbs/06_model_registry.ipynb #300d4cae
 def gate(candidate:dict, # the candidate's held-out scores (and latency)
          production:dict|None, # production's (None: there is none)
@@ -175,6 +186,14 @@ def _holdout_for(c, name:str, version:str, settings:Settings) -> str:
     if not h.get("holdout_path"):
         raise RegistryError(f"version {version} records no held-out data; pass a labelled holdout table (--holdout)")
     return h["holdout_path"]
+
+# %% ../../nbs/06_model_registry.ipynb #adcdfcff
+def recorded_holdout(version:str|int, # a registered version
+                     settings:Settings|None=None, # the store (default: `get_settings()`)
+                    ) -> str:
+    "The held-out table recorded with a version's source run (RegistryError if it records none)."
+    settings = settings or get_settings()
+    return _holdout_for(_registry(settings), settings.registry_name, str(version), settings)
 
 # %% ../../nbs/06_model_registry.ipynb #1be0061d
 def _load(name:str, version:str, settings:Settings, candidate:bool, contract:Contract|None=None):
