@@ -25,7 +25,7 @@ def main():
     ap.add_argument("--model", default=f"models:/{os.environ.get('MODEL_REGISTRY_NAME', 'six_stack_ensemble')}@production")
     ap.add_argument("--repeats", type=int, default=3)
     a = ap.parse_args()
-    from sixstack.data.tables import FEATURES, active_contract, make_frame
+    from sixstack.data.tables import FEATURES, make_frame
     tmp = Path(tempfile.mkdtemp(prefix="sixstack-spark-bench-"))
     make_frame(a.rows, seed=7).drop(columns="Personality").to_csv(tmp / "rows.csv", index=False)
     exe = Path(sys.executable).with_name("sixstack")
@@ -38,14 +38,12 @@ def main():
     os.environ["PYSPARK_PYTHON"] = sys.executable
     t0 = time.perf_counter()
     from pyspark.sql import SparkSession
-    from pyspark.sql.types import DoubleType, StringType, StructField, StructType
-    from sixstack.tracking.models import spark_udf
+    from sixstack.tracking.models import spark_schema, spark_udf
     spark = SparkSession.builder.master(f"local[{os.cpu_count()}]").config("spark.ui.enabled", "false").getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
     predict = spark_udf(spark, a.model)
     setup = time.perf_counter() - t0
-    schema = StructType([StructField("id", StringType())] + [
-        StructField(f.name, DoubleType() if f.kind == "numeric" else StringType()) for f in active_contract().features])
+    schema = spark_schema()
     theirs = []
     for i in range(a.repeats):
         t = time.perf_counter()

@@ -15,9 +15,8 @@ NAME = "spark_model"
 def test_spark_udf_scores_like_sixstack_predict(settings, tmp_path, monkeypatch):
     from dataclasses import replace
     from pyspark.sql import SparkSession
-    from pyspark.sql.types import DoubleType, StringType, StructField, StructType
-    from sixstack.data.tables import FEATURES, active_contract, make_frame
-    from sixstack.tracking.models import ModelRefused, spark_udf
+    from sixstack.data.tables import FEATURES, make_frame
+    from sixstack.tracking.models import ModelRefused, spark_schema, spark_udf
     from sixstack.training.registry import promote, register
     monkeypatch.setenv("MODEL_REGISTRY_NAME", NAME)
     settings = replace(settings, registry_name=NAME)
@@ -36,9 +35,7 @@ def test_spark_udf_scores_like_sixstack_predict(settings, tmp_path, monkeypatch)
     spark = (SparkSession.builder.master("local[2]").appName("sixstack-test").config("spark.ui.enabled", "false")
              .config("spark.sql.shuffle.partitions", "2").getOrCreate())
     try:
-        schema = StructType([StructField("id", StringType())] + [
-            StructField(f.name, DoubleType() if f.kind == "numeric" else StringType()) for f in active_contract().features])
-        table = spark.read.csv(str(tmp_path / "score.csv"), header=True, schema=schema)
+        table = spark.read.csv(str(tmp_path / "score.csv"), header=True, schema=spark_schema())
         predict = spark_udf(spark, f"models:/{NAME}@production", settings)
         got = (table.withColumn("prediction", predict(*FEATURES)).select("id", "prediction.label", "prediction.probability")
                .toPandas().astype({"id": int}).set_index("id").loc[want.index])

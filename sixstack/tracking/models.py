@@ -21,13 +21,14 @@ import numpy as np
 import pandas as pd
 
 from ..config import Settings, get_settings
-from ..data.tables import FEATURES, DataValidationError, active_contract
+from ..data.tables import FEATURES, Contract, DataValidationError, active_contract
 from .packaging import model_digest, verify
 from .store import Spool, connect
 
 # %% auto #0
 __all__ = ['LEGACY_MODULES', 'download_model', 'legacy_modules', 'load_local', 'discard', 'ModelRefused', 'vet',
-           'vetted_download', 'load_model', 'predict_file', 'spark_udf', 'safe_requirements', 'check_in_clean_venv']
+           'vetted_download', 'load_model', 'predict_file', 'spark_udf', 'spark_schema', 'safe_requirements',
+           'check_in_clean_venv']
 
 # %% ../../nbs/01e_models.ipynb #b46cc9d9
 def _check_uri(uri:str):
@@ -256,6 +257,16 @@ def spark_udf(spark, # a SparkSession
     try: return mlflow.pyfunc.spark_udf(spark, str(path), result_type="label string, probability double",
                                         env_manager=env_manager)
     finally: discard(path if temporary else None)  # MLflow has its own copy of the vetted files
+
+# %% ../../nbs/01e_models.ipynb #2e5a9132
+def spark_schema(contract:Contract|None=None, # whose features (default: the active one)
+                 id_column:bool=True, # lead with the contract's id column (a string)
+                ):
+    "The Spark `StructType` of a table of the contract's features."
+    from pyspark.sql.types import DoubleType, StringType, StructField, StructType
+    c = contract or active_contract()
+    feats = [StructField(f.name, DoubleType() if f.kind == "numeric" else StringType()) for f in c.features]
+    return StructType(([StructField(c.id, StringType())] if id_column else []) + feats)
 
 # %% ../../nbs/01e_models.ipynb #49e2b2b7
 _PIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*(\[[A-Za-z0-9._,-]+\])?==[A-Za-z0-9.+!_-]+")
