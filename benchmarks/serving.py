@@ -1,6 +1,6 @@
 """Our REST service vs `mlflow models serve` on the same registered model, same machine, same client.
 
-Measures single-record requests (sequential keep-alive client: throughput, p50, p99), one 10,000-row batch request,
+Measures single-record requests (sequential keep-alive client: throughput, p50, p99; also with `?explain=true`), one 10,000-row batch request,
 the same two as MLflow's CSV (`text/csv` on /invocations, both servers) and as the Open Inference Protocol v2
 (ours only: JSON single records, a binary-tensor batch), and 32 concurrent clients for 30 s against our service (errors, p99, throughput). Our service runs with the prediction
 log on (as deployed) and, for comparison, with --no-log. Without --tracking-uri it first
@@ -120,6 +120,7 @@ def main():
         s1 = singles(u1, "/predict", recs[:a.n])
         s2 = singles(u2, "/invocations", [{"dataframe_records": [r]} for r in recs[:a.n]])
         s3 = singles(u3, "/predict", recs[:a.n])
+        e1, e3 = singles(u1, "/predict?explain=true", recs[:a.n]), singles(u3, "/predict?explain=true", recs[:a.n])
         b1 = batch(u1, "/predict/batch", {"records": recs[:10_000]})
         b2 = batch(u2, "/invocations", {"dataframe_records": recs[:10_000]})
         b3 = batch(u3, "/predict/batch", {"records": recs[:10_000]})
@@ -139,6 +140,7 @@ def main():
     print(f"| single-record throughput (req/s, sequential) | {s1[0]:.1f} | {s2[0]:.1f} | {s1[0] / s2[0]:.2f}x | {s3[0]:.1f} |")
     print(f"| single-record p50 (ms) | {s1[1]:.1f} | {s2[1]:.1f} | | {s3[1]:.1f} |")
     print(f"| single-record p99 (ms) | {s1[2]:.1f} | {s2[2]:.1f} | | {s3[2]:.1f} |")
+    print(f"| single-record with ?explain=true: p50 / p99 (ms) | {e1[1]:.1f} / {e1[2]:.1f} | (no explain) | | {e3[1]:.1f} / {e3[2]:.1f} |")
     print(f"| 10,000-row batch (ms, median of 5) | {1000 * b1:.0f} | {1000 * b2:.0f} | {b2 / b1:.2f}x | {1000 * b3:.0f} |")
     print(f"| CSV on /invocations: single-record p50 (ms) | {c1[1]:.1f} | {c2[1]:.1f} | {c2[1] / c1[1]:.2f}x | |")
     print(f"| CSV on /invocations: 10,000-row batch (ms, median of 5) | {1000 * cb1:.0f} | {1000 * cb2:.0f} | {cb2 / cb1:.2f}x | |")

@@ -250,7 +250,7 @@ def _fill(browser, rec):
 
 
 def test_prediction_page_in_chromium(world, tmp_path):
-    "GET /: fill the form at phone width, predict, read what POST /predict says for the same record and subject."
+    "GET /: fill the form at phone width, predict, read what POST /predict says (and why) for the same record and subject."
     from conftest import ROOT
     settings, tmp, env, (v1, v2, v3), _ = world
     proc, url = _serve(world, "page.db", "--challenger", "challenger", "--mode", "ab", "--share", "0.5")
@@ -265,8 +265,12 @@ def test_prediction_page_in_chromium(world, tmp_path):
             probability: Number(document.getElementById('probability')?.dataset.value),
             version: document.getElementById('version')?.textContent, arm: document.getElementById('arm')?.textContent,
             subject: localStorage.getItem('sixstack-subject'), width: document.documentElement.scrollWidth,
+            why: [...document.querySelectorAll('.why')].map(e => [e.dataset.feature, Number(e.dataset.value)]),
             resources: performance.getEntriesByType('resource').map(e => e.name)})""")
-        api = httpx.post(f"{url}/predict", json=PAGE_REC, headers={"x-subject-id": shown["subject"]}).json()
+        api = httpx.post(f"{url}/predict", params={"explain": "true"}, json=PAGE_REC, headers={"x-subject-id": shown["subject"]}).json()
+        top = sorted(api["contributions"].items(), key=lambda kv: -abs(kv[1]))[:3]  # the page shows the three largest
+        assert [f for f, _ in shown["why"]] == [f for f, _ in top], (shown["why"], top)
+        assert all(abs(a[1] - b[1]) < 1e-12 for a, b in zip(shown["why"], top)), (shown["why"], top)
         assert (shown["label"], shown["version"], shown["arm"]) == (api["label"], api["model_version"], api["arm"]), (shown, api)
         assert abs(shown["probability"] - api["probability"]) < 1e-12, (shown, api)
         assert shown["width"] <= 390, shown  # no sideways scrolling on a phone-width screen

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from conftest import start_server, train_model as _train
-from sixstack.data.tables import FEATURES, make_frame
+from sixstack.data.tables import FEATURES, NUMERIC, make_frame
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "test-admin-token"
@@ -117,6 +117,24 @@ def test_metrics_prometheus(server):
 def test_docs(server):
     "The OpenAPI schema is served; its pages (CDN scripts) only with --docs."
     assert httpx.get(f"{server}/docs").status_code == 404 and "/predict/batch" in httpx.get(f"{server}/openapi.json").text
+
+
+def test_predict_explains_each_answer(server, world):
+    "`?explain=true`: each feature's Shapley contribution, adding up to the answer; the same as explaining in process."
+    settings, tmp, train, hold, ens = world
+    from sixstack.training.explain import explain
+    rec = _recs(hold.head(3))
+    for r in rec:
+        got = httpx.post(f"{server}/predict", params={"explain": "true"}, json=r, timeout=60).json()
+        assert list(got["contributions"]) == FEATURES, got
+        assert abs(got["base"] + sum(got["contributions"].values()) - got["probability"]) < 1e-9, got
+        want = explain(ens, pd.DataFrame([r]).astype({c: float for c in NUMERIC}))
+        assert np.allclose([got["contributions"][f] for f in FEATURES], want.values.iloc[0].to_numpy(), atol=1e-9), (got, want.values)
+        assert "contributions" not in httpx.post(f"{server}/predict", json=r, timeout=60).json()  # only when asked
+    bad = httpx.post(f"{server}/predict", params={"explain": "perhaps"}, json=rec[0], timeout=60)
+    assert bad.status_code == 400 and "true or false" in bad.json()["error"], bad.text
+    spec = httpx.get(f"{server}/openapi.json").json()["paths"]["/predict"]["post"]
+    assert [p["name"] for p in spec["parameters"]] == ["explain"], spec
 
 
 def test_reload_under_traffic_and_gate_and_rollback(server, world):

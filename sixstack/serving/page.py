@@ -50,10 +50,12 @@ button{background:#2a5db0;color:#fff;border:0;margin-top:1rem;font-weight:600} b
 #result{margin-top:1.2rem;padding:1rem;border-radius:.5rem;background:#f3f5f9}
 .bar{height:1.1rem;background:#dde3ee;border-radius:.5rem;overflow:hidden} .bar div{height:100%;background:#2a5db0}
 .small{color:#555;font-size:.9rem}
+#why{margin-top:.7rem} .why{display:flex;justify-content:space-between;gap:.5rem;font-size:.9rem;padding:.15rem 0}
+.up{color:#a3361f;font-weight:600} .down{color:#2a5db0;font-weight:600}
 """
 
 _JS = """
-const FEATURES = %(features)s, RANGES = %(ranges)s, POSITIVE = %(positive)s;
+const FEATURES = %(features)s, RANGES = %(ranges)s, POSITIVE = %(positive)s, LABELS = %(labels)s;
 const subject = localStorage.getItem('sixstack-subject')
   || (crypto.randomUUID ? crypto.randomUUID() : String(Math.random()));
 localStorage.setItem('sixstack-subject', subject);
@@ -75,6 +77,16 @@ function record() {
   }
   return ok ? rec : null;
 }
+function why(body, rec) {
+  // the three contributions largest in size: what moved this answer away from the average one
+  if (!body.contributions) return '';
+  const top = Object.entries(body.contributions).sort((a, b) => Math.abs(b[1]) - Math.abs(a[1])).slice(0, 3);
+  return `<div id="why"><div class="small">What moved it most, from the average P(${esc(POSITIVE)})
+    ${body.base.toFixed(2)}:</div>` + top.map(([f, v]) => `<div class="why" data-feature="${esc(f)}" data-value="${v}">
+    <span>${esc(LABELS[f] || f)}: ${rec[f] === null ? 'unknown' : esc(rec[f])}</span>
+    <span class="${v >= 0 ? 'up' : 'down'}">${v >= 0 ? '+' : '−'}${Math.abs(v).toFixed(3)}</span></div>`)
+    .join('') + '</div>';
+}
 async function predict(ev) {
   ev.preventDefault();
   const out = document.getElementById('result'), btn = document.getElementById('predict');
@@ -82,8 +94,10 @@ async function predict(ev) {
   btn.disabled = true;
   try {
     const headers = {'content-type': 'application/json', 'x-subject-id': subject};
-    const r = await fetch('predict', {method: 'POST', headers, body: JSON.stringify(rec)});
-    const body = await r.json();
+    const ask = async q => { const r = await fetch('predict' + q, {method: 'POST', headers, body: JSON.stringify(rec)});
+                             return [r, await r.json()]; };
+    let [r, body] = await ask('?explain=true');
+    if (r.status === 409) [r, body] = await ask('');  // a version that cannot explain: the answer alone
     if (!r.ok) {
       const m = /field '([^']+)': (.*)/.exec(body.error || '');
       if (m && document.getElementById('msg-' + m[1])) document.getElementById('msg-' + m[1]).textContent = m[2];
@@ -97,7 +111,7 @@ async function predict(ev) {
       <div class="bar" aria-label="P(${esc(POSITIVE)}) ${pct}%%"><div style="width:${pct}%%"></div></div>
       <div class="small">${pct}%% ${esc(POSITIVE.toLowerCase())}
       · model version <span id="version">${body.model_version}</span>
-      · answered by <span id="arm">${body.arm}</span></div>`;
+      · answered by <span id="arm">${body.arm}</span></div>${why(body, rec)}`;
   } catch (e) { out.hidden = false; out.textContent = 'the service did not answer: ' + e; }
   finally {
     btn.disabled = false;
@@ -113,7 +127,8 @@ def prediction_page(title:str|None=None, # the page's heading (default: "Introve
     "The prediction page: a form for the contract's features, calling the service's `POST /predict`."
     title = title or f"{CLASSES[1][:1].upper()}{CLASSES[1][1:]} or {CLASSES[0].lower()}?"
     js = _JS % {"features": json.dumps(FEATURES), "ranges": json.dumps({k: list(v) for k, v in RANGES.items()}),
-                "positive": json.dumps(CLASSES[1])}
+                "positive": json.dumps(CLASSES[1]),
+                "labels": json.dumps({f: LABELS.get(f, f.replace("_", " ")) for f in FEATURES})}
     fields = "".join(_field(f) for f in FEATURES)
     return ("<!doctype html><html lang='en'><head><meta charset='utf-8'>"
             "<meta name='viewport' content='width=device-width,initial-scale=1'>"

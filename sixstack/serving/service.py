@@ -44,9 +44,9 @@ from .oip import infer_records, infer_response, model_metadata
 logger = logging.getLogger("sixstack.serving")
 
 # %% auto #0
-__all__ = ['logger', 'INLINE_PARSE_BYTES', 'ONE_RECORD_BYTES', 'Service', 'FastJSON', 'predict_one', 'predict_batch',
-           'invocations', 'v2_infer', 'v2_server', 'v2_live', 'v2_ready', 'v2_model', 'feedback', 'reload', 'health',
-           'ready', 'model_info', 'metrics', 'create_app', 'start_service', 'check_service']
+__all__ = ['logger', 'INLINE_PARSE_BYTES', 'ONE_RECORD_BYTES', 'Service', 'FastJSON', 'query_flag', 'predict_one',
+           'predict_batch', 'invocations', 'v2_infer', 'v2_server', 'v2_live', 'v2_ready', 'v2_model', 'feedback',
+           'reload', 'health', 'ready', 'model_info', 'metrics', 'create_app', 'start_service', 'check_service']
 
 # %% ../../nbs/07_serving.ipynb #2d5ba28a
 def _rows(out:pd.DataFrame, rid:str) -> list[dict]:
@@ -184,22 +184,39 @@ async def _predicted(svc:Service, request:Request, rows, endpoint:str, t0:float,
     "Validate and predict `rows` (on the arm the subject key picks, or that serves `version`); the version answering."
     subject = request.headers.get("x-subject-id")
     out, s, arm = await run_in_threadpool(lambda: svc.predict(rows(), endpoint, t0, rid, subject, version))
-    request.state.answered_by = (s.version, arm)
+    request.state.answered_by, request.state.served = (s.version, arm), s
     return out, s.version
+
+# %% ../../nbs/07_serving.ipynb #7dec8bbb
+def query_flag(request:Request, # the request
+               name:str, # the query parameter
+              ) -> bool:
+    "A true/false query parameter (true, 1, yes / false, 0, no; absent: false); 400 for anything else."
+    v = request.query_params.get(name)
+    if v is None or v.lower() in ("false", "0", "no"): return False
+    if v.lower() in ("true", "1", "yes"): return True
+    raise RequestError(f"query parameter '{name}': true or false, got '{v[:20]}'", 400)
+
+# %% ../../nbs/07_serving.ipynb #9b85c0df
+@patch_to(Service)
+def explain(self:Service, served:Served, rows:Columns) -> dict:
+    "The answering version's explanation of one validated record: `base` and each feature's `contributions`."
+    from sixstack.training.explain import NoBackground, explain
+    try: return explain(served.model, rows.frame()).record(0)
+    except NoBackground as e: raise RequestError(f"version {served.version}: {e}", 409) from None
 
 # %% ../../nbs/07_serving.ipynb #11159864
 async def predict_one(svc:Service, request:Request, t0:float, rid:str) -> dict:
-    "One record -> label, probability, model version, arm, request id."
+    "One record -> label, probability, model version, arm, request id; `?explain=true`: also why (`Service.explain`)."
+    explain, got = query_flag(request, "explain"), {}
     body = await svc.body(request, limit=ONE_RECORD_BYTES)
     if not isinstance(body, dict): raise RequestError("send one record as a JSON object", 422)
-    out, version = await _predicted(svc, request, lambda: validate_records([body], 1), "predict", t0, rid)
-    return {
-        "label": str(out["label"][0]),
-        "probability": float(out["probability"][0]),
-        "model_version": version,
-        "arm": request.state.answered_by[1],
-        "request_id": rid,
-    }
+    def rows(): got["rows"] = validate_records([body], 1); return got["rows"]
+    out, version = await _predicted(svc, request, rows, "predict", t0, rid)
+    ans = {"label": str(out["label"][0]), "probability": float(out["probability"][0]), "model_version": version,
+           "arm": request.state.answered_by[1], "request_id": rid}
+    if explain: ans |= await run_in_threadpool(svc.explain, request.state.served, got["rows"])
+    return ans
 
 # %% ../../nbs/07_serving.ipynb #10f88dbc
 async def predict_batch(svc:Service, request:Request, t0:float, rid:str) -> dict:
@@ -409,6 +426,8 @@ def create_app(svc:Service, # the service instance
     for path, ep, h in _SCORED:
         body = {"required": True, "content": {"application/json": {"schema": docs.get(ep)}}}
         extra = {"requestBody": body} if ep in docs else None
+        if ep == "predict": extra["parameters"] = [{"name": "explain", "in": "query", "schema": {"type": "boolean"},
+                                                    "description": "also each feature's contribution (Shapley)"}]
         app.add_api_route(path, _scored(ep, h), methods=["POST"], name=ep, summary=h.__doc__, openapi_extra=extra)
     for path, f in [
         ("/health", health),

@@ -25,7 +25,7 @@ from .stacks import StackModel, make_stack, stack_fit_predict
 # %% auto #0
 __all__ = ['PARALLEL_MIN_ROWS', 'clip_proba', 'blend_weights', 'combine', 'fit_combiner', 'nested_predictions', 'best_threshold',
            'Predictor', 'SixStackEnsemble', 'fit_oof', 'stack_table', 'refit_stack', 'build_ensemble', 'quick_ensemble',
-           'permutation_importance', 'evaluation_report', 'submission']
+           'evaluation_report', 'submission']
 
 # %% ../../nbs/05_ensemble.ipynb #052ac7e4
 def clip_proba(P:np.ndarray) -> np.ndarray:
@@ -87,6 +87,7 @@ class Predictor:
     "What every served model shares: raw rows in, the training layout prepared, label and P(Introvert) out."
     threshold: float
     external: pd.DataFrame|None
+    background: pd.DataFrame|None = None  # training rows its answers are explained against (`05c_explain`)
 
     def _columns(self, X:pd.DataFrame) -> dict:
         "Raw rows as numpy columns in the training layout: numerics as float (missing NaN), Yes/No as objects, match_p."
@@ -232,8 +233,11 @@ def quick_ensemble(rows:pd.DataFrame, # labelled training rows
     from sixstack.training.features import encode_labels
     prof, y = prof or get_profile("fast"), encode_labels(rows[LABEL]) if y is None else y
     sp, recipe = {s: None for s in stacks}, Recipe(external=external, seed=seed, prof=prof)
+    from sixstack.training.explain import background_rows
     oof = fit_oof(sp, rows, y, make_folds(y, n_folds, seed), recipe, progress=False)
-    return build_ensemble(oof, rows, y, sp, recipe, n_folds=n_folds)[0], oof
+    ens = build_ensemble(oof, rows, y, sp, recipe, n_folds=n_folds)[0]
+    ens.background = background_rows(rows, seed=seed)  # so its answers can be explained
+    return ens, oof
 
 # %% ../../nbs/05_ensemble.ipynb #5fc86954
 def _plots(y:np.ndarray, p:np.ndarray, thr:float, ens:SixStackEnsemble, importance:pd.Series) -> list[str]:
@@ -258,30 +262,9 @@ def _plots(y:np.ndarray, p:np.ndarray, thr:float, ens:SixStackEnsemble, importan
         pd.Series(ens.meta.coef_[0], index=list(ens.stacks)).plot.bar(
             ax=ax[0], title="Meta-learner coefficients (logits)", rot=0
         )
-    importance.sort_values().plot.barh(ax=ax[1], title="Permutation importance (accuracy drop, training rows)")
+    importance.sort_values().plot.barh(ax=ax[1], title="Mean |contribution| to P(positive) (Shapley values)")
     fig.tight_layout()
     return out + [report.chart(fig, "weights and importance", dpi=90)]
-
-# %% ../../nbs/05_ensemble.ipynb #af4aa8c6
-def permutation_importance(
-    ens: SixStackEnsemble, X: pd.DataFrame, y: np.ndarray, n: int = 2000, repeats: int = 3, seed: int = 0
-) -> pd.Series:
-    "Mean accuracy drop when each raw feature is shuffled (on up to `n` training rows; one batched prediction)."
-    rng = np.random.default_rng(seed)
-    idx = rng.choice(len(X), min(n, len(X)), replace=False)
-    Xs, ys = X.iloc[idx].reset_index(drop=True), y[idx]
-    copies = [Xs]
-    for c in FEATURES:
-        for _ in range(repeats):
-            Xp = Xs.copy()
-            Xp[c] = rng.permutation(Xp[c].to_numpy())
-            copies.append(Xp)
-    hit = (
-        ((ens.predict_proba(pd.concat(copies, ignore_index=True)) > ens.threshold) == np.tile(ys, len(copies)))
-        .reshape(len(copies), -1)
-        .mean(1)
-    )
-    return pd.Series(hit[0] - hit[1:].reshape(len(FEATURES), repeats).mean(1), index=FEATURES)
 
 # %% ../../nbs/05_ensemble.ipynb #2915d549
 def evaluation_report(path:str|Path, # the HTML file to write
@@ -289,7 +272,7 @@ def evaluation_report(path:str|Path, # the HTML file to write
                       y:np.ndarray, # training labels
                       p:np.ndarray, # the served model's out-of-fold P(Introvert)
                       ens:SixStackEnsemble, # the full ensemble
-                      *, importance:pd.Series, # the served model's permutation importance
+                      *, importance:pd.Series, # the served model's mean |contribution| per feature (`05c_explain`)
                       threshold:float|None=None, # the served model's threshold (default: the ensemble's)
                       head:str="", # HTML placed first (the served model and the latency frontier)
                      ) -> Path:
