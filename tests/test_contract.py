@@ -41,6 +41,9 @@ def test_breast_cancer_end_to_end_then_served(settings, tmp_path):
         ok = httpx.post(f"{url}/predict", json=rec, timeout=30)
         assert ok.status_code == 200 and ok.json()["label"] in ("benign", "malignant"), ok.text
         assert 0 <= ok.json()["probability"] <= 1
+        why = httpx.post(f"{url}/predict", params={"explain": "true"}, json=rec, timeout=120).json()  # 30 features: sampled
+        assert list(why["contributions"]) == list(rec), why
+        assert abs(why["base"] + sum(why["contributions"].values()) - why["probability"]) < 1e-9, why
         from sixstack.data.tables import FEATURES, make_frame
         ours = json.loads(make_frame(5, seed=0)[FEATURES].dropna().head(1).to_json(orient="records"))[0]
         bad = httpx.post(f"{url}/predict", json=ours, timeout=30)

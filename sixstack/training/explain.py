@@ -13,7 +13,7 @@ import pandas as pd
 
 # %% auto #0
 __all__ = ['coalitions', 'shapley_design', 'background_rows', 'hybrid_rows', 'Contributions', 'contributions', 'NoBackground',
-           'explain', 'contribution_figure']
+           'explain', 'contribution_figure', 'affordable_rows']
 
 # %% ../../nbs/05c_explain.ipynb #c012eac3
 def coalitions(d:int, # number of features
@@ -137,3 +137,11 @@ def contribution_figure(c:Contributions, # `contributions` of some rows
     b.axvline(0, color="k", lw=0.5); b.set(title="Each row's contribution (red: high value)", xlabel=f"P({positive})")
     fig.tight_layout()
     return fig
+
+# %% ../../nbs/05c_explain.ipynb #c792f033
+def affordable_rows(d:int, # number of features
+                    background:int=16, # background rows
+                    budget:int=400_000, # rows the explanation may predict in all
+                   ) -> int:
+    "How many rows can be explained with `budget` predicted rows (at least one)."
+    return max(1, budget // (len(shapley_design(d)[0]) * background))
