@@ -4,6 +4,7 @@ import json
 import os
 import shutil
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -78,8 +79,9 @@ def test_submission_and_report(trained):
     assert list(sub.columns) == ["id", "Personality"] and sub["id"].tolist() == test["id"].tolist()
     assert set(sub["Personality"]) <= {"Extrovert", "Introvert"} and 0.1 < (sub["Personality"] == "Introvert").mean() < 0.45
     html = (res.reports / "05_ensemble" / "evaluation_report.html").read_text()
-    assert html.count("data:image/png;base64,") == 3 + 4 and "Combiners" in html and "Accuracy and latency of the candidates" in html
+    assert html.count("data:image/png;base64,") == 3 + 5 and "Combiners" in html and "Accuracy and latency of the candidates" in html
     assert "The served model on the held-out rows" in html and "roc_curve_plot" in html  # the held-out evaluation, first
+    assert "shap_summary" in html  # the Shapley beeswarm of the held-out rows
 
 
 def test_pyfunc_round_trip_equals_in_process(trained):
@@ -91,6 +93,10 @@ def test_pyfunc_round_trip_equals_in_process(trained):
     rows.loc[rows.index[:5], "Stage_fear"] = None  # optional values missing
     served = model.predict(rows)
     pd.testing.assert_frame_equal(served.reset_index(drop=True), ens.predict_frame(rows).reset_index(drop=True), check_exact=True)
+    from sixstack.training.explain import explain
+    assert ens.background.shape == (16, len(FEATURES))  # the logged model can explain its answers
+    why = explain(ens, rows.head(3))
+    assert np.allclose(why.base + why.values.sum(1), ens.predict_proba(rows.head(3)), atol=1e-9)
     sig = model.metadata.get_input_schema().to_dict()
     assert {c["name"]: c["type"] for c in sig} == {f: ("string" if f in ("Stage_fear", "Drained_after_socializing") else "double") for f in FEATURES}
 
@@ -270,7 +276,8 @@ def test_mlflow_ui_opens_on_the_runs_with_their_datasets(trained, tmp_path):
     for key in ("accuracy_score", "roc_auc", "log_loss", "f1_score", "true_positives", "ece"):  # MLflow's evaluate names
         assert (key, "holdout", digests["holdout"]) in linked, linked
     plots = {a.path for a in m.client.list_artifacts(_step(res, "05_ensemble").run_id, "evaluation")}
-    assert plots == {f"evaluation/{k}.png" for k in ("confusion_matrix", "roc_curve_plot", "precision_recall_curve_plot", "calibration_curve_plot")}
+    assert plots == {f"evaluation/{k}.png" for k in ("confusion_matrix", "roc_curve_plot", "precision_recall_curve_plot", "calibration_curve_plot",
+                                                      "shap_summary")}
     assert _step(res, "05_ensemble").run_id in {lm.source_run_id for lm in models}  # (a later test's 05 adds its own)
     server = MlflowServer(settings.tracking_uri, tmp / "ui-artifacts", tmp_path).start()
     try:
