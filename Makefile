@@ -39,7 +39,7 @@ sync-check: install  ## fail if nbdev_export or nbdev_clean would change a file
 	echo "notebooks and package in sync"
 
 lint: install  ## undefined names and unused imports, and no exported line over 120 characters (nbdev's generated lists aside)
-	$(BIN)/ruff check --select F --ignore F403,F405 --output-format concise sixstack benchmarks tests ci
+	$(BIN)/ruff check --select F --ignore F403,F405 --output-format concise sixstack benchmarks tests ci docs
 	long=$$(for f in $$(find sixstack -name "*.py" | sort); do [ $$f = sixstack/_modidx.py ] || awk -v f=$$f 'length > 120 && !/^__all__ = / {print f ":" FNR}' $$f; done)
 	if [ -n "$$long" ]; then echo "lines over 120 characters (shorten them in the notebooks):"; echo "$$long"; exit 1; fi
 

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
+from browser import Chromium, fill as _fill
 from conftest import cli, start_server, train_model
 from sixstack.serving.arms import subject_unit
 from sixstack.data.tables import CLASSES, FEATURES, LABEL, make_frame
@@ -196,57 +197,8 @@ def test_monitor_ab_verdicts_and_promotion_through_the_gate(world):
     assert aliases(settings)["production"] == v2
 
 
-class Chromium:
-    "Debian's headless Chromium driven over the DevTools protocol (websocket-client): a real browser, no driver."
-    def __init__(self, profile):
-        import subprocess
-
-        import websocket
-        self.proc = subprocess.Popen(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                                      "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                                      "--remote-debugging-port=0", f"--user-data-dir={profile}", "about:blank"],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        port_file, deadline = profile / "DevToolsActivePort", time.monotonic() + 60
-        while not (port_file.exists() and port_file.read_text().count("\n") >= 1):
-            assert time.monotonic() < deadline and self.proc.poll() is None, "chromium did not start"
-            time.sleep(0.1)
-        port = int(port_file.read_text().split()[0])
-        page = next(t for t in httpx.get(f"http://127.0.0.1:{port}/json/list").json() if t["type"] == "page")
-        self.ws, self.n = websocket.create_connection(page["webSocketDebuggerUrl"], timeout=60, suppress_origin=True), 0
-
-    def call(self, method, **params):
-        import json
-        self.n += 1; self.ws.send(json.dumps({"id": self.n, "method": method, "params": params}))
-        while True:  # events arrive in between; the answer carries our id
-            msg = json.loads(self.ws.recv())
-            if msg.get("id") == self.n:
-                assert "error" not in msg, msg
-                return msg["result"]
-
-    def js(self, expression):
-        r = self.call("Runtime.evaluate", expression=expression, awaitPromise=True, returnByValue=True)
-        assert "exceptionDetails" not in r, r
-        return r["result"].get("value")
-
-    def wait(self, expression, timeout=30):
-        deadline = time.monotonic() + timeout
-        while not self.js(expression):
-            assert time.monotonic() < deadline, f"never true: {expression}"
-            time.sleep(0.05)
-
-    def close(self): self.ws.close(); self.proc.terminate(); self.proc.wait(10)
-
-
 PAGE_REC = {"Time_spent_Alone": 8, "Stage_fear": "Yes", "Social_event_attendance": 1.5, "Going_outside": None,
             "Drained_after_socializing": "Yes", "Friends_circle_size": 3, "Post_frequency": 1}
-
-
-def _fill(browser, rec):
-    import json
-    browser.js(f"""for (const [f, v] of Object.entries({json.dumps(rec)})) {{
-        const el = document.getElementById(f); el.value = v === null ? '' : String(v);
-        el.dispatchEvent(new Event('input', {{bubbles: true}})); el.dispatchEvent(new Event('change', {{bubbles: true}}));
-    }}""")
 
 
 def test_prediction_page_in_chromium(world, tmp_path):
@@ -275,9 +227,7 @@ def test_prediction_page_in_chromium(world, tmp_path):
         assert abs(shown["probability"] - api["probability"]) < 1e-12, (shown, api)
         assert shown["width"] <= 390, shown  # no sideways scrolling on a phone-width screen
         assert all(r.startswith(url) for r in shown["resources"]), shown["resources"]  # nothing from the internet
-        shot = ROOT / "reports" / "prediction-page.png"; shot.parent.mkdir(exist_ok=True)
-        import base64
-        shot.write_bytes(base64.b64decode(browser.call("Page.captureScreenshot", format="png", captureBeyondViewport=True)["data"]))
+        shot = ROOT / "reports" / "prediction-page.png"; browser.screenshot(shot)
         assert shot.stat().st_size > 20_000
         # a value out of range is explained next to its field, and nothing is sent
         _fill(browser, PAGE_REC | {"Time_spent_Alone": 14}); browser.js("document.getElementById('predict').click()")
