@@ -15,11 +15,11 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from ..data.checks import record_problems
-from ..data.tables import FEATURES, NUMERIC, RANGES, Columns, Contract, active_contract
+from ..data.tables import CATEGORICAL, FEATURES, NUMERIC, RANGES, Columns, Contract, active_contract
 
 # %% auto #0
 __all__ = ['RequestError', 'ByteBudget', 'read_body', 'parse_json', 'invocation_records', 'csv_records', 'record_model',
-           'validate_records']
+           'validate_records', 'csv_rows']
 
 # %% ../../nbs/07b_protocol.ipynb #b70e1ccb
 class RequestError(ValueError):
@@ -216,6 +216,15 @@ def _problems(e:ValidationError) -> str:
         items.insert(0, f"record {rec}: {what} field{'s' * (len(fs) > 1)} {names}")
     return "; ".join(items[:10]) + (f" (+{len(items) - 10} more)" if len(items) > 10 else "")
 
+# %% ../../nbs/07b_protocol.ipynb #732453f8
+def _checked(cols:dict) -> Columns:
+    "Valid columns as the model's input (Yes/No as objects, None -> NaN), if the registered error checks pass."
+    obj = lambda vs: np.array([np.nan if v is None else v for v in vs], dtype=object)
+    out = Columns({c: cols[c] if c in NUMERIC else obj(cols[c]) for c in FEATURES})
+    bad = record_problems(out)  # registered error checks (`data.checks`); none registered: nothing is built
+    if bad: raise RequestError("; ".join(bad), 422)
+    return out
+
 # %% ../../nbs/07b_protocol.ipynb #f5999c06
 def validate_records(raw:list, # records (dicts)
                      max_batch:int, # most records accepted
@@ -234,9 +243,39 @@ def validate_records(raw:list, # records (dicts)
             else [r[c] for r in raw]
             for c in FEATURES
         }
-    # Yes/No: objects, None -> NaN
-    obj = lambda vs: np.array([np.nan if v is None else v for v in vs], dtype=object)
-    out = Columns({c: cols[c] if c in NUMERIC else obj(cols[c]) for c in FEATURES})
-    bad = record_problems(out)  # registered error checks (`data.checks`); none registered: nothing is built
-    if bad: raise RequestError("; ".join(bad), 422)
-    return out
+    return _checked(cols)
+
+# %% ../../nbs/07b_protocol.ipynb #b015e260
+def _csv_frame(raw:bytes, cap:int):
+    "The body as a frame by pandas' C parser (numbers as floats, empty as missing); None if it is not plainly right."
+    import io
+    import pandas as pd
+    if b'"' in raw: return None  # quoted fields: the record path reads them
+    dtype = {f: np.float64 for f in NUMERIC} | {f: str for f in CATEGORICAL}
+    try: df = pd.read_csv(io.BytesIO(raw), dtype=dtype, keep_default_na=False, na_values=[""], nrows=cap + 1)
+    except ValueError: return None  # not UTF-8, not a number ("nan" and "0x10" too), a row too long, no header
+    if sorted(map(str, df.columns)) != sorted(FEATURES) or not 0 < len(df) <= cap: return None
+    # every row has every field (pandas reads a short row as missing values)
+    return df if raw.count(b",") == (len(df) + 1) * (len(FEATURES) - 1) else None
+
+# %% ../../nbs/07b_protocol.ipynb #6eff91a8
+def _csv_columns(raw:bytes, max_batch:int, max_values:int) -> dict|None:
+    "A CSV body's columns if it is plainly right (see `csv_rows`), else None."
+    df = _csv_frame(raw, min(max_batch, max_values // len(FEATURES)))
+    if df is None: return None
+    c, cols = active_contract(), {f: df[f].to_numpy(np.float64) for f in NUMERIC}
+    for f, (lo, hi) in RANGES.items():
+        if np.isinf(cols[f]).any() or ((cols[f] < lo) | (cols[f] > hi)).any(): return None
+    if not all((df[f].isin(lv) | df[f].isna()).all() for f, lv in c.levels.items()): return None
+    if any(df[f.name].isna().any() for f in c.features if not f.missing): return None
+    return cols | {f: df[f].to_numpy(object) for f in CATEGORICAL}
+
+# %% ../../nbs/07b_protocol.ipynb #47a14cb1
+def csv_rows(raw:bytes, # the body of a `text/csv` request
+             max_batch:int, # most rows accepted
+             max_values:int=10_000_000, # most fields accepted (rows x columns)
+            ) -> Columns:
+    "A CSV body as validated columns: column-wise when it is plainly right, else record by record (naming problems)."
+    cols = _csv_columns(raw, max_batch, max_values)
+    if cols is not None: return _checked(cols)
+    return validate_records(csv_records(raw, max_batch, max_values=max_values), max_batch)

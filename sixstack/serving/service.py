@@ -27,7 +27,7 @@ from .predlog import LogError, PredictionLog, new_request, prediction_rows
 from sixstack.serving.protocol import (
     ByteBudget,
     RequestError,
-    csv_records,
+    csv_rows,
     invocation_records,
     parse_json,
     record_model,
@@ -232,11 +232,10 @@ async def invocations(svc:Service, request:Request, t0:float, rid:str) -> dict:
     "MLflow's scoring protocol: JSON (NaN means missing) or CSV (`text/csv`, empty means missing) -> predictions."
     if request.headers.get("content-type", "").split(";")[0].strip().lower() == "text/csv":
         raw = await svc.raw(request)  # parsed with the records, off the event loop
-        recs = lambda: csv_records(raw, svc.max_batch, max_values=svc.max_values)
+        rows = lambda: csv_rows(raw, svc.max_batch, svc.max_values)
     else:
         body = await svc.body(request, mlflow=True)
-        recs = lambda: invocation_records(body, svc.max_batch)
-    rows = lambda: validate_records(recs(), svc.max_batch)
+        rows = lambda: validate_records(invocation_records(body, svc.max_batch), svc.max_batch)
     out, _ = await _predicted(svc, request, rows, "invocations", t0, rid)
     return {"predictions": _rows(out, rid)}  # MLflow's shape; the version and arm are in the headers
 
