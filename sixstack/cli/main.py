@@ -15,13 +15,13 @@ import warnings
 from pathlib import Path
 
 
-from ..config import PROFILES, Settings, get_settings, redact
+from ..config import PROFILES, Settings, get_settings, redact, scrub
 from ..data.tables import DataValidationError
 from .ops import EX_TEMPFAIL, OPS_COMMANDS
 
 # %% auto #0
 __all__ = ['COMMANDS', 'runs_page', 'cmd_run', 'cmd_run_notebook', 'cmd_sweep', 'cmd_tune', 'cmd_validate', 'cmd_contract',
-           'cmd_sample', 'cmd_predict', 'parser', 'main']
+           'cmd_sample', 'cmd_predict', 'parser', 'crash_log', 'main']
 
 # %% ../../nbs/08a_cli.ipynb #958f6237
 def _value(s:str):
@@ -120,6 +120,8 @@ def _where(settings:Settings, res) -> None:
     print(f"\npipeline {res.status} in {res.wall_time:.1f}s{saved} — parent run {res.run_id}\n"
           f"  tracking store: {redact(settings.tracking_uri)} (experiment '{settings.experiment_name}')\n"
           f"  executed notebooks and reports: {res.reports}")
+    ids = "\n".join(f"    {s.name:<24} {s.reused_from or s.run_id}" for s in res.steps if s.run_id)
+    if ids: print(f"  step runs (the run that did the work; `sixstack tune --upstream-run-id` takes 03's):\n{ids}")
     step = {s.name: s for s in res.steps}
     if "05_ensemble" in step and step["05_ensemble"].ok and step["05_ensemble"].output.parent.exists():
         folder = step["05_ensemble"].output.parent
@@ -358,6 +360,17 @@ def parser() -> argparse.ArgumentParser:
     for name, (help_, args, _) in COMMANDS.items(): args(sub.add_parser(name, help=help_))
     return p
 
+# %% ../../nbs/08a_cli.ipynb #770b5455
+def crash_log(e:BaseException, # the unexpected error
+             ) -> Path:
+    "Append `e`'s traceback and the command line, secrets scrubbed, to sixstack-errors.log; its path."
+    import tempfile, traceback
+    p = Path(tempfile.gettempdir()) / "sixstack-errors.log"
+    with open(p, "a") as f:
+        f.write(scrub(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} sixstack {' '.join(sys.argv[1:])}\n"
+                      + "".join(traceback.format_exception(e))))
+    return p
+
 # %% ../../nbs/08a_cli.ipynb #92d9ad3f
 def main(argv:list[str]|None=None, # arguments (default: `sys.argv[1:]`); none means `run`
         ) -> int:
@@ -369,7 +382,11 @@ def main(argv:list[str]|None=None, # arguments (default: `sys.argv[1:]`); none m
     _quiet()
     try: return COMMANDS[a.cmd][2](a, get_settings())
     except DataValidationError as e: print(f"error: {e}", file=sys.stderr); return 1
-    except (FileNotFoundError, ValueError, RuntimeError, ConnectionError) as e:  # RegistryError is a RuntimeError
-        from sixstack.config import scrub
+    except (OSError, ValueError, RuntimeError) as e:  # RegistryError: a RuntimeError; OSError: files, sockets, disks
         print(f"error: {scrub(str(e))}", file=sys.stderr); return 2
     except KeyboardInterrupt: print("interrupted", file=sys.stderr); return 130
+    except Exception as e:  # MLflow's own errors: the store; anything else: a defect, its traceback in a file
+        if type(e).__module__.startswith("mlflow"): print(f"error: {scrub(str(e))[:500]}", file=sys.stderr); return 2
+        what = f"unexpected {type(e).__name__}: {scrub(str(e))[:300]}"
+        print(f"error: {what} (traceback: {crash_log(e)})", file=sys.stderr)
+        return 1

@@ -17,11 +17,13 @@ from ..config import PROFILES, Settings, get_settings, redact
 from .release import args_release, cmd_release
 
 # %% auto #0
-__all__ = ['EX_TEMPFAIL', 'OPS_COMMANDS', 'duration', 'cmd_registry', 'service_app', 'cmd_serve', 'cmd_monitor', 'cmd_tracking',
-           'cmd_check_model', 'cmd_stack']
+__all__ = ['EX_TEMPFAIL', 'EX_ALERTED', 'SEVERITIES', 'OPS_COMMANDS', 'duration', 'cmd_registry', 'service_app', 'cmd_serve',
+           'cmd_monitor', 'cmd_tracking', 'cmd_check_model', 'cmd_stack']
 
 # %% ../../nbs/08d_ops.ipynb #0b3b3af2
 EX_TEMPFAIL = 75
+EX_ALERTED = 5  # `monitor --fail-on`: alerts of that severity or worse were raised
+SEVERITIES = {"info": 0, "warning": 1, "critical": 2}
 
 # %% ../../nbs/08d_ops.ipynb #2a5042c9
 def duration(s:str, # `30`, `30s`, `2m`, `1.5h`
@@ -49,6 +51,10 @@ def _args_registry(p):
     pm.add_argument("--from-env", help="copy VERSION from this environment's registry first (with --to-env)")
     pm.add_argument("--to-env", help="… into this environment's registry, then run its gate on the copy")
     rg.add_parser("rollback", help="point production back at the version before")
+    al = rg.add_parser("alias", help="point an alias (e.g. challenger) at a version, through the service's checks")
+    al.add_argument("alias"); al.add_argument("version", nargs="?", help="the version (omit it with --remove)")
+    al.add_argument("--allow-ungated", action="store_true", help="also a version the gate did not pass")
+    al.add_argument("--remove", action="store_true", help="remove the alias")
 
 # %% ../../nbs/08d_ops.ipynb #d04335bc
 def cmd_registry(a, settings:Settings) -> int:
@@ -72,6 +78,10 @@ def cmd_registry(a, settings:Settings) -> int:
         return 0 if d["promoted"] or d["reason"] == "already production" else 3
     elif a.rcmd == "rollback":
         d = reg.rollback(settings); print(f"production: version {d['previous']} -> {d['production']}")
+    elif a.rcmd == "alias":
+        if a.remove == bool(a.version): raise ValueError("give the alias a VERSION, or --remove it (not both)")
+        d = reg.set_alias(a.alias, None if a.remove else a.version, settings, a.allow_ungated)
+        print(f"{settings.registry_name}@{a.alias}: " + (f"version {d['version']}" if d["version"] else "removed"))
     return 0
 
 # %% ../../nbs/08d_ops.ipynb #c669e165
@@ -207,7 +217,7 @@ def _args_monitor(p):
         help="check: print alerts; report: also write and log the HTML report; ab: compare the challenger",
     )
     w = p.add_mutually_exclusive_group()
-    w.add_argument("--last", type=int, help="window: the last N predictions (default: 1000)")
+    w.add_argument("--last", type=int, help="window: the last N predictions (default: 1000; ab: 10000)")
     w.add_argument("--since", help="window: since a time ('24h', '30m', '2026-11-30 12:00' UTC)")
     p.add_argument("--model-version", help="version to judge (default: the latest in the window)")
     p.add_argument("--db", help="prediction log URL (default: SIXSTACK_MONITOR_DB)")
@@ -226,6 +236,8 @@ def _args_monitor(p):
                    help="a string parameter of the retraining run's notebooks (e.g. -r stacks C,E)")
     p.add_argument("--promote-if-better", action="store_true",
                    help="ab: a challenger found better goes through the registry's promotion gate")
+    p.add_argument("--fail-on", choices=list(SEVERITIES),
+                   help="exit 5 if an alert of this severity or worse was raised (default: exit 0 whatever the alerts)")
 
 # %% ../../nbs/08d_ops.ipynb #3f76450a
 def cmd_monitor(a, settings:Settings) -> int:
@@ -246,6 +258,7 @@ def cmd_monitor(a, settings:Settings) -> int:
     )
     for al in res.alerts: print(f"ALERT {al['kind']} [{al['severity']}] {al['message']}")
     if not res.alerts: print("no alerts")
+    failed = a.fail_on and any(SEVERITIES[al["severity"]] >= SEVERITIES[a.fail_on] for al in res.alerts)
     if a.action == "report":
         from sixstack.monitoring.pages import report_run
         print(f"report: {report_run(res, settings, th)}")
@@ -253,13 +266,13 @@ def cmd_monitor(a, settings:Settings) -> int:
         triggers = [al["kind"] for al in res.alerts if getattr(mon.rules().get(al["kind"]), "retrain", False)]
         if not triggers:
             print("no alert that triggers retraining (drift): no retraining")
-            return 0
+            return EX_ALERTED if failed else 0
         from sixstack.training.registry import aliases
         from sixstack.tracking.pipeline import run_pipeline
         r = mon.retrain(log, settings, res.version, run_pipeline, a.profile, params=dict(a.raw))
         print(f"retraining {r.status} (parent run {r.run_id}); aliases now {aliases(settings)}")
-        return {"FINISHED": 0, "DEFERRED": EX_TEMPFAIL}.get(r.status, 1)
-    return 0
+        return {"FINISHED": EX_ALERTED if failed else 0, "DEFERRED": EX_TEMPFAIL}.get(r.status, 1)
+    return EX_ALERTED if failed else 0
 
 # %% ../../nbs/08d_ops.ipynb #e850117c
 def _monitor_ab(a, settings:Settings, log, th) -> int:
@@ -348,7 +361,7 @@ def cmd_stack(a, settings:Settings) -> int:
 
 # %% ../../nbs/08d_ops.ipynb #caaf9188
 OPS_COMMANDS = {
-    "registry": ("the model registry: list, show, promote, rollback", _args_registry, cmd_registry),
+    "registry": ("the model registry: list, show, promote, rollback, alias", _args_registry, cmd_registry),
     "serve": ("serve a registered model over HTTP", _args_serve, cmd_serve),
     "monitor": ("check the prediction log (drift, performance, errors, latency); `report` writes the HTML report; "
                 "`ab` compares the challenger", _args_monitor, cmd_monitor),

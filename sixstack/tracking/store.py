@@ -22,8 +22,8 @@ from fastcore.basics import patch_to
 from ..config import Settings, redact
 
 # %% auto #0
-__all__ = ['DOWN_HOLD_S', 'EXPERIMENT_KIND', 'Spool', 'warn_once', 'store_down', 'mark_down', 'connect', 'store_modules',
-           'experiment_id']
+__all__ = ['DOWN_HOLD_S', 'EXPERIMENT_KIND', 'Spool', 'warn_once', 'store_down', 'mark_down', 'bounded_http_waits', 'connect',
+           'store_modules', 'experiment_id']
 
 # %% ../../nbs/01g_store.ipynb #6f6befd6
 class Spool:
@@ -123,19 +123,25 @@ def mark_down(settings:Settings, down:bool=True):
         if not down: state.pop(key, None)
         p.write_text(json.dumps(state))
 
+# %% ../../nbs/01g_store.ipynb #df0d388a
+def bounded_http_waits(timeout:float, # the tracking timeout, s (`Settings.tracking_timeout`)
+                      ) -> dict:
+    "Set MLflow's HTTP retry and timeout variables within the bounds `timeout` allows; the values in force."
+    bounds = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": 1, "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": 0,
+              "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": 1, "MLFLOW_HTTP_REQUEST_TIMEOUT": max(1, int(timeout * 0.4))}
+    for k, most in bounds.items():
+        try: keep = 0 <= float(os.environ[k]) <= most
+        except (KeyError, ValueError): keep = False
+        if not keep: os.environ[k] = str(most)
+    return {k: os.environ[k] for k in bounds}
+
 # %% ../../nbs/01g_store.ipynb #cb99adba
 def connect(settings:Settings):
     "An MlflowClient for `settings`, after checking an HTTP server answers its health check."
     t = settings.tracking_timeout
-    for k, v in {
-        "MLFLOW_DISABLE_TELEMETRY": "true",
-        "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
-        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
-        "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "0",
-        "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "1",
-        "MLFLOW_HTTP_REQUEST_TIMEOUT": str(max(1, int(t * 0.4))),
-    }.items():
+    for k, v in {"MLFLOW_DISABLE_TELEMETRY": "true", "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true"}.items():
         os.environ.setdefault(k, v)
+    bounded_http_waits(t)
     if _http(settings):
         import httpx
         try:

@@ -18,7 +18,7 @@ from ..tracking.mlops import MLOpsIntegration
 
 # %% auto #0
 __all__ = ['RegistryError', 'register', 'aliases', 'versions', 'describe', 'holdout_scores', 'latency', 'latency_budget', 'gate',
-           'recorded_holdout', 'promote', 'rollback', 'lineage_tags', 'release_version', 'copy_version',
+           'recorded_holdout', 'promote', 'rollback', 'lineage_tags', 'release_version', 'set_alias', 'copy_version',
            'standalone_handoff', 'registry_report']
 
 # %% ../../nbs/06_model_registry.ipynb #1a6143f1
@@ -301,6 +301,23 @@ def release_version(version:str|int, # a version the gate passed (e.g. with `to=
     if prod == version: return {"version": version, "production": prod, "previous": prod}
     _set_production(c, name, version, mv.tags.get("gate_baseline") or None, settings)
     return {"version": version, "production": version, "previous": prod}
+
+# %% ../../nbs/06_model_registry.ipynb #b5eedb43
+def set_alias(alias:str, # e.g. "challenger"
+              version:str|int|None, # the version it is to point at (None: remove the alias)
+              settings:Settings|None=None, # the store (default: `get_settings()`)
+              allow_ungated:bool=False, # also a version the gate did not pass
+             ) -> dict:
+    "Point `alias` at a version that passes the service's checks (or remove it); not `production`."
+    settings = settings or get_settings()
+    if alias == "production": raise RegistryError("production moves only through the gate: promote or rollback")
+    c, name = _registry(settings), settings.registry_name
+    if version is None: c.delete_registered_model_alias(name, alias); return {"alias": alias, "version": None}
+    try: path, tmp, _ = vetted_download(f"models:/{name}/{version}", settings, allow_ungated)  # never unpickled
+    except ModelRefused as e: raise RegistryError(f"{alias} not set: {e}") from None
+    if tmp: discard(path)
+    c.set_registered_model_alias(name, alias, str(version))
+    return {"alias": alias, "version": str(version)}
 
 # %% ../../nbs/06_model_registry.ipynb #9d5a8a10
 _NOT_COPIED = ("gate", "gate_signature", "gate_baseline", "latency_p99_ms", "previous_production", "model_sha256",
