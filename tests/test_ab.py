@@ -44,9 +44,10 @@ def world(tmp_path_factory):
     v1 = reg.register(uri(True, 1), settings, {"profile": "test"}); reg.promote(v1, settings)
     v2 = reg.register(uri(False, 0), settings, {"profile": "test"}); reg.promote(v2, settings); reg.rollback(settings)
     v3 = reg.register(uri(True, 2), settings, {"profile": "test"})  # never gated
-    from mlflow.tracking import MlflowClient
-    c = MlflowClient(settings.tracking_uri)
-    c.set_registered_model_alias("ab_model", "challenger", v2); c.set_registered_model_alias("ab_model", "broken", v3)
+    for args in (("challenger", v2), ("broken", v3, "--allow-ungated")):  # the command a user has for it
+        r = cli("registry", "alias", *args, env=env); assert r.returncode == 0 and f"ab_model@{args[0]}: version" in r.stdout, r.stderr
+    r = cli("registry", "alias", "spare", v3, env=env)  # never gated: refused, as the service would refuse to serve it
+    assert r.returncode == 2 and "spare not set" in r.stderr and "gate did not pass it" in r.stderr, r.stdout + r.stderr
     assert reg.aliases(settings)["production"] == v1
     yield settings, tmp, env, (v1, v2, v3), hold
     for k, v in old.items():

@@ -125,6 +125,8 @@ def test_report_alerts_reach_the_webhook(world, traffic):
     finally: hook.shutdown()
     assert r.returncode == 0, r.stderr
     assert "ALERT data_drift" in r.stdout and "ALERT performance_drop" in r.stdout, r.stdout
+    failing = cli("monitor", "check", "--last", "300", "--db", f"sqlite:///{db}", "--fail-on", "warning", env=env)
+    assert failing.returncode == 5 and "ALERT data_drift" in failing.stdout, failing.stdout + failing.stderr  # cron and CI can act
     kinds = {a["kind"] for body in _Receiver.got for a in body["alerts"]}
     assert {"data_drift", "performance_drop"} <= kinds, _Receiver.got
     drifted = [a for body in _Receiver.got for a in body["alerts"] if a["kind"] == "data_drift"][0]
