@@ -138,6 +138,18 @@ def test_open_inference_protocol_through_tritonclient(world):
         with pytest.raises(InferenceServerException) as e: client.infer("nobody", tensors(rows.iloc[:1], True))
         assert e.value.status() == "404"
         assert 'sixstack_requests_total{endpoint="v2_infer",status="200"} 4.0' in httpx.get(f"{url}/metrics").text
+        # the README's tritonclient snippet, as written but for the address and the model's name
+        from test_readme import _block
+        code = _block("REST service")
+        assert '"localhost:8080"' in code and '"six_stack_ensemble"' in code
+        code = code.replace('"localhost:8080"', repr(url.removeprefix("http://"))).replace('"six_stack_ensemble"', repr(NAME))
+        rows.to_csv(tmp / "rows.csv", index=False); cwd = os.getcwd(); os.chdir(tmp)
+        try: ns = {}; exec(compile(code, "README.md: REST service", "exec"), ns)
+        finally: os.chdir(cwd)
+        recs = rows.astype(object).where(rows.notna(), None).to_dict(orient="records")
+        want = httpx.post(f"{url}/predict/batch", json={"records": recs}, timeout=60).json()["predictions"]
+        assert [v.decode() for v in ns["labels"].tolist()] == [p["label"] for p in want]
+        np.testing.assert_allclose(ns["p"], [p["probability"] for p in want], rtol=0, atol=1e-12)
     finally: proc.terminate(); proc.wait(10)
 
 

@@ -47,3 +47,107 @@ def test_a_model_family_and_a_stack(capsys):
 def test_a_data_contract(capsys):
     exec(compile(_block("A data contract"), "README.md: A data contract", "exec"), {})
     assert capsys.readouterr().out.startswith("30 {'benign': 0.627")
+
+
+# --- docs that cannot drift: the README's commands, targets, variables and endpoints against the real ones ---
+
+def _readme() -> str: return (ROOT / "README.md").read_text()
+
+
+def _shell_lines() -> list[str]:
+    "Every command line of the README's shell blocks (continuations joined, comments dropped)."
+    out = []
+    for block in re.findall(r"```(?:sh|bash)?\n(.*?)```", _readme(), re.S):
+        for line in block.replace("\\\n", " ").splitlines():
+            line = re.split(r"\s#\s|^#", line, maxsplit=1)[0].strip()
+            if line: out.append(line)
+    return out
+
+
+def _subparsers(p):
+    import argparse
+    return next((a.choices for a in p._actions if isinstance(a, argparse._SubParsersAction)), {})
+
+
+def _options(p) -> set:
+    return {o for a in p._actions for o in a.option_strings}
+
+
+def _invocations() -> list[list[str]]:
+    "The words after `sixstack` of every command in the shell blocks and of inline `sixstack …` spans."
+    texts = [part for line in _shell_lines() for part in re.split(r"&&|;", line)]
+    texts += re.findall(r"`((?:\.venv/bin/)?sixstack [^`]+)`", _readme())
+    found = []
+    for t in texts:
+        m = re.match(r'\s*(?:[A-Z_]+=\S+\s+)*(?:eval "\$\()?(?:\.venv/bin/)?sixstack(\s.*)?$', t)
+        if m: found.append(re.sub(r"<[^>]*>", "X", m.group(1) or "").replace("[", " ").replace("]", " ").split())
+    return found
+
+
+def test_every_sixstack_command_and_flag_in_the_readme_exists():
+    from sixstack.cli.main import parser
+    top, checked, bad = parser(), 0, []
+    for words in _invocations():
+        p, path, skip = top, ["sixstack"], 0
+        for w in words:
+            if skip or w in ("…", "..."): skip = max(skip - 1, 0); continue
+            sub = _subparsers(p)
+            if w.startswith("-") and w != "-":
+                flag = w.split("=")[0]
+                act = next((a for q in (p, top) for a in q._actions if flag in a.option_strings), None)
+                if act is None: bad.append(f"{' '.join(path)}: no option {flag}")
+                elif "=" not in w and act.nargs != 0: skip = act.nargs if isinstance(act.nargs, int) else 1
+                checked += 1
+            elif sub and w in sub: p, path = sub[w], path + [w]
+            elif sub: bad.append(f"{' '.join(path)}: no subcommand {w}")
+    assert not bad, bad
+    assert checked > 30, checked  # the README's commands were found and their options looked up
+
+
+def test_every_make_target_in_the_readme_exists():
+    targets = set(re.findall(r"^([A-Za-z0-9_-]+):", (ROOT / "Makefile").read_text(), re.M))
+    used = {m for line in _shell_lines() for m in re.findall(r"(?:^|[;&]\s*)make ((?:[a-z][a-z0-9-]*\s*)+)", line)}
+    used = {t for group in used for t in group.split()} | set(re.findall(r"`make ([a-z][a-z0-9-]*)`", _readme()))
+    assert used and used <= targets, sorted(used - targets)
+    assert {"run", "test", "serve", "ui", "release", "stack"} <= used
+
+
+def test_every_environment_variable_in_the_readme_is_read_somewhere():
+    source = "\n".join(p.read_text() for p in (ROOT / "sixstack").rglob("*.py")) + (ROOT / "Makefile").read_text()
+    named = set(re.findall(r"\b((?:SIXSTACK|MODEL_REGISTRY)_[A-Z0-9_]*[A-Z0-9])\b", _readme()))
+    unknown = sorted(v for v in named if v not in source and not any(v.startswith(p) for p in ("SIXSTACK_PROD_", "SIXSTACK_STAGING_")))
+    assert len(named) > 15 and not unknown, unknown
+
+
+def test_every_endpoint_in_the_readme_is_served():
+    from sixstack.serving.service import Service, create_app
+    from sixstack.tracking.packaging import EchoModel
+    from sixstack.serving.served import Served
+    app = create_app(Service(lambda: Served(EchoModel(), "m", "1", "production", None)), load_now=False)
+    routes = [re.compile("^" + re.sub(r"\{[^}]+\}", "[^/]+", r.path) + "$") for r in app.routes]
+    used = set(re.findall(r"localhost:\d+(/[A-Za-z0-9_/{}.-]*)", _readme())) - {"/"}
+    missing = sorted(u for u in used if not any(r.match(u.split("?")[0]) for r in routes))
+    assert len(used) > 8 and not missing, missing
+
+
+def test_no_absolute_machine_paths_in_the_readme():
+    found = re.findall(r"(?<![\w./:$-])/(?:work|home|root|tmp/[a-z]+-[0-9a-f]{6,}|Users)/[^\s`)\"']*", _readme())
+    assert not found, found
+
+
+def test_from_python(tmp_path, monkeypatch):
+    "The README's 'From Python' block as written, but its `main(['run', ...])` only parsed (test_ml_pipeline runs it)."
+    import shutil
+    from sixstack.cli import main as cli_main
+    for k, v in {"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db", "SIXSTACK_SPOOL": f"{tmp_path}/spool.jsonl",
+                 "SIXSTACK_REPORTS_DIR": f"{tmp_path}/reports", "SIXSTACK_DATA_DIR": f"{tmp_path}/data"}.items():
+        monkeypatch.setenv(k, v)
+    shutil.copy(ROOT / "README.md", tmp_path); monkeypatch.chdir(tmp_path)  # the block logs README.md
+    parsed = []
+    monkeypatch.setattr(cli_main, "main", lambda argv: parsed.append(cli_main.parser().parse_args(argv)) or 0)
+    exec(compile(_block("From Python"), "README.md: From Python", "exec"), {})
+    assert parsed[0].cmd == "run" and parsed[0].profile == "fast"
+    from sixstack.tracking.mlops import MLOpsIntegration
+    c = MLOpsIntegration().client
+    run = c.search_runs([c.get_experiment_by_name("my_experiment").experiment_id])[0]
+    assert run.data.metrics["accuracy"] == 0.97 and run.data.params["model"] == "lr"  # logged to the store, not spooled

@@ -9,14 +9,14 @@ import pytest
 
 from conftest import cli, train_model
 
-NAME = "spark_model"
+NAME = "six_stack_ensemble"  # the README's example names the default registered model
 
 
 def test_spark_udf_scores_like_sixstack_predict(settings, tmp_path, monkeypatch):
     from dataclasses import replace
     from pyspark.sql import SparkSession
     from sixstack.data.tables import FEATURES, make_frame
-    from sixstack.tracking.models import ModelRefused, spark_schema, spark_udf
+    from sixstack.tracking.models import ModelRefused, spark_udf
     from sixstack.training.registry import promote, register
     monkeypatch.setenv("MODEL_REGISTRY_NAME", NAME)
     settings = replace(settings, registry_name=NAME)
@@ -34,11 +34,11 @@ def test_spark_udf_scores_like_sixstack_predict(settings, tmp_path, monkeypatch)
     monkeypatch.setenv("PYSPARK_PYTHON", sys.executable)  # the executors' Python: this environment (local mode)
     spark = (SparkSession.builder.master("local[2]").appName("sixstack-test").config("spark.ui.enabled", "false")
              .config("spark.sql.shuffle.partitions", "2").getOrCreate())
-    try:
-        table = spark.read.csv(str(tmp_path / "score.csv"), header=True, schema=spark_schema())
-        predict = spark_udf(spark, f"models:/{NAME}@production", settings)
-        got = (table.withColumn("prediction", predict(*FEATURES)).select("id", "prediction.label", "prediction.probability")
-               .toPandas().astype({"id": int}).set_index("id").loc[want.index])
+    try:  # the README's four lines, as written, on rows.csv
+        from test_readme import _block
+        (tmp_path / "rows.csv").write_bytes((tmp_path / "score.csv").read_bytes()); monkeypatch.chdir(tmp_path)
+        ns = {"spark": spark}; exec(compile(_block("On Apache Spark"), "README.md: On Apache Spark", "exec"), ns)
+        got = ns["scored"].toPandas().astype({"id": int}).set_index("id").loc[want.index]
         assert len(got) == len(want) == 3000
         assert (got["label"] == want["Personality"]).all()
         np.testing.assert_allclose(got["probability"].to_numpy(), want["probability"].to_numpy(), rtol=0, atol=1e-9)
