@@ -13,7 +13,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pandera.pandas as pa
+with warnings.catch_warnings():  # pandera imports pyspark where it is installed, which warns about pandas 3 on import
+    warnings.filterwarnings("ignore", "PySpark does not yet fully support pandas", FutureWarning)
+    import pandera.pandas as pa
 from scipy import stats
 
 from . import report
