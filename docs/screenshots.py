@@ -39,9 +39,12 @@ def runs_shot(settings, out:Path, tmp:Path):
     server = MlflowServer(settings.tracking_uri, tmp / "artifacts", tmp).start()
     b = Chromium(tmp / "chromium-ui")
     try:
-        b.call("Emulation.setDeviceMetricsOverride", width=1600, height=820, deviceScaleFactor=1, mobile=False)
+        b.call("Emulation.setDeviceMetricsOverride", width=1600, height=760, deviceScaleFactor=1, mobile=False)
         b.call("Page.enable"); b.call("Page.navigate", url=runs_page(server.url, settings))
-        b.wait("document.body.innerText.includes('matching runs')", 180); time.sleep(3)  # the table's rows render
+        b.wait("!!document.body && document.body.innerText.includes('matching runs')", 180); time.sleep(3)  # the table's rows render
+        b.js("document.querySelector('button[aria-label=\"Close\"]')?.click()")  # MLflow's assistant panel
+        b.js("document.querySelector('button[data-component-id*=\"runnamecellrenderer\"]')?.click()")  # the steps, nested
+        b.wait("document.body.innerText.includes('05_ensemble')", 60); time.sleep(2)
         b.screenshot(out, whole=False)
     finally: b.close(); server.stop()
 
