@@ -275,7 +275,8 @@ def csv_rows(raw:bytes, # the body of a `text/csv` request
              max_batch:int, # most rows accepted
              max_values:int=10_000_000, # most fields accepted (rows x columns)
             ) -> Columns:
-    "A CSV body as validated columns: column-wise when it is plainly right, else record by record (naming problems)."
-    cols = _csv_columns(raw, max_batch, max_values)
+    "A CSV body as validated columns: column-wise when it is long and plainly right, else record by record."
+    # pandas' parser costs ~2 ms to start: below ~500 rows the record path is quicker (1 row: 0.06 ms vs 2 ms)
+    cols = _csv_columns(raw, max_batch, max_values) if raw.count(b"\n") > 500 else None
     if cols is not None: return _checked(cols)
     return validate_records(csv_records(raw, max_batch, max_values=max_values), max_batch)
