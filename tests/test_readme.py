@@ -151,3 +151,12 @@ def test_from_python(tmp_path, monkeypatch):
     c = MLOpsIntegration().client
     run = c.search_runs([c.get_experiment_by_name("my_experiment").experiment_id])[0]
     assert run.data.metrics["accuracy"] == 0.97 and run.data.params["model"] == "lr"  # logged to the store, not spooled
+
+
+def test_every_link_inside_the_readme_lands():
+    text = re.sub(r"```.*?```", "", _readme(), flags=re.S)  # headings only outside code blocks
+    anchor = lambda t: re.sub(r"[^a-z0-9 _-]", "", t.lower()).replace(" ", "-")  # as GitHub makes them
+    heads = {anchor(h) for h in re.findall(r"^#+ (.+)$", text, re.M)}
+    links = re.findall(r"\]\(#([^)]+)\)", text)
+    assert len(links) > 30 and not [x for x in links if x not in heads], [x for x in links if x not in heads]
+    assert all((ROOT / f).exists() for f in re.findall(r"\]\(((?:docs|benchmarks|nbs)/[^)#]+)\)", text))
