@@ -98,7 +98,7 @@ ui: install  ## the MLflow UI on the local store, http://127.0.0.1:5000 (the run
 serve: install  ## serve the registry's production model on http://127.0.0.1:8080 (after make run)
 	$(BIN)/python -m sixstack.serving --model-name $${MODEL_REGISTRY_NAME:-six_stack_ensemble} --port $${PORT:-8080}
 
-check-model: install  ## load the production model in a clean virtualenv built from its own requirements.txt (PyPI; a few minutes)
+check-model: install  ## load the production model in a clean virtualenv built from its own requirements.txt (PyPI; one to a few minutes, by the network)
 	$(BIN)/sixstack check-model $${MODEL_URI:+--model-uri $$MODEL_URI}
 
 sample: install  ## write the embedded sample to data/

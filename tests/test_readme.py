@@ -160,3 +160,10 @@ def test_every_link_inside_the_readme_lands():
     links = re.findall(r"\]\(#([^)]+)\)", text)
     assert len(links) > 30 and not [x for x in links if x not in heads], [x for x in links if x not in heads]
     assert all((ROOT / f).exists() for f in re.findall(r"\]\(((?:docs|benchmarks|nbs)/[^)#]+)\)", text))
+
+
+def test_the_make_table_is_the_makefiles():
+    "The README's table of `make` targets says what `make help` says, target for target."
+    rows = re.findall(r"^([a-z][a-z0-9-]*):[^#\n]*## (.+)$", (ROOT / "Makefile").read_text(), re.M)
+    table = dict(re.findall(r"^\| `make ([a-z0-9-]+)` \| (.+) \|$", _readme(), re.M))
+    assert table == {t: h.replace("|", "/") for t, h in rows if t != "help"}
