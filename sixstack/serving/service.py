@@ -111,13 +111,16 @@ async def body(self:Service, request:Request, mlflow:bool=False, limit:int|None=
 
 # %% ../../nbs/07_serving.ipynb #99513cce
 @patch_to(Service)
-def predict(self:Service, df:Columns, endpoint:str, t0:float, rid:str, subject:str|None=None, version:str|None=None
-            ) -> tuple[Answers, Served, str]:
+def predict(self:Service, df:Columns, endpoint:str, t0:float, rid:str, subject:str|None=None, version:str|None=None,
+            explained:bool=False) -> tuple[Answers, Served, str]:
     "Predict, commit the rows to the log before anything is answered (in the thread pool); then the shadow, if any."
     # one reference for the whole request: a reload cannot change it midway
     arm, served = self.arms.by_version(version) if version else self.arms.pick(subject)
     if served is None and version: raise RequestError(f"version {version} is not served here", 404)
     if served is None: raise RequestError(f"no model loaded ({self.holder.error or 'loading'})", 503)
+    if explained and getattr(served.model, "background", None) is None:  # refused before anything is predicted, logged
+        raise RequestError(f"version {served.version} cannot explain its answers (trained before models kept "
+                           "background rows): ask without explain, or retrain it", 409)
     tp = time.perf_counter()
     use_co = self.coalescer is not None and len(df) < self.coalesce_rows
     out = self.coalescer.predict(served, df) if use_co else Answers.of(served.model, df)
@@ -179,11 +182,11 @@ def _scored(endpoint:str, handler):
     return run
 
 # %% ../../nbs/07_serving.ipynb #45f9c2ec
-async def _predicted(svc:Service, request:Request, rows, endpoint:str, t0:float, rid:str, version:str|None=None
-                     ) -> tuple[Answers, str]:
+async def _predicted(svc:Service, request:Request, rows, endpoint:str, t0:float, rid:str, version:str|None=None,
+                     explained:bool=False) -> tuple[Answers, str]:
     "Validate and predict `rows` (on the arm the subject key picks, or that serves `version`); the version answering."
     subject = request.headers.get("x-subject-id")
-    out, s, arm = await run_in_threadpool(lambda: svc.predict(rows(), endpoint, t0, rid, subject, version))
+    out, s, arm = await run_in_threadpool(lambda: svc.predict(rows(), endpoint, t0, rid, subject, version, explained))
     request.state.answered_by, request.state.served = (s.version, arm), s
     return out, s.version
 
@@ -201,9 +204,8 @@ def query_flag(request:Request, # the request
 @patch_to(Service)
 def explain(self:Service, served:Served, rows:Columns) -> dict:
     "The answering version's explanation of one validated record: `base` and each feature's `contributions`."
-    from sixstack.training.explain import NoBackground, explain
-    try: return explain(served.model, rows.frame()).record(0)
-    except NoBackground as e: raise RequestError(f"version {served.version}: {e}", 409) from None
+    from sixstack.training.explain import explain
+    return explain(served.model, rows.frame()).record(0)  # `predict` refused a version without background rows
 
 # %% ../../nbs/07_serving.ipynb #11159864
 async def predict_one(svc:Service, request:Request, t0:float, rid:str) -> dict:
@@ -212,7 +214,7 @@ async def predict_one(svc:Service, request:Request, t0:float, rid:str) -> dict:
     body = await svc.body(request, limit=ONE_RECORD_BYTES)
     if not isinstance(body, dict): raise RequestError("send one record as a JSON object", 422)
     def rows(): got["rows"] = validate_records([body], 1); return got["rows"]
-    out, version = await _predicted(svc, request, rows, "predict", t0, rid)
+    out, version = await _predicted(svc, request, rows, "predict", t0, rid, explained=explain)
     ans = {"label": str(out["label"][0]), "probability": float(out["probability"][0]), "model_version": version,
            "arm": request.state.answered_by[1], "request_id": rid}
     if explain: ans |= await run_in_threadpool(svc.explain, request.state.served, got["rows"])

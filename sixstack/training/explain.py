@@ -5,6 +5,7 @@
 # %% ../../nbs/05c_explain.ipynb #e7d03e02
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -40,6 +41,7 @@ def _permutations(d:int, n_perm:int, seed:int) -> tuple[np.ndarray, np.ndarray]:
     return np.vstack(C), np.vstack(W) / len(C)
 
 # %% ../../nbs/05c_explain.ipynb #80e5a9f3
+@functools.lru_cache(maxsize=16)  # built once per process and table width (arrays nobody changes)
 def shapley_design(d:int, # number of features
                    max_exact:int=10, # enumerate every subset up to this many features
                    seed:int=0, # draws the permutations beyond `max_exact`
