@@ -167,3 +167,12 @@ def test_the_make_table_is_the_makefiles():
     rows = re.findall(r"^([a-z][a-z0-9-]*):[^#\n]*## (.+)$", (ROOT / "Makefile").read_text(), re.M)
     table = dict(re.findall(r"^\| `make ([a-z0-9-]+)` \| (.+) \|$", _readme(), re.M))
     assert table == {t: h.replace("|", "/") for t, h in rows if t != "help"}
+
+
+def test_the_shipped_modules_are_the_ones_named():
+    "Every module a logged model ships is named in the README's account of it (by its last part)."
+    from sixstack.tracking.packaging import MODEL_MODULES
+    part = _readme()[_readme().index("## The model outside this project"):][:1500]
+    named = {"config": "settings", "data.tables": "data contract", "data.report": "report", "tracking.packaging": "pyfunc",
+             "training.features": "features", "training.augmentation": "augmentation", "training.stacks": "stacks"}
+    assert all(named.get(m, f"`{m.split('.')[-1]}`") in part or m.split(".")[-1] in part for m in MODEL_MODULES), part

@@ -36,6 +36,7 @@ MODEL_MODULES = (
     "training.stacks",
     "training.ensemble",
     "training.budget",
+    "training.explain",
     "tracking.packaging",
 )
 RUNTIME = (
