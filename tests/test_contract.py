@@ -33,6 +33,9 @@ def test_breast_cancer_end_to_end_then_served(settings, tmp_path):
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     for step in ("00_data_validation", "04_model_stacks", "06_model_registry", "07_serving", "08_monitoring"):
         assert f"{step:<24} FINISHED" in r.stdout, r.stdout
+    import re
+    runs = dict(re.findall(r"^    (\d\d_\w+) +([0-9a-f]{32})$", r.stdout, re.M))  # the closing lines' step runs
+    assert len(runs) == 9 and "03_augmentation" in runs, r.stdout[-2000:]  # (what `sixstack tune --upstream-run-id` takes)
     sub = pd.read_csv(next((tmp_path / "reports").rglob("submission.csv")))
     assert list(sub.columns) == ["id", "diagnosis"] and len(sub) == 114 and set(sub["diagnosis"]) <= {"benign", "malignant"}
     proc, url = start_server(settings, settings.registry_name, tmp_path / "log.db")
