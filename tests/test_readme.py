@@ -54,10 +54,32 @@ def test_a_data_contract(capsys):
 def _readme() -> str: return (ROOT / "README.md").read_text()
 
 
+def _blocks(langs:tuple) -> list[str]:
+    "The README's fenced blocks whose language is one of `langs` ('' for none), fences paired line by line."
+    out, lang, lines = [], None, []
+    for line in _readme().splitlines():
+        if line.startswith("```"):
+            if lang is None: lang, lines = line[3:].strip(), []
+            else:
+                if lang in langs: out.append("\n".join(lines) + "\n")
+                lang = None
+        elif lang is not None: lines.append(line)
+    return out
+
+
+def _prose() -> str:
+    "The README without its fenced blocks."
+    out, inside = [], False
+    for line in _readme().splitlines():
+        if line.startswith("```"): inside = not inside
+        elif not inside: out.append(line)
+    return "\n".join(out)
+
+
 def _shell_lines() -> list[str]:
     "Every command line of the README's shell blocks (continuations joined, comments dropped)."
     out = []
-    for block in re.findall(r"```(?:sh|bash)?\n(.*?)```", _readme(), re.S):
+    for block in _blocks(("sh", "bash", "")):
         for line in block.replace("\\\n", " ").splitlines():
             line = re.split(r"\s#\s|^#", line, maxsplit=1)[0].strip()
             if line: out.append(line)
@@ -155,7 +177,7 @@ def test_from_python(tmp_path, monkeypatch):
 
 
 def test_every_link_inside_the_readme_lands():
-    text = re.sub(r"```.*?```", "", _readme(), flags=re.S)  # headings only outside code blocks
+    text = _prose()  # headings and links only outside code blocks
     anchor = lambda t: re.sub(r"[^a-z0-9 _-]", "", t.lower()).replace(" ", "-")  # as GitHub makes them
     heads = {anchor(h) for h in re.findall(r"^#+ (.+)$", text, re.M)}
     links = re.findall(r"\]\(#([^)]+)\)", text)
