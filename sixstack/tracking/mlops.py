@@ -219,11 +219,11 @@ def dataset_record(df:pd.DataFrame, # the table as the step read it
                   ) -> dict:
     "An MLflow dataset's fields (name, digest = `fingerprint`, source, schema, profile) as a plain dict (spoolable)."
     import warnings
+    from mlflow.data import from_pandas
     from sixstack.data.tables import fingerprint
     src = redact(str(Path(source).resolve()) if source and "://" not in str(source) else str(source or ""))
-    with warnings.catch_warnings():  # MLflow's hints about integer columns and ambiguous sources, and pyspark's about
-        warnings.simplefilter("ignore")  # pandas 3 (mlflow.data imports pyspark where it is installed)
-        from mlflow.data import from_pandas
+    with warnings.catch_warnings():  # MLflow's hints about integer columns and ambiguous sources
+        warnings.simplefilter("ignore")
         e = from_pandas(df, source=src or None, name=name, digest=fingerprint(df))._to_mlflow_entity()
     return {k: getattr(e, k) for k in ("name", "digest", "source_type", "source", "schema", "profile")}
 
