@@ -136,7 +136,8 @@ def test_two_runs_at_once_then_a_third_reuses(settings, tmp_path):
     env = dict(os.environ)  # the `settings` fixture put this test's store in the environment
     first = [_run(nbs, env) for _ in range(2)]
     outs = [p.communicate(timeout=600)[0] for p in first]
-    assert all(p.returncode == 0 for p in first), outs
+    for p, out in zip(first, outs): print(f"exit {p.returncode}:\n{out}")  # shown in full if the test fails
+    assert all(p.returncode == 0 for p in first), [p.returncode for p in first]
     third = _run(nbs, env); out = third.communicate(timeout=600)[0]
     assert third.returncode == 0 and out.count("REUSED") == 3 and "3 steps reused" in out, out
     m = MLOpsIntegration(settings=settings)

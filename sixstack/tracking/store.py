@@ -5,6 +5,7 @@
 # %% ../../nbs/01g_store.ipynb #9310fbef
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -22,8 +23,8 @@ from fastcore.basics import patch_to
 from ..config import Settings, redact
 
 # %% auto #0
-__all__ = ['DOWN_HOLD_S', 'EXPERIMENT_KIND', 'Spool', 'warn_once', 'store_down', 'mark_down', 'bounded_http_waits', 'connect',
-           'store_modules', 'experiment_id']
+__all__ = ['DOWN_HOLD_S', 'EXPERIMENT_KIND', 'Spool', 'warn_once', 'store_down', 'mark_down', 'bounded_http_waits',
+           'patient_sqlite', 'connect', 'store_modules', 'experiment_id']
 
 # %% ../../nbs/01g_store.ipynb #6f6befd6
 class Spool:
@@ -135,6 +136,18 @@ def bounded_http_waits(timeout:float, # the tracking timeout, s (`Settings.track
         if not keep: os.environ[k] = str(most)
     return {k: os.environ[k] for k in bounds}
 
+# %% ../../nbs/01g_store.ipynb #59a72ef9
+@functools.cache  # one listener per process
+def patient_sqlite(seconds:float=60, # how long a write waits for another writer's lock
+                  ):
+    "Make every SQLite connection SQLAlchemy opens in this process wait `seconds` for a lock."
+    import sqlite3
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+    def wait(conn, _record):
+        if isinstance(conn, sqlite3.Connection): conn.execute(f"PRAGMA busy_timeout = {int(seconds * 1000)}")
+    event.listen(Engine, "connect", wait)
+
 # %% ../../nbs/01g_store.ipynb #cb99adba
 def connect(settings:Settings):
     "An MlflowClient for `settings`, after checking an HTTP server answers its health check."
@@ -142,6 +155,7 @@ def connect(settings:Settings):
     for k, v in {"MLFLOW_DISABLE_TELEMETRY": "true", "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true"}.items():
         os.environ.setdefault(k, v)
     bounded_http_waits(t)
+    patient_sqlite()
     if _http(settings):
         import httpx
         try:
