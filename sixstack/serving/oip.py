@@ -9,11 +9,11 @@ import numpy as np
 import orjson
 import pandas as pd
 
-from ..data.tables import Contract, Feature, active_contract
-from .protocol import RequestError, parse_json
+from ..data.tables import Columns, Contract, Feature, active_contract
+from .protocol import RequestError, parse_json, typed_column, valid_columns, validate_records
 
 # %% auto #0
-__all__ = ['NUMERIC_TYPES', 'OUTPUTS', 'model_metadata', 'split_body', 'serialize_bytes', 'requested_outputs', 'infer_records',
+__all__ = ['NUMERIC_TYPES', 'OUTPUTS', 'model_metadata', 'split_body', 'serialize_bytes', 'requested_outputs', 'infer_rows',
            'infer_request', 'infer_response']
 
 # %% ../../nbs/07g_oip.ipynb #4dea8498
@@ -67,8 +67,8 @@ def _values(t:dict, # the input tensor
             f:Feature, # its feature in the contract
             n:int, # rows of the request
             binary:memoryview|None, # its binary data, or None (JSON `data`)
-           ) -> list:
-    "An input tensor's n values, None where missing; a RequestError (400) naming a wrong datatype or size."
+           ) -> list|np.ndarray:
+    "An input tensor's n values (binary numbers: a float array, NaN where missing; else a list, None where missing)."
     numeric, dt = f.kind == "numeric", t.get("datatype")
     want = list(NUMERIC_TYPES) if numeric else ["BYTES"]
     if dt not in want: raise RequestError(f"input '{f.name}': datatype {dt!r}, expected {' or '.join(want)}", 400)
@@ -76,14 +76,26 @@ def _values(t:dict, # the input tensor
         size = np.dtype(NUMERIC_TYPES[dt]).itemsize
         if len(binary) != n * size:
             raise RequestError(f"input '{f.name}': {len(binary)} bytes of {dt} for {n} values", 400)
-        a = np.frombuffer(binary, NUMERIC_TYPES[dt]).astype(np.float64)
-        return [None if v != v else v for v in a.tolist()]
+        return np.frombuffer(binary, NUMERIC_TYPES[dt]).astype(np.float64)
     vals = _read_bytes(binary, n, f.name) if binary is not None else t.get("data")
     if isinstance(vals, list) and vals and all(isinstance(v, list) for v in vals): vals = [x for v in vals for x in v]
     if not isinstance(vals, list) or len(vals) != n:
         got = len(vals) if isinstance(vals, list) else "no"
         raise RequestError(f"input '{f.name}': {got} values for {n} rows", 400)
     return [None if v is None or v == "" else v for v in vals]
+
+# %% ../../nbs/07g_oip.ipynb #97df08be
+def _validated(cols:dict, # per input: its values (`_values`)
+               c:Contract, # whose features they are
+               max_batch:int) -> Columns:
+    "Tensors' values as the model's input: column-wise when all are plainly right, else record by record."
+    typed = {f.name: v if isinstance(v := cols[f.name], np.ndarray) else typed_column(v, f.kind == "numeric")
+             for f in c.features}
+    if len(cols[c.feature_names[0]]) and all(v is not None for v in typed.values()):
+        if (out := valid_columns(typed)) is not None: return out
+    listed = lambda v: [None if x != x else x for x in v.tolist()] if isinstance(v, np.ndarray) else v
+    recs = [dict(zip(c.feature_names, r)) for r in zip(*(listed(cols[f]) for f in c.feature_names))]
+    return validate_records(recs, max_batch)
 
 # %% ../../nbs/07g_oip.ipynb #bff15437
 def _rows_of(inputs:list, max_batch:int) -> int:
@@ -136,13 +148,13 @@ def requested_outputs(body:dict) -> list[tuple[str, bool]]:
     return [(o["name"], bool(_params(o, f"output '{o['name']}'").get("binary_data", default))) for o in outs]
 
 # %% ../../nbs/07g_oip.ipynb #d97c5401
-def infer_records(raw:bytes, # the body of a v2 infer request
-                  header_length:str|None, # its `Inference-Header-Content-Length` header
-                  max_batch:int, # most rows accepted
-                  max_values:int=10_000_000, # most JSON values accepted
-                  contract:Contract|None=None, # whose features the inputs are (default: the active one)
-                 ) -> tuple[list[dict], list[tuple[str, bool]], str|None]:
-    "Records from a v2 infer request (JSON or binary tensors), the outputs it asks for, and the client's request id."
+def infer_rows(raw:bytes, # the body of a v2 infer request
+               header_length:str|None, # its `Inference-Header-Content-Length` header
+               max_batch:int, # most rows accepted
+               max_values:int=10_000_000, # most JSON values accepted
+               contract:Contract|None=None, # whose features the inputs are (default: the active one)
+              ) -> tuple[Columns, list[tuple[str, bool]], str|None]:
+    "The validated rows of a v2 infer request (JSON or binary tensors), the outputs it asks for, the client's id."
     c = contract or active_contract()
     head, binary = split_body(raw, header_length)
     body = parse_json(head, True, max_values)  # NaN: missing, as in MLflow's protocol
@@ -156,7 +168,7 @@ def infer_records(raw:bytes, # the body of a v2 infer request
         at += size or 0
     if at != len(binary): raise RequestError(f"{len(binary) - at} bytes of binary data belong to no input", 400)
     rid = body.get("id") if isinstance(body.get("id"), str) else None
-    return [dict(zip(c.feature_names, r)) for r in zip(*(cols[f] for f in c.feature_names))], wanted, rid
+    return _validated(cols, c, max_batch), wanted, rid
 
 # %% ../../nbs/07g_oip.ipynb #99039a77
 def infer_request(df:pd.DataFrame, # rows with the contract's features

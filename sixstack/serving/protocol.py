@@ -19,7 +19,7 @@ from ..data.tables import CATEGORICAL, FEATURES, NUMERIC, RANGES, Columns, Contr
 
 # %% auto #0
 __all__ = ['RequestError', 'ByteBudget', 'read_body', 'parse_json', 'invocation_records', 'csv_records', 'record_model',
-           'validate_records', 'csv_rows']
+           'typed_column', 'valid_columns', 'validate_records', 'csv_rows']
 
 # %% ../../nbs/07b_protocol.ipynb #b70e1ccb
 class RequestError(ValueError):
@@ -184,23 +184,23 @@ def record_model(contract:Contract, # the data contract records follow
     rec = create_model("Record", __config__=ConfigDict(extra="forbid"), **fields)
     return rec, TypeAdapter(list[rec])
 
+# %% ../../nbs/07b_protocol.ipynb #54465ac6
+def typed_column(vals:list, # one feature's values, as JSON gives them
+                 numeric:bool, # a number feature (else levels)
+                ):
+    "The values as `valid_columns` reads them (numbers: a float array, None as NaN); None if a value's type is off."
+    if not numeric: return vals if all(v is None or type(v) is str for v in vals) else None
+    # (a bool is an int to Python, not to the schema; NaN and infinity are not numbers to it)
+    if not all(v is None or type(v) is int or type(v) is float and math.isfinite(v) for v in vals): return None
+    return np.array([np.nan if v is None else v for v in vals], dtype=np.float64)
+
 # %% ../../nbs/07b_protocol.ipynb #66a9089f
 def _columns(raw:list) -> dict|None:
-    "The records' columns if every record is exactly right (the contract's fields, types, ranges, levels), else None."
+    "The records' columns (`typed_column`) if each has exactly the contract's fields, of allowed types; else None."
     if not all(type(r) is dict and len(r) == len(FEATURES) for r in raw): return None
-    try: cols = {c: [r[c] for r in raw] for c in FEATURES}
+    try: cols = {c: typed_column([r[c] for r in raw], c in NUMERIC) for c in FEATURES}
     except KeyError: return None
-    for c in NUMERIC:
-        if not all(v is None or (type(v) is float or type(v) is int) and math.isfinite(v) for v in cols[c]): return None
-        a = np.array([np.nan if v is None else v for v in cols[c]], dtype=np.float64)
-        lo, hi = RANGES[c]
-        if ((a < lo) | (a > hi)).any(): return None  # NaN (missing) compares False
-        cols[c] = a
-    for c, lv in active_contract().levels.items():
-        if not all(v is None or (type(v) is str and v in lv) for v in cols[c]): return None
-    if not all(f.missing or not any(v is None or v != v for v in cols[f.name]) for f in active_contract().features):
-        return None  # a feature that may not be missing is
-    return cols
+    return None if any(v is None for v in cols.values()) else cols
 
 # %% ../../nbs/07b_protocol.ipynb #b26cac8d
 def _problems(e:ValidationError) -> str:
@@ -225,6 +225,19 @@ def _checked(cols:dict) -> Columns:
     if bad: raise RequestError("; ".join(bad), 422)
     return out
 
+# %% ../../nbs/07b_protocol.ipynb #c0a1b2d3
+def valid_columns(cols:dict, # per feature: numbers as a float array (NaN: missing), levels as text (None, NaN: missing)
+                 ) -> Columns|None:
+    "The model's input if the columns keep the contract's ranges, levels and missing rules, else None."
+    c = active_contract()
+    for f, (lo, hi) in RANGES.items():
+        if np.isinf(cols[f]).any() or ((cols[f] < lo) | (cols[f] > hi)).any(): return None  # NaN compares False
+    for f, lv in c.levels.items():
+        if not all(v is None or v != v or type(v) is str and v in lv for v in cols[f]): return None
+    gap = lambda f: np.isnan(cols[f]).any() if f in RANGES else any(v is None or v != v for v in cols[f])
+    if any(gap(f.name) for f in c.features if not f.missing): return None  # a feature that may not be missing is
+    return _checked(cols)
+
 # %% ../../nbs/07b_protocol.ipynb #f5999c06
 def validate_records(raw:list, # records (dicts)
                      max_batch:int, # most records accepted
@@ -233,17 +246,12 @@ def validate_records(raw:list, # records (dicts)
     if not isinstance(raw, list) or not raw: raise RequestError("send at least one record", 422)
     if len(raw) > max_batch: raise RequestError(f"{len(raw)} records exceed the limit of {max_batch} per request", 413)
     cols = _columns(raw)
-    # something is off: pydantic names it (or finds it acceptable after all, e.g. an int where a float belongs)
-    if cols is None:
-        try: record_model(active_contract())[1].validate_python(raw)
-        except ValidationError as e: raise RequestError(_problems(e), 422) from None
-        cols = {
-            c: np.array([np.nan if r[c] is None else r[c] for r in raw], dtype=np.float64)
-            if c in NUMERIC
-            else [r[c] for r in raw]
-            for c in FEATURES
-        }
-    return _checked(cols)
+    if cols is not None and (out := valid_columns(cols)) is not None: return out
+    # something is off: pydantic names it (or finds it acceptable after all)
+    try: record_model(active_contract())[1].validate_python(raw)
+    except ValidationError as e: raise RequestError(_problems(e), 422) from None
+    num = lambda c: np.array([np.nan if r[c] is None else r[c] for r in raw], dtype=np.float64)
+    return _checked({c: num(c) if c in NUMERIC else [r[c] for r in raw] for c in FEATURES})
 
 # %% ../../nbs/07b_protocol.ipynb #b015e260
 def _csv_frame(raw:bytes, cap:int):
@@ -260,15 +268,10 @@ def _csv_frame(raw:bytes, cap:int):
 
 # %% ../../nbs/07b_protocol.ipynb #6eff91a8
 def _csv_columns(raw:bytes, max_batch:int, max_values:int) -> dict|None:
-    "A CSV body's columns if it is plainly right (see `csv_rows`), else None."
+    "A CSV body's columns if pandas reads it plainly (see `csv_rows`), else None."
     df = _csv_frame(raw, min(max_batch, max_values // len(FEATURES)))
     if df is None: return None
-    c, cols = active_contract(), {f: df[f].to_numpy(np.float64) for f in NUMERIC}
-    for f, (lo, hi) in RANGES.items():
-        if np.isinf(cols[f]).any() or ((cols[f] < lo) | (cols[f] > hi)).any(): return None
-    if not all((df[f].isin(lv) | df[f].isna()).all() for f, lv in c.levels.items()): return None
-    if any(df[f.name].isna().any() for f in c.features if not f.missing): return None
-    return cols | {f: df[f].to_numpy(object) for f in CATEGORICAL}
+    return {f: df[f].to_numpy(np.float64) for f in NUMERIC} | {f: df[f].to_numpy(object) for f in CATEGORICAL}
 
 # %% ../../nbs/07b_protocol.ipynb #47a14cb1
 def csv_rows(raw:bytes, # the body of a `text/csv` request
@@ -278,5 +281,5 @@ def csv_rows(raw:bytes, # the body of a `text/csv` request
     "A CSV body as validated columns: column-wise when it is long and plainly right, else record by record."
     # pandas' parser costs ~2 ms to start: below ~500 rows the record path is quicker (1 row: 0.06 ms vs 2 ms)
     cols = _csv_columns(raw, max_batch, max_values) if raw.count(b"\n") > 500 else None
-    if cols is not None: return _checked(cols)
+    if cols is not None and (out := valid_columns(cols)) is not None: return out
     return validate_records(csv_records(raw, max_batch, max_values=max_values), max_batch)

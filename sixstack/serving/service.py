@@ -39,7 +39,7 @@ from .page import content_security_policy, prediction_page
 from .arms import Arms, ServiceMetrics
 from .dashboard import Dashboard, dashboard, stop_render_process
 from .served import Answers, Coalescer, Holder, Served
-from .oip import infer_records, infer_response, model_metadata
+from .oip import infer_response, infer_rows, model_metadata
 
 logger = logging.getLogger("sixstack.serving")
 
@@ -260,9 +260,9 @@ async def v2_infer(svc:Service, request:Request, t0:float, rid:str) -> Response:
         raise RequestError("compressed request bodies are not accepted: send it uncompressed", 415)
     raw, asked = await svc.raw(request), {}
     def rows():
-        recs, asked["outputs"], asked["id"] = infer_records(
+        cols, asked["outputs"], asked["id"] = infer_rows(
             raw, request.headers.get("inference-header-content-length"), svc.max_batch, svc.max_values)
-        return validate_records(recs, svc.max_batch)
+        return cols
     out, version = await _predicted(svc, request, rows, "v2_infer", t0, rid, p.get("version"))
     said = {"request_id": rid, "arm": request.state.answered_by[1]}
     body, headers = infer_response(out, asked["outputs"], p["name"], version, said, asked["id"])
