@@ -51,15 +51,17 @@ def serialize_bytes(values:list[str]) -> bytes:
 # %% ../../nbs/07g_oip.ipynb #1cbc1680
 def _read_bytes(buf:memoryview, n:int, name:str) -> list[str]:
     "n elements of a binary BYTES tensor, as text."
-    out, at = [], 0
+    b, out, at, seen = bytes(buf), [], 0, {}  # seen: each distinct element decoded once (levels repeat)
     for _ in range(n):
-        k = int.from_bytes(buf[at:at + 4], "little") if at + 4 <= len(buf) else None
-        if k is None or at + 4 + k > len(buf): raise RequestError(f"input '{name}': its BYTES data end early", 400)
-        try: out.append(bytes(buf[at + 4:at + 4 + k]).decode("utf-8"))
-        except UnicodeDecodeError:
-            raise RequestError(f"input '{name}': a BYTES element is not UTF-8 text", 400) from None
-        at += 4 + k
-    if at != len(buf): raise RequestError(f"input '{name}': more BYTES data than its shape holds", 400)
+        end = at + 4 + int.from_bytes(b[at:at + 4], "little") if at + 4 <= len(b) else None
+        if end is None or end > len(b): raise RequestError(f"input '{name}': its BYTES data end early", 400)
+        v = b[at + 4:end]
+        if (s := seen.get(v)) is None:
+            try: s = seen[v] = v.decode("utf-8")
+            except UnicodeDecodeError:
+                raise RequestError(f"input '{name}': a BYTES element is not UTF-8 text", 400) from None
+        out.append(s); at = end
+    if at != len(b): raise RequestError(f"input '{name}': more BYTES data than its shape holds", 400)
     return out
 
 # %% ../../nbs/07g_oip.ipynb #b7646f04
