@@ -14,7 +14,7 @@ import pandas as pd
 from ..data.tables import CLASSES, FEATURES
 
 # %% auto #0
-__all__ = ['ABResult', 'needed_ab', 'needed_paired', 'compare_arms', 'simulate_ab', 'ab_section']
+__all__ = ['ABResult', 'needed_ab', 'needed_paired', 'ab_test', 'compare_arms', 'simulate_ab', 'ab_section']
 
 # %% ../../nbs/08c_ab.ipynb #7f4ff41d
 @dataclass
@@ -74,12 +74,25 @@ def needed_paired(b:int, c:int, n:int, alpha:float=0.05, power:float=0.8) -> int
     need = (norm.ppf(1 - alpha / 2) * math.sqrt(disc) + norm.ppf(power) * math.sqrt(disc - delta**2)) ** 2 / delta**2
     return max(0, math.ceil(need) - n)
 
+# %% ../../nbs/08c_ab.ipynb #6a3e0104
+def ab_test(k_chal, n_chal, # correct answers and labelled predictions of the challenger (arrays: one per window)
+            k_prod, n_prod, # the same of production
+            alpha:float=0.05, # the significance level
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    "The challenger against production per window: p-values, accuracy differences and verdicts."
+    from scipy.stats import norm
+    kc, nc, kp, n_p = (np.asarray(a, dtype=float) for a in (k_chal, n_chal, k_prod, n_prod))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        eff, pool = kc / nc - kp / n_p, (kc + kp) / (nc + n_p)
+        se = np.sqrt(pool * (1 - pool) * (1 / nc + 1 / n_p))
+        pv = np.where(se > 0, 2 * norm.sf(np.abs(eff) / se), 1.0)  # all right or all wrong: nothing to tell apart
+    return pv, eff, np.where(pv < alpha, np.where(eff > 0, "better", "worse"), "not yet distinguishable")
+
 # %% ../../nbs/08c_ab.ipynb #5850bb96
 def compare_arms(df:pd.DataFrame, # a window of the prediction log
                  alpha:float=0.05, # the tests' significance level
                 ) -> ABResult:
     "Compare the challenger with production on the window: verdict, effect, p-value, per-arm numbers."
-    from statsmodels.stats.proportion import proportions_ztest
     lat = df["latency_ms"] if "latency_ms" in df else None
     shadow = df[df["shadow_label"].notna()] if "shadow_label" in df else df.iloc[:0]
     if len(shadow): return _compare_shadow(shadow, alpha)
@@ -93,9 +106,8 @@ def compare_arms(df:pd.DataFrame, # a window of the prediction log
                         alpha=alpha, p_value=1.0 if len(c) else None)
     k = [round(arms.loc[a, "accuracy"] * arms.loc[a, "labelled"]) for a in ("challenger", "production")]
     n = [int(arms.loc[a, "labelled"]) for a in ("challenger", "production")]
-    _, pv = proportions_ztest(k, n) if 0 < sum(k) < sum(n) else (0.0, 1.0)
-    eff = arms.loc["challenger", "accuracy"] - arms.loc["production", "accuracy"]
-    verdict = ("better" if eff > 0 else "worse") if pv < alpha else "not yet distinguishable"
+    pv, eff, verdict = (x[0] for x in ab_test([k[0]], [n[0]], [k[1]], [n[1]], alpha))
+    pv, eff, verdict = float(pv), float(eff), str(verdict)
     acc = arms["accuracy"]
     need = needed_ab(acc["production"], acc["challenger"], n[1], n[0], alpha) if verdict.startswith("not") else None
     return ABResult("ab", arms, verdict, float(pv), float(eff), need, alpha=alpha)
@@ -131,18 +143,16 @@ def simulate_ab(truth:np.ndarray, # the pool's true labels
                 share:float=0.5, # the challenger's share
                 alpha:float=0.05, # the test's significance level
                ) -> pd.Series:
-    "How often each verdict comes out over `seeds` simulated A/B windows."
-    out = []
-    for seed in range(seeds):
+    "How often each verdict comes out over `seeds` simulated A/B windows (judged by `ab_test`, as in `compare_arms`)."
+    truth = np.asarray(truth)
+    right_c, right_p = (np.asarray(m[0]) == truth for m in (challenger, production))
+    k, n = np.zeros((2, seeds)), np.zeros((2, seeds))
+    for seed in range(seeds):  # each window: rows drawn from the pool, each to an arm; counted, not tabled
         rng = np.random.default_rng(seed)
         i, arm = rng.integers(0, len(truth), n_rows), rng.random(n_rows) < share
-        pick = lambda k: np.where(arm, np.asarray(challenger[k])[i], np.asarray(production[k])[i])
-        df = pd.DataFrame({"label": pick(0), "probability": pick(1),
-                           "true_label": np.asarray(truth)[i], "arm": np.where(arm, "challenger", "production"),
-                           "model_version": np.where(arm, "2", "1"), "latency_ms": 1.0})
-        out.append(compare_arms(df, alpha).verdict)
-    verdicts = ["better", "worse", "not yet distinguishable"]
-    return pd.Series(out).value_counts(normalize=True).reindex(verdicts, fill_value=0.0)
+        k[:, seed], n[:, seed] = (right_c[i][arm].sum(), right_p[i][~arm].sum()), (arm.sum(), (~arm).sum())
+    verdicts = pd.Series(ab_test(k[0], n[0], k[1], n[1], alpha)[2])
+    return verdicts.value_counts(normalize=True).reindex(["better", "worse", "not yet distinguishable"], fill_value=0.0)
 
 # %% ../../nbs/08c_ab.ipynb #70a71b0f
 def ab_section(res:ABResult) -> str:
