@@ -137,15 +137,19 @@ def bounded_http_waits(timeout:float, # the tracking timeout, s (`Settings.track
     return {k: os.environ[k] for k in bounds}
 
 # %% ../../nbs/01g_store.ipynb #59a72ef9
-@functools.cache  # one listener per process
-def patient_sqlite(seconds:float=60, # how long a write waits for another writer's lock
+@functools.cache  # one listener per store file
+def patient_sqlite(db:str, # the tracking store's SQLite file
+                   seconds:float=60, # how long a write waits for another writer's lock
                   ):
-    "Make every SQLite connection SQLAlchemy opens in this process wait `seconds` for a lock."
+    "Make this process's SQLAlchemy connections to the SQLite file `db` (MLflow's) wait `seconds` for a lock."
     import sqlite3
     from sqlalchemy import event
     from sqlalchemy.engine import Engine
-    def wait(conn, _record):
-        if isinstance(conn, sqlite3.Connection): conn.execute(f"PRAGMA busy_timeout = {int(seconds * 1000)}")
+    db = os.path.realpath(db)
+    def wait(conn, _record):  # other files (the prediction log: its own bounded wait) are left as they are
+        path = conn.execute("PRAGMA database_list").fetchone()[2] if isinstance(conn, sqlite3.Connection) else ""
+        if path and os.path.realpath(path) == db:
+            conn.execute(f"PRAGMA busy_timeout = {int(seconds * 1000)}")
     event.listen(Engine, "connect", wait)
 
 # %% ../../nbs/01g_store.ipynb #cb99adba
@@ -155,7 +159,6 @@ def connect(settings:Settings):
     for k, v in {"MLFLOW_DISABLE_TELEMETRY": "true", "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true"}.items():
         os.environ.setdefault(k, v)
     bounded_http_waits(t)
-    patient_sqlite()
     if _http(settings):
         import httpx
         try:
@@ -169,6 +172,7 @@ def connect(settings:Settings):
     from mlflow.tracking import MlflowClient
     db = settings.tracking_uri.partition("sqlite:///")[2]
     if not db: return MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
+    patient_sqlite(db)
     with FileLock(f"{db}.init.lock"):  # a new SQLite store's tables are made by its first user: two at once collide
         client = MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
         client.search_experiments(max_results=1)
