@@ -154,3 +154,12 @@ def test_two_runs_at_once_then_a_third_reuses(settings, tmp_path):
     plan = subprocess.run([str(Path(sys.executable).with_name("sixstack")), "run", "--n-train", "300", "-p", "x", "5", "--plan",
                            "--notebooks", *map(str, nbs)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert plan.returncode == 0 and "parameter x: '4' → '5'" in plan.stdout and "3 to run, 0 to reuse" in plan.stdout, plan.stdout
+
+
+def test_a_job_sent_to_a_kernel_still_warming_up_runs(settings, tmp_path):
+    "A step reused in a moment leaves the next step's kernel no time to warm up: the job waits for it, then runs."
+    from sixstack.tracking.runner import WarmKernel
+    nb = tiny_notebook(tmp_path / "tiny.ipynb")
+    for i in range(4):  # before `WarmKernel.ready`, one try in two to five hung here for good
+        r = run_notebook(nb, {"x": i}, settings=settings, kernel=WarmKernel(nb, settings))
+        assert r.ok and _info(settings, r.run_id)["metrics"]["double"] == 2 * i, r.error

@@ -124,7 +124,7 @@ class WarmKernel:
         run_sync(self.km.start_kernel)()
         self.kc = self.km.client(); self.kc.start_channels()
         with ast_lock: mods = [f"sixstack.{m}" for m in imported_modules(nb)] + store_modules(settings)
-        self.kc.execute(_WARMUP % mods, silent=True, store_history=False)
+        self.warming = self.kc.execute(_WARMUP % mods, silent=True, store_history=False)  # its msg_id, till it ran
 
 # %% ../../nbs/01_experiment_tracking.ipynb #a0f68046
 @patch_to(WarmKernel)
@@ -135,6 +135,19 @@ def close(self):
     self.kc.stop_channels(); self.kc = None
     run_sync(self.km.shutdown_kernel)(now=True)
     shutil.rmtree(self.ipc, ignore_errors=True)
+
+# %% ../../nbs/01_experiment_tracking.ipynb #2c3b5a9f
+@patch_to(WarmKernel)
+def ready(self, timeout:float=120) -> bool:
+    "Wait until the warm-up has run (a job sent earlier can hang); whether it has, within `timeout` seconds."
+    from queue import Empty
+    from jupyter_core.utils import run_sync
+    deadline = time.monotonic() + timeout
+    while self.warming is not None and self.kc is not None and time.monotonic() < deadline:
+        try: msg = run_sync(self.kc.get_shell_msg)(timeout=max(0.1, deadline - time.monotonic()))
+        except Empty: break
+        if msg["parent_header"].get("msg_id") == self.warming: self.warming = None
+    return self.warming is None
 
 # %% ../../nbs/01_experiment_tracking.ipynb #d8d4d6da
 def _job_cells(path:Path, # a numbered notebook
@@ -228,6 +241,7 @@ def run_notebook(path:str|Path, # the notebook to execute
     if reuse and (hit := find_reusable(m, path.stem, key)):
         if kernel: kernel.close()
         return _reused(m, hit, path, declared, parameters, tags, parent_run_id, out_dir, settings)
+    if kernel and not kernel.ready(): kernel.close(); kernel = None  # not warm in time: a fresh kernel instead
     rid = m.start_experiment(run_name=path.stem, parent_run_id=parent_run_id, tags=tags)
     out_dir = Path(out_dir or settings.reports_dir / "runs" / f"{_stamp()}-{path.stem}-{rid[-8:]}")
     out_dir.mkdir(parents=True, exist_ok=True)
