@@ -144,8 +144,10 @@ def ready(self, timeout:float=120) -> bool:
     from jupyter_core.utils import run_sync
     deadline = time.monotonic() + timeout
     while self.warming is not None and self.kc is not None and time.monotonic() < deadline:
-        try: msg = run_sync(self.kc.get_shell_msg)(timeout=max(0.1, deadline - time.monotonic()))
-        except Empty: break
+        try: msg = run_sync(self.kc.get_shell_msg)(timeout=1)
+        except Empty:
+            if not run_sync(self.km.is_alive)(): break  # died warming up: no use waiting
+            continue
         if msg["parent_header"].get("msg_id") == self.warming: self.warming = None
     return self.warming is None
 
